@@ -1,0 +1,295 @@
+//! Configuring and starting a serving.
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{Semaphore, mpsc};
+use tokio::time::Duration;
+
+use crate::batch::Batch;
+use crate::error::Error;
+use crate::key::BatchKey;
+use crate::partition::{AsyncRunner, PartitionContext, Runner, SyncRunner};
+use crate::policy::Policy;
+use crate::queue::Readiness;
+use crate::scheduler::Scheduler;
+use crate::serving::{Inner, KeyFn, Serving};
+use crate::stats::Recorder;
+
+/// Default `batch_size`.
+pub const DEFAULT_BATCH_SIZE: usize = 32;
+/// Default `batch_timeout`.
+pub const DEFAULT_BATCH_TIMEOUT: Duration = Duration::from_millis(5);
+/// Default queue capacity, in batches: `queue_capacity` defaults to this
+/// many times `batch_size` items.
+pub const DEFAULT_QUEUE_BATCHES: usize = 1024;
+
+/// Configuration for a [`Serving`], made by [`Serving::new`],
+/// [`Serving::with_state`] or [`Serving::new_async`] and consumed by
+/// [`start`](Builder::start).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
+/// use batch_serving::{Batch, Policy, Serving};
+/// use std::time::Duration;
+/// let serving = Serving::new(|b: Batch<u32>| Ok::<_, std::convert::Infallible>(b.iter().map(|x| x * x).collect()))
+///     .batch_size(64)
+///     .batch_timeout(Duration::from_millis(2))
+///     .partitions(2)
+///     .policy(Policy::Eager)
+///     .queue_capacity(10_000)
+///     .name("squares")
+///     .start()?;
+/// assert_eq!(serving.dispatch(3).await?, 9);
+/// # Ok(()) }
+/// ```
+pub struct Builder<I, O, E> {
+    runner: Arc<dyn Runner<I, O, E>>,
+    batch_size: usize,
+    batch_timeout: Duration,
+    partitions: usize,
+    policy: Policy,
+    queue_capacity: Option<usize>,
+    key_fn: Option<KeyFn<I>>,
+    name: Cow<'static, str>,
+}
+
+impl<I, O, E> std::fmt::Debug for Builder<I, O, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Builder")
+            .field("batch_size", &self.batch_size)
+            .field("batch_timeout", &self.batch_timeout)
+            .field("partitions", &self.partitions)
+            .field("policy", &self.policy)
+            .field("queue_capacity", &self.queue_capacity)
+            .field("keyed", &self.key_fn.is_some())
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+impl<I, O, E> Serving<I, O, E>
+where
+    I: Send + 'static,
+    O: Send + 'static,
+    E: Send + Sync + 'static,
+{
+    /// A serving of a synchronous, stateless batch function. It runs on
+    /// threads the serving owns, one per partition.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
+    /// use batch_serving::{Batch, Serving};
+    /// let serving = Serving::new(|b: Batch<u32>| Ok::<_, std::convert::Infallible>(b.iter().map(|x| x + 1).collect()))
+    ///     .start()?;
+    /// assert_eq!(serving.dispatch_many(vec![1, 2]).await?, vec![2, 3]);
+    /// # Ok(()) }
+    /// ```
+    #[allow(clippy::new_ret_no_self)] // `Serving::new(f)...start()` reads as the user's intent
+    pub fn new<F>(function: F) -> Builder<I, O, E>
+    where
+        F: Fn(Batch<I>) -> Result<Vec<O>, E> + Send + Sync + 'static,
+    {
+        Self::with_state(|_| Ok(()), move |_: &mut (), batch| function(batch))
+    }
+
+    /// A serving of a synchronous batch function with per-partition state.
+    ///
+    /// `factory(partition)` runs once per partition, on that partition's own
+    /// thread, before `start` returns; the partition's calls of `function`
+    /// then get `&mut` access to the state it made. Use it for resources that
+    /// need exclusive access, such as an ONNX Runtime session. `inline` calls
+    /// use one more state, made on first use with index `partitions`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
+    /// use batch_serving::{Batch, Serving};
+    /// let serving = Serving::with_state(
+    ///     |partition| Ok::<_, std::convert::Infallible>(vec![partition; 0]),
+    ///     |seen: &mut Vec<usize>, b: Batch<u8>| { seen.push(b.len()); Ok(b.to_vec()) },
+    /// )
+    /// .partitions(2)
+    /// .start()?;
+    /// assert_eq!(serving.dispatch(5).await?, 5);
+    /// # Ok(()) }
+    /// ```
+    pub fn with_state<S, Fac, F>(factory: Fac, function: F) -> Builder<I, O, E>
+    where
+        S: Send + 'static,
+        Fac: Fn(usize) -> Result<S, E> + Send + Sync + 'static,
+        F: Fn(&mut S, Batch<I>) -> Result<Vec<O>, E> + Send + Sync + 'static,
+    {
+        Builder::with_runner(Arc::new(SyncRunner {
+            factory,
+            function,
+            inline_state: Mutex::new(None),
+        }))
+    }
+
+    /// A serving of an asynchronous batch function, for I/O-bound work
+    /// (batched database look-ups, remote calls). Each partition is a tokio
+    /// task, so `partitions(n)` allows n batches in flight at once.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
+    /// use batch_serving::{Batch, Serving};
+    /// let serving = Serving::new_async(|b: Batch<u64>| async move {
+    ///     Ok::<_, std::convert::Infallible>(b.iter().map(|id| format!("user-{id}")).collect())
+    /// })
+    /// .start()?;
+    /// assert_eq!(serving.dispatch(7).await?, "user-7");
+    /// # Ok(()) }
+    /// ```
+    pub fn new_async<F, Fut>(function: F) -> Builder<I, O, E>
+    where
+        F: Fn(Batch<I>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Vec<O>, E>> + Send + 'static,
+    {
+        Builder::with_runner(Arc::new(AsyncRunner { function }))
+    }
+}
+
+impl<I, O, E> Builder<I, O, E>
+where
+    I: Send + 'static,
+    O: Send + 'static,
+    E: Send + Sync + 'static,
+{
+    fn with_runner(runner: Arc<dyn Runner<I, O, E>>) -> Self {
+        Builder {
+            runner,
+            batch_size: DEFAULT_BATCH_SIZE,
+            batch_timeout: DEFAULT_BATCH_TIMEOUT,
+            partitions: 1,
+            policy: Policy::default(),
+            queue_capacity: None,
+            key_fn: None,
+            name: Cow::Borrowed("batch-serving"),
+        }
+    }
+
+    /// Most items in one batch (default 32). Must be at least 1.
+    pub fn batch_size(mut self, batch_size: usize) -> Self {
+        self.batch_size = batch_size;
+        self
+    }
+
+    /// How long a forming batch waits for more items under the
+    /// [`Policy::Timeout`] policy, counted from its first item (default 5 ms).
+    pub fn batch_timeout(mut self, batch_timeout: Duration) -> Self {
+        self.batch_timeout = batch_timeout;
+        self
+    }
+
+    /// How many batches may run at once (default 1). Must be at least 1.
+    pub fn partitions(mut self, partitions: usize) -> Self {
+        self.partitions = partitions;
+        self
+    }
+
+    /// When batches start; see [`Policy`].
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Most items waiting in the queue (default 1024 × `batch_size`).
+    /// `dispatch` waits for room; `try_dispatch` fails with
+    /// [`Error::Overloaded`].
+    pub fn queue_capacity(mut self, items: usize) -> Self {
+        self.queue_capacity = Some(items);
+        self
+    }
+
+    /// Computes each item's [`BatchKey`] in the caller's task. Items with
+    /// different keys never share a batch, and each key has its own timer.
+    pub fn key_by<K>(mut self, key_fn: K) -> Self
+    where
+        K: Fn(&I) -> BatchKey + Send + Sync + 'static,
+    {
+        self.key_fn = Some(Arc::new(key_fn));
+        self
+    }
+
+    /// A name for threads and tracing spans (default `batch-serving`).
+    pub fn name(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Checks the configuration, starts the partitions (running each state
+    /// factory on its partition's thread) and the scheduler, and returns the
+    /// handle.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] for a zero `batch_size`, `partitions` or
+    /// `queue_capacity`; [`Error::NoRuntime`] outside a tokio runtime;
+    /// [`Error::PartitionStart`] or [`Error::PartitionStartPanicked`] when a
+    /// state factory fails; [`Error::Spawn`] when a thread cannot be spawned.
+    pub fn start(self) -> Result<Serving<I, O, E>, Error<E>> {
+        if self.batch_size == 0 {
+            return Err(Error::InvalidConfig("batch_size must be at least 1"));
+        }
+        if self.partitions == 0 {
+            return Err(Error::InvalidConfig("partitions must be at least 1"));
+        }
+        let capacity = match self.queue_capacity {
+            Some(0) => return Err(Error::InvalidConfig("queue_capacity must be at least 1")),
+            Some(n) => n,
+            None => self.batch_size.saturating_mul(DEFAULT_QUEUE_BATCHES),
+        };
+        if capacity > Semaphore::MAX_PERMITS {
+            return Err(Error::InvalidConfig("queue_capacity is too large"));
+        }
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
+        let runner = self.runner;
+        let name: Arc<str> = Arc::from(self.name.as_ref());
+        let recorder = Arc::new(Recorder::new());
+        let permits = Arc::new(Semaphore::new(capacity));
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut partitions = Vec::with_capacity(self.partitions);
+        for index in 0..self.partitions {
+            let (job_tx, jobs) = mpsc::unbounded_channel();
+            let ctx = PartitionContext {
+                index,
+                jobs,
+                scheduler: tx.clone(),
+                recorder: Arc::clone(&recorder),
+                name: Arc::clone(&name),
+            };
+            // On failure the partitions started so far see their job
+            // channels close (when `partitions` drops) and exit.
+            Arc::clone(&runner).spawn(ctx, &runtime)?;
+            partitions.push(job_tx);
+        }
+        let scheduler = Scheduler {
+            rx,
+            partitions,
+            rules: Readiness {
+                policy: self.policy,
+                batch_size: self.batch_size,
+                batch_timeout: self.batch_timeout,
+            },
+            permits: Arc::clone(&permits),
+            recorder: Arc::clone(&recorder),
+            name: Arc::clone(&name),
+        };
+        runtime.spawn(scheduler.run());
+        Ok(Serving::from_inner(Inner {
+            tx,
+            permits,
+            capacity,
+            batch_size: self.batch_size,
+            partitions: self.partitions,
+            recorder,
+            runner,
+            key_fn: self.key_fn,
+        }))
+    }
+}

@@ -1,0 +1,143 @@
+//! The one error type of the crate, generic over the batch function's error.
+
+use std::sync::Arc;
+
+/// Everything that can go wrong for one caller of a [`Serving`](crate::Serving).
+///
+/// `E` is the batch function's own error type. A failure that reaches every
+/// caller of a batch (an `Err` from the batch function, a panic, a wrong
+/// output count) is created once and shared: the batch function's error sits
+/// behind an [`Arc`], so it is never cloned or rebuilt per caller.
+///
+/// ```
+/// use batch_serving::Error;
+/// let e: Error<std::io::Error> = Error::WrongOutputCount { expected: 4, actual: 3 };
+/// assert_eq!(e.to_string(), "batch function returned 3 outputs for 4 inputs");
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error<E> {
+    /// The batch function returned `Err` for the batch this call's items ran in.
+    /// Every caller of that batch gets the same shared error.
+    #[error("batch function failed: {0}")]
+    Batch(Arc<E>),
+    /// The batch function panicked while running this call's batch. The
+    /// partition caught the panic and keeps serving other batches.
+    #[error("batch function panicked: {message}")]
+    Panicked {
+        /// The panic payload, when it was a string.
+        message: Arc<str>,
+    },
+    /// The batch function returned a different number of outputs than it was
+    /// given inputs, so no output can be matched to its caller.
+    #[error("batch function returned {actual} outputs for {expected} inputs")]
+    WrongOutputCount {
+        /// Items in the batch.
+        expected: usize,
+        /// Outputs the batch function returned.
+        actual: usize,
+    },
+    /// The serving was shut down (or every handle dropped) before this call
+    /// was queued, or a shutdown time limit ran out while it was still queued.
+    #[error("serving is closed")]
+    Closed,
+    /// The queue had no room for this call and it asked not to wait
+    /// (`try_dispatch`), or the call is larger than the whole queue.
+    #[error("serving is overloaded: {requested} items requested, queue capacity is {capacity}")]
+    Overloaded {
+        /// Items this call wanted to queue.
+        requested: usize,
+        /// The serving's `queue_capacity`.
+        capacity: usize,
+    },
+    /// The call's deadline passed before its results were ready. Items of the
+    /// call that were still queued were removed and never run.
+    #[error("deadline exceeded")]
+    DeadlineExceeded,
+    /// The client-side pre-processing (`map_inputs`) rejected this caller's
+    /// input. Nothing was queued.
+    #[error("invalid input: {0}")]
+    Preprocess(E),
+    /// The client-side post-processing (`map_results`) failed for this caller.
+    #[error("post-processing failed: {0}")]
+    Postprocess(E),
+    /// `inline` was called on a serving whose batch function is asynchronous.
+    #[error("inline needs a synchronous batch function; use dispatch for async servings")]
+    InlineUnsupported,
+    /// The configuration given to the builder is not usable.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(&'static str),
+    /// `start` was called outside a tokio runtime.
+    #[error("start must be called from within a tokio runtime")]
+    NoRuntime,
+    /// A partition's state factory failed, so the serving did not start.
+    #[error("partition {partition} failed to start: {source}")]
+    PartitionStart {
+        /// Index of the partition whose factory failed.
+        partition: usize,
+        /// The factory's error.
+        source: Arc<E>,
+    },
+    /// A partition's state factory panicked, so the serving did not start.
+    #[error("partition {partition} panicked while starting: {message}")]
+    PartitionStartPanicked {
+        /// Index of the partition whose factory panicked.
+        partition: usize,
+        /// The panic payload, when it was a string.
+        message: Arc<str>,
+    },
+    /// The operating system refused to spawn a partition thread.
+    #[error("could not spawn a partition thread: {0}")]
+    Spawn(Arc<std::io::Error>),
+    /// `shutdown` reached its time limit; calls still queued then got `Closed`.
+    #[error("shutdown time limit reached before the queue drained")]
+    ShutdownTimedOut,
+}
+
+/// A failure shared by every caller of one batch. Cheap to clone: it holds
+/// `Arc`s only, so one failure reaching many callers is never rebuilt.
+#[derive(Debug)]
+pub(crate) enum Failure<E> {
+    Batch(Arc<E>),
+    Panicked(Arc<str>),
+    WrongOutputCount { expected: usize, actual: usize },
+    Closed,
+}
+
+impl<E> Clone for Failure<E> {
+    fn clone(&self) -> Self {
+        match self {
+            Failure::Batch(e) => Failure::Batch(Arc::clone(e)),
+            Failure::Panicked(m) => Failure::Panicked(Arc::clone(m)),
+            Failure::WrongOutputCount { expected, actual } => Failure::WrongOutputCount {
+                expected: *expected,
+                actual: *actual,
+            },
+            Failure::Closed => Failure::Closed,
+        }
+    }
+}
+
+impl<E> From<Failure<E>> for Error<E> {
+    fn from(failure: Failure<E>) -> Self {
+        match failure {
+            Failure::Batch(e) => Error::Batch(e),
+            Failure::Panicked(message) => Error::Panicked { message },
+            Failure::WrongOutputCount { expected, actual } => {
+                Error::WrongOutputCount { expected, actual }
+            }
+            Failure::Closed => Error::Closed,
+        }
+    }
+}
+
+/// Turns a caught panic payload into a message for the callers.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> Arc<str> {
+    if let Some(s) = payload.downcast_ref::<&'static str>() {
+        Arc::from(*s)
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        Arc::from(s.as_str())
+    } else {
+        Arc::from("non-string panic payload")
+    }
+}

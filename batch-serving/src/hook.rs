@@ -1,0 +1,54 @@
+//! Hook events: what a running batch function tells its streaming callers.
+
+use std::any::Any;
+use std::sync::Arc;
+
+/// An event the batch function emitted while it ran, delivered to streaming
+/// callers (see [`Serving::dispatch_stream`](crate::Serving::dispatch_stream)).
+///
+/// A batch-wide hook (`Batch::emit`) reaches every streaming caller in the
+/// batch with `item == None`; a per-item hook (`Batch::emit_for`) reaches only
+/// the caller that owns the item, with `item` set to the item's offset within
+/// that caller's request.
+#[derive(Debug, Clone)]
+pub struct Hook {
+    /// The name the batch function gave the event (for example `"progress"`).
+    pub name: &'static str,
+    /// For a per-item hook, the item's offset within the caller's request.
+    pub item: Option<usize>,
+    payload: Arc<dyn Any + Send + Sync>,
+}
+
+impl Hook {
+    pub(crate) fn new(
+        name: &'static str,
+        item: Option<usize>,
+        payload: Arc<dyn Any + Send + Sync>,
+    ) -> Self {
+        Hook {
+            name,
+            item,
+            payload,
+        }
+    }
+
+    /// The payload, if it has type `T`.
+    ///
+    /// ```
+    /// # use batch_serving::Hook;
+    /// # fn show(hook: &Hook) {
+    /// if let Some(done) = hook.payload::<usize>() {
+    ///     println!("{}: {done}", hook.name);
+    /// }
+    /// # }
+    /// ```
+    pub fn payload<T: Any>(&self) -> Option<&T> {
+        self.payload.downcast_ref::<T>()
+    }
+}
+
+/// Something a hook can be delivered to: a streaming request. Object-safe so
+/// that a `Batch<I>` can carry listeners without knowing the output type.
+pub(crate) trait HookSink: Send + Sync {
+    fn deliver_hook(&self, hook: Hook);
+}

@@ -1,0 +1,241 @@
+//! Client-side pre- and post-processing (BatchServing's `map_inputs` and
+//! `map_results`): they run in the caller's task, so expensive decoding runs
+//! in parallel across callers instead of on a partition thread.
+
+use std::sync::Arc;
+
+use crate::error::Error;
+use crate::options::CallOptions;
+use crate::serving::Serving;
+
+type Pre<In, I, E> = Arc<dyn Fn(In) -> Result<I, E> + Send + Sync>;
+type Post<O, Out, E> = Arc<dyn Fn(O) -> Result<Out, E> + Send + Sync>;
+
+/// A [`Serving`] with client-side processing: callers pass `In` and get
+/// `Out`; the batch function sees `I` and returns `O`.
+///
+/// An error in either step reaches only that caller, as
+/// [`Error::Preprocess`] or [`Error::Postprocess`]; a pre-processing error
+/// queues nothing.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), batch_serving::Error<String>> {
+/// use batch_serving::{Batch, Error, Serving};
+/// let serving = Serving::new(|b: Batch<u32>| Ok::<_, String>(b.iter().map(|x| x * 2).collect()))
+///     .start()?
+///     .map_inputs(|text: &str| text.parse::<u32>().map_err(|e| e.to_string()))
+///     .map_results(|n| Ok(format!("={n}")));
+/// assert_eq!(serving.dispatch("21").await?, "=42");
+/// assert!(matches!(serving.dispatch("x").await, Err(Error::Preprocess(_))));
+/// # Ok(()) }
+/// ```
+pub struct MappedServing<In, Out, I, O, E> {
+    serving: Serving<I, O, E>,
+    pre: Pre<In, I, E>,
+    post: Post<O, Out, E>,
+}
+
+impl<In, Out, I, O, E> Clone for MappedServing<In, Out, I, O, E> {
+    fn clone(&self) -> Self {
+        MappedServing {
+            serving: self.serving.clone(),
+            pre: Arc::clone(&self.pre),
+            post: Arc::clone(&self.post),
+        }
+    }
+}
+
+impl<In, Out, I, O, E> std::fmt::Debug for MappedServing<In, Out, I, O, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MappedServing")
+            .field("serving", &self.serving)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<I, O, E> Serving<I, O, E>
+where
+    I: Send + 'static,
+    O: Send + 'static,
+    E: Send + Sync + 'static,
+{
+    /// Adds client-side pre-processing: `pre` turns each caller's input into
+    /// the batch function's item, in the caller's task.
+    pub fn map_inputs<In, P>(self, pre: P) -> MappedServing<In, O, I, O, E>
+    where
+        P: Fn(In) -> Result<I, E> + Send + Sync + 'static,
+    {
+        MappedServing {
+            serving: self,
+            pre: Arc::new(pre),
+            post: Arc::new(Ok),
+        }
+    }
+
+    /// Adds client-side post-processing: `post` turns each output into what
+    /// the caller gets, in the caller's task.
+    pub fn map_results<Out, P>(self, post: P) -> MappedServing<I, Out, I, O, E>
+    where
+        P: Fn(O) -> Result<Out, E> + Send + Sync + 'static,
+    {
+        MappedServing {
+            serving: self,
+            pre: Arc::new(Ok),
+            post: Arc::new(post),
+        }
+    }
+}
+
+impl<In, Out, I, O, E> MappedServing<In, Out, I, O, E>
+where
+    I: Send + 'static,
+    O: Send + 'static,
+    E: Send + Sync + 'static,
+{
+    /// Replaces the pre-processing step.
+    pub fn map_inputs<In2, P>(self, pre: P) -> MappedServing<In2, Out, I, O, E>
+    where
+        P: Fn(In2) -> Result<I, E> + Send + Sync + 'static,
+    {
+        MappedServing {
+            serving: self.serving,
+            pre: Arc::new(pre),
+            post: self.post,
+        }
+    }
+
+    /// Replaces the post-processing step.
+    pub fn map_results<Out2, P>(self, post: P) -> MappedServing<In, Out2, I, O, E>
+    where
+        P: Fn(O) -> Result<Out2, E> + Send + Sync + 'static,
+    {
+        MappedServing {
+            serving: self.serving,
+            pre: self.pre,
+            post: Arc::new(post),
+        }
+    }
+
+    /// The underlying serving (for `stats`, `shutdown`, streaming).
+    pub fn serving(&self) -> &Serving<I, O, E> {
+        &self.serving
+    }
+
+    fn prepare_many(&self, inputs: Vec<In>) -> Result<Vec<I>, Error<E>> {
+        inputs
+            .into_iter()
+            .map(|input| (self.pre)(input).map_err(Error::Preprocess))
+            .collect()
+    }
+
+    fn finish_many(&self, outputs: Vec<O>) -> Result<Vec<Out>, Error<E>> {
+        outputs
+            .into_iter()
+            .map(|output| (self.post)(output).map_err(Error::Postprocess))
+            .collect()
+    }
+
+    /// Pre-processes, dispatches and post-processes one input.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Preprocess`], [`Error::Postprocess`], or any error of
+    /// [`Serving::dispatch`].
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`Serving::dispatch`].
+    pub async fn dispatch(&self, input: In) -> Result<Out, Error<E>> {
+        self.dispatch_with(input, CallOptions::default()).await
+    }
+
+    /// [`dispatch`](Self::dispatch) with call options.
+    ///
+    /// # Errors
+    ///
+    /// As [`dispatch`](Self::dispatch), plus [`Error::DeadlineExceeded`].
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`Serving::dispatch`].
+    pub async fn dispatch_with(&self, input: In, options: CallOptions) -> Result<Out, Error<E>> {
+        let item = (self.pre)(input).map_err(Error::Preprocess)?;
+        let output = self.serving.dispatch_with(item, options).await?;
+        (self.post)(output).map_err(Error::Postprocess)
+    }
+
+    /// Fail-fast variant of [`dispatch`](Self::dispatch).
+    ///
+    /// # Errors
+    ///
+    /// As [`dispatch`](Self::dispatch), plus [`Error::Overloaded`].
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`Serving::dispatch`].
+    pub async fn try_dispatch(&self, input: In) -> Result<Out, Error<E>> {
+        let item = (self.pre)(input).map_err(Error::Preprocess)?;
+        let output = self.serving.try_dispatch(item).await?;
+        (self.post)(output).map_err(Error::Postprocess)
+    }
+
+    /// Pre-processes every input (failing the whole call, with nothing
+    /// queued, on the first bad one), dispatches them together and
+    /// post-processes the outputs in order.
+    ///
+    /// # Errors
+    ///
+    /// As [`dispatch`](Self::dispatch).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`Serving::dispatch_many`].
+    pub async fn dispatch_many(&self, inputs: Vec<In>) -> Result<Vec<Out>, Error<E>> {
+        self.dispatch_many_with(inputs, CallOptions::default())
+            .await
+    }
+
+    /// [`dispatch_many`](Self::dispatch_many) with call options.
+    ///
+    /// # Errors
+    ///
+    /// As [`dispatch_many`](Self::dispatch_many), plus
+    /// [`Error::DeadlineExceeded`].
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`Serving::dispatch_many`].
+    pub async fn dispatch_many_with(
+        &self,
+        inputs: Vec<In>,
+        options: CallOptions,
+    ) -> Result<Vec<Out>, Error<E>> {
+        let items = self.prepare_many(inputs)?;
+        let outputs = self.serving.dispatch_many_with(items, options).await?;
+        self.finish_many(outputs)
+    }
+
+    /// Runs pre-processing, the batch function (on this thread) and
+    /// post-processing for one input.
+    ///
+    /// # Errors
+    ///
+    /// As [`Serving::inline`], plus the processing errors.
+    pub fn inline(&self, input: In) -> Result<Out, Error<E>> {
+        let item = (self.pre)(input).map_err(Error::Preprocess)?;
+        let output = self.serving.inline(item)?;
+        (self.post)(output).map_err(Error::Postprocess)
+    }
+
+    /// [`inline`](Self::inline) for many inputs, split by `batch_size`.
+    ///
+    /// # Errors
+    ///
+    /// As [`inline`](Self::inline).
+    pub fn inline_many(&self, inputs: Vec<In>) -> Result<Vec<Out>, Error<E>> {
+        let items = self.prepare_many(inputs)?;
+        let outputs = self.serving.inline_many(items)?;
+        self.finish_many(outputs)
+    }
+}

@@ -1,0 +1,253 @@
+//! Partitions: where batch functions run. A synchronous function gets one OS
+//! thread per partition (never a tokio worker); an asynchronous one gets one
+//! tokio task per partition.
+
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use futures::FutureExt;
+use tokio::sync::mpsc;
+use tracing::Instrument;
+
+use crate::batch::Batch;
+use crate::delivery::deliver;
+use crate::error::{Error, Failure, panic_message};
+use crate::queue::Route;
+use crate::scheduler::Msg;
+use crate::stats::Recorder;
+
+/// One batch for one partition.
+#[derive(Debug)]
+pub(crate) struct Job<I, O, E> {
+    pub(crate) batch: Batch<I>,
+    pub(crate) routes: Vec<Route<O, E>>,
+    pub(crate) span: tracing::Span,
+}
+
+/// What a partition needs besides its batch function.
+pub(crate) struct PartitionContext<I, O, E> {
+    pub(crate) index: usize,
+    pub(crate) jobs: mpsc::UnboundedReceiver<Job<I, O, E>>,
+    pub(crate) scheduler: mpsc::UnboundedSender<Msg<I, O, E>>,
+    pub(crate) recorder: Arc<Recorder>,
+    pub(crate) name: Arc<str>,
+}
+
+impl<I, O, E> PartitionContext<I, O, E> {
+    /// Common bookkeeping after a batch ran: count it, answer its callers,
+    /// then tell the scheduler this partition is free.
+    fn finish(
+        &self,
+        routes: Vec<Route<O, E>>,
+        len: usize,
+        result: Result<Vec<O>, Failure<E>>,
+        took: std::time::Duration,
+        span: &tracing::Span,
+    ) {
+        use std::sync::atomic::Ordering::Relaxed;
+        span.record("exec_us", took.as_micros() as u64);
+        match &result {
+            Ok(_) => {}
+            Err(Failure::Panicked(_)) => Recorder::bump(&self.recorder.panicked),
+            Err(_) => Recorder::bump(&self.recorder.failed),
+        }
+        self.recorder.record_execution(took);
+        self.recorder.batches.fetch_add(1, Relaxed);
+        self.recorder.items.fetch_add(len as u64, Relaxed);
+        self.recorder.in_flight.fetch_sub(len as u64, Relaxed);
+        deliver(routes, result);
+        // The scheduler may already be gone after a shutdown: nothing to tell.
+        let _ = self.scheduler.send(Msg::Done {
+            partition: self.index,
+        });
+    }
+}
+
+/// Checks the output count and turns the function's outcome into a result
+/// for the callers.
+fn judge<O, E>(
+    expected: usize,
+    outcome: Result<Result<Vec<O>, E>, Box<dyn std::any::Any + Send>>,
+) -> Result<Vec<O>, Failure<E>> {
+    match outcome {
+        Ok(Ok(outputs)) if outputs.len() == expected => Ok(outputs),
+        Ok(Ok(outputs)) => Err(Failure::WrongOutputCount {
+            expected,
+            actual: outputs.len(),
+        }),
+        Ok(Err(error)) => Err(Failure::Batch(Arc::new(error))),
+        Err(payload) => Err(Failure::Panicked(panic_message(payload.as_ref()))),
+    }
+}
+
+/// A batch function in the form the serving runs it.
+pub(crate) trait Runner<I, O, E>: Send + Sync + 'static {
+    /// Starts partition `ctx.index`. For synchronous functions this returns
+    /// once the partition's state factory has run on the partition's thread.
+    fn spawn(
+        self: Arc<Self>,
+        ctx: PartitionContext<I, O, E>,
+        runtime: &tokio::runtime::Handle,
+    ) -> Result<(), Error<E>>;
+
+    /// Runs one batch on the calling thread (for `inline`), or `None` when the
+    /// function is asynchronous.
+    fn run_inline(
+        &self,
+        batch: Batch<I>,
+        inline_index: usize,
+    ) -> Option<Result<Vec<O>, Failure<E>>>;
+}
+
+/// A synchronous batch function with per-partition state `S`.
+pub(crate) struct SyncRunner<S, Fac, F> {
+    pub(crate) factory: Fac,
+    pub(crate) function: F,
+    /// State for `inline` calls, made on first use by the factory.
+    pub(crate) inline_state: Mutex<Option<S>>,
+}
+
+impl<I, O, E, S, Fac, F> Runner<I, O, E> for SyncRunner<S, Fac, F>
+where
+    I: Send + 'static,
+    O: Send + 'static,
+    E: Send + Sync + 'static,
+    S: Send + 'static,
+    Fac: Fn(usize) -> Result<S, E> + Send + Sync + 'static,
+    F: Fn(&mut S, Batch<I>) -> Result<Vec<O>, E> + Send + Sync + 'static,
+{
+    fn spawn(
+        self: Arc<Self>,
+        ctx: PartitionContext<I, O, E>,
+        _runtime: &tokio::runtime::Handle,
+    ) -> Result<(), Error<E>> {
+        let index = ctx.index;
+        let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel::<Result<(), Error<E>>>(1);
+        let span = tracing::info_span!("partition", serving = %ctx.name, partition = index);
+        std::thread::Builder::new()
+            .name(format!("{}-p{index}", ctx.name))
+            .spawn(move || {
+                let _entered = span.enter();
+                let made = catch_unwind(AssertUnwindSafe(|| (self.factory)(index)));
+                let mut state = match made {
+                    Ok(Ok(state)) => {
+                        let _ = ready_tx.send(Ok(()));
+                        state
+                    }
+                    Ok(Err(error)) => {
+                        let _ = ready_tx.send(Err(Error::PartitionStart {
+                            partition: index,
+                            source: Arc::new(error),
+                        }));
+                        return;
+                    }
+                    Err(payload) => {
+                        let message = panic_message(payload.as_ref());
+                        let _ = ready_tx.send(Err(Error::PartitionStartPanicked {
+                            partition: index,
+                            message,
+                        }));
+                        return;
+                    }
+                };
+                let mut ctx = ctx;
+                while let Some(Job {
+                    mut batch,
+                    routes,
+                    span,
+                }) = ctx.jobs.blocking_recv()
+                {
+                    let _in_batch = span.enter();
+                    batch.set_partition(index);
+                    let len = batch.len();
+                    let started = std::time::Instant::now();
+                    let outcome =
+                        catch_unwind(AssertUnwindSafe(|| (self.function)(&mut state, batch)));
+                    let took = started.elapsed();
+                    ctx.finish(routes, len, judge(len, outcome), took, &span);
+                }
+            })
+            .map_err(|e| Error::Spawn(Arc::new(e)))?;
+        ready_rx.recv().unwrap_or(Err(Error::Closed))
+    }
+
+    fn run_inline(
+        &self,
+        batch: Batch<I>,
+        inline_index: usize,
+    ) -> Option<Result<Vec<O>, Failure<E>>> {
+        let len = batch.len();
+        let mut guard = self
+            .inline_state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if guard.is_none() {
+            match catch_unwind(AssertUnwindSafe(|| (self.factory)(inline_index))) {
+                Ok(Ok(state)) => *guard = Some(state),
+                Ok(Err(error)) => return Some(Err(Failure::Batch(Arc::new(error)))),
+                Err(payload) => {
+                    return Some(Err(Failure::Panicked(panic_message(payload.as_ref()))));
+                }
+            }
+        }
+        let state = guard.as_mut()?;
+        let outcome = catch_unwind(AssertUnwindSafe(|| (self.function)(state, batch)));
+        Some(judge(len, outcome))
+    }
+}
+
+/// An asynchronous batch function (for I/O-bound work such as batched
+/// database look-ups): each partition is a tokio task.
+pub(crate) struct AsyncRunner<F> {
+    pub(crate) function: F,
+}
+
+impl<I, O, E, F, Fut> Runner<I, O, E> for AsyncRunner<F>
+where
+    I: Send + 'static,
+    O: Send + 'static,
+    E: Send + Sync + 'static,
+    F: Fn(Batch<I>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Vec<O>, E>> + Send + 'static,
+{
+    fn spawn(
+        self: Arc<Self>,
+        mut ctx: PartitionContext<I, O, E>,
+        runtime: &tokio::runtime::Handle,
+    ) -> Result<(), Error<E>> {
+        let span = tracing::info_span!("partition", serving = %ctx.name, partition = ctx.index);
+        runtime.spawn(
+            async move {
+                while let Some(Job {
+                    mut batch,
+                    routes,
+                    span,
+                }) = ctx.jobs.recv().await
+                {
+                    batch.set_partition(ctx.index);
+                    let len = batch.len();
+                    let started = std::time::Instant::now();
+                    // The call itself sits inside the async block, so a panic
+                    // before the function's first await is caught too.
+                    let outcome = AssertUnwindSafe(async { (self.function)(batch).await })
+                        .catch_unwind()
+                        .instrument(span.clone())
+                        .await;
+                    let took = started.elapsed();
+                    ctx.finish(routes, len, judge(len, outcome), took, &span);
+                }
+            }
+            .instrument(span),
+        );
+        Ok(())
+    }
+
+    fn run_inline(
+        &self,
+        _batch: Batch<I>,
+        _inline_index: usize,
+    ) -> Option<Result<Vec<O>, Failure<E>>> {
+        None
+    }
+}

@@ -1,0 +1,261 @@
+//! The scheduler's queue: one FIFO per batch key, with a lane per priority.
+//! Only the scheduler task touches it, so it needs no lock.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use tokio::time::{Duration, Instant};
+
+use crate::batch::Listener;
+use crate::key::BatchKey;
+use crate::options::Priority;
+use crate::policy::{Policy, StartReason};
+use crate::request::Request;
+
+/// One queued item and the call it belongs to.
+#[derive(Debug)]
+pub(crate) struct Entry<I, O, E> {
+    pub(crate) item: I,
+    pub(crate) request: Arc<Request<O, E>>,
+    /// The item's position within its call.
+    pub(crate) index: usize,
+}
+
+/// Where an item's output goes once its batch has run.
+#[derive(Debug)]
+pub(crate) struct Route<O, E> {
+    pub(crate) request: Arc<Request<O, E>>,
+    pub(crate) index: usize,
+}
+
+/// A batch taken off the queue, ready to hand to a partition.
+#[derive(Debug)]
+pub(crate) struct Taken<I, O, E> {
+    pub(crate) key: BatchKey,
+    pub(crate) items: Vec<I>,
+    pub(crate) routes: Vec<Route<O, E>>,
+    pub(crate) listeners: Vec<Listener>,
+    /// Entries removed from the queue, live or not: the permits to release.
+    pub(crate) removed: usize,
+    pub(crate) reason: StartReason,
+}
+
+#[derive(Debug)]
+struct KeyQueue<I, O, E> {
+    key: BatchKey,
+    lanes: [VecDeque<Entry<I, O, E>>; Priority::LEVELS],
+    len: usize,
+    /// When the forming batch got its first item: its timer runs from here.
+    forming_since: Option<Instant>,
+}
+
+impl<I, O, E> KeyQueue<I, O, E> {
+    fn new(key: BatchKey) -> Self {
+        KeyQueue {
+            key,
+            lanes: Default::default(),
+            len: 0,
+            forming_since: None,
+        }
+    }
+}
+
+/// What the scheduler needs to decide whether a batch is ready.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Readiness {
+    pub(crate) policy: Policy,
+    pub(crate) batch_size: usize,
+    pub(crate) batch_timeout: Duration,
+}
+
+#[derive(Debug)]
+pub(crate) struct Queues<I, O, E> {
+    keys: Vec<KeyQueue<I, O, E>>,
+    /// Index into `keys` for every key but the default, which is always 0.
+    index: HashMap<BatchKey, usize>,
+    len: usize,
+}
+
+impl<I, O: Send + 'static, E: Send + Sync + 'static> Queues<I, O, E> {
+    pub(crate) fn new() -> Self {
+        Queues {
+            keys: vec![KeyQueue::new(BatchKey::DEFAULT)],
+            index: HashMap::new(),
+            len: 0,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(crate) fn push(
+        &mut self,
+        key: BatchKey,
+        priority: Priority,
+        entry: Entry<I, O, E>,
+        now: Instant,
+    ) {
+        let at = if key == BatchKey::DEFAULT {
+            0
+        } else {
+            let next = self.keys.len();
+            *self.index.entry(key).or_insert(next)
+        };
+        if at == self.keys.len() {
+            self.keys.push(KeyQueue::new(key));
+        }
+        let queue = &mut self.keys[at];
+        if queue.len == 0 {
+            // The timer starts when the first item enters an empty forming batch.
+            queue.forming_since = Some(now);
+        }
+        queue.lanes[priority.lane()].push_back(entry);
+        queue.len += 1;
+        self.len += 1;
+    }
+
+    /// The key queue whose batch should run next, if any is ready: among the
+    /// ready ones, the one whose forming batch is oldest.
+    pub(crate) fn pick_ready(
+        &self,
+        now: Instant,
+        rules: Readiness,
+        draining: bool,
+    ) -> Option<(usize, StartReason)> {
+        let mut best: Option<(usize, StartReason, Instant)> = None;
+        for (at, queue) in self.keys.iter().enumerate() {
+            if queue.len == 0 {
+                continue;
+            }
+            let since = queue.forming_since.unwrap_or(now);
+            let reason = if queue.len >= rules.batch_size {
+                StartReason::Full
+            } else if draining {
+                StartReason::Drain
+            } else if rules.policy == Policy::Eager {
+                StartReason::Eager
+            } else if now >= since + rules.batch_timeout {
+                StartReason::Timeout
+            } else {
+                continue;
+            };
+            if best.is_none_or(|(_, _, oldest)| since < oldest) {
+                best = Some((at, reason, since));
+            }
+        }
+        best.map(|(at, reason, _)| (at, reason))
+    }
+
+    /// The earliest moment a not-yet-ready forming batch times out.
+    pub(crate) fn next_timeout(&self, rules: Readiness) -> Option<Instant> {
+        if rules.policy == Policy::Eager {
+            return None;
+        }
+        self.keys
+            .iter()
+            .filter(|q| q.len > 0 && q.len < rules.batch_size)
+            .filter_map(|q| q.forming_since)
+            .min()
+            .map(|since| since + rules.batch_timeout)
+    }
+
+    /// Takes up to `batch_size` live items from key queue `at`, highest
+    /// priority first, skipping (and removing) items of abandoned calls.
+    pub(crate) fn take(
+        &mut self,
+        at: usize,
+        batch_size: usize,
+        reason: StartReason,
+        now: Instant,
+    ) -> Taken<I, O, E> {
+        let queue = &mut self.keys[at];
+        let mut items = Vec::with_capacity(batch_size.min(queue.len));
+        let mut routes = Vec::with_capacity(items.capacity());
+        let mut listeners: Vec<Listener> = Vec::new();
+        let mut removed = 0;
+        for lane in &mut queue.lanes {
+            while items.len() < batch_size {
+                let Some(entry) = lane.pop_front() else { break };
+                removed += 1;
+                if !entry.request.try_take() {
+                    continue;
+                }
+                if entry.request.is_streaming() {
+                    note_listener(&mut listeners, &entry, items.len());
+                }
+                items.push(entry.item);
+                routes.push(Route {
+                    request: entry.request,
+                    index: entry.index,
+                });
+            }
+        }
+        queue.len -= removed;
+        self.len -= removed;
+        // Leftovers form the next batch, whose timer starts now.
+        queue.forming_since = (queue.len > 0).then_some(now);
+        Taken {
+            key: queue.key,
+            items,
+            routes,
+            listeners,
+            removed,
+            reason,
+        }
+    }
+
+    /// Drops the entries of abandoned calls. Returns how many were removed.
+    pub(crate) fn purge_abandoned(&mut self) -> usize {
+        let mut removed = 0;
+        for queue in &mut self.keys {
+            for lane in &mut queue.lanes {
+                let before = lane.len();
+                lane.retain(|entry| !entry.request.is_abandoned());
+                removed += before - lane.len();
+            }
+            queue.len = queue.lanes.iter().map(VecDeque::len).sum();
+            if queue.len == 0 {
+                queue.forming_since = None;
+            }
+        }
+        self.len -= removed;
+        removed
+    }
+
+    /// Removes every queued entry (when a shutdown gives up waiting).
+    pub(crate) fn drain_all(&mut self) -> Vec<Entry<I, O, E>> {
+        let mut all = Vec::with_capacity(self.len);
+        for queue in &mut self.keys {
+            for lane in &mut queue.lanes {
+                all.extend(lane.drain(..));
+            }
+            queue.len = 0;
+            queue.forming_since = None;
+        }
+        self.len = 0;
+        all
+    }
+}
+
+/// Extends the last listener when this item continues the same call's run,
+/// or starts a new one.
+fn note_listener<I, O, E>(listeners: &mut Vec<Listener>, entry: &Entry<I, O, E>, position: usize)
+where
+    O: Send + 'static,
+    E: Send + Sync + 'static,
+{
+    if let Some(last) = listeners.last_mut() {
+        let same_call = std::ptr::addr_eq(Arc::as_ptr(&last.sink), Arc::as_ptr(&entry.request));
+        if same_call && last.range.end == position && last.offset + last.range.len() == entry.index
+        {
+            last.range.end += 1;
+            return;
+        }
+    }
+    listeners.push(Listener {
+        range: position..position + 1,
+        offset: entry.index,
+        sink: Arc::clone(&entry.request) as Arc<dyn crate::hook::HookSink>,
+    });
+}

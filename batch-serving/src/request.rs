@@ -1,0 +1,228 @@
+//! One call's shared state: the rendezvous between the caller's future and
+//! the partition that runs its items.
+
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::task::{Context, Poll};
+
+use futures::task::AtomicWaker;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::error::Failure;
+use crate::hook::{Hook, HookSink};
+use crate::stream::Event;
+
+/// Items are queued and may be taken into a batch.
+const LIVE: u8 = 0;
+/// At least one item was taken into a batch; the rest may still be taken.
+const STARTED: u8 = 1;
+/// The caller went away: items still queued are skipped.
+const CANCELLED: u8 = 2;
+/// The caller's deadline passed: items still queued are skipped.
+const EXPIRED: u8 = 3;
+
+pub(crate) type EventSender<O, E> = mpsc::UnboundedSender<Result<Event<O>, Failure<E>>>;
+
+/// Where a non-streaming call's outputs collect. A single-item call needs no
+/// vector, which saves an allocation on the hottest path.
+#[derive(Debug)]
+enum Outputs<O> {
+    One(Option<O>),
+    Many(Vec<Option<O>>),
+}
+
+#[derive(Debug)]
+struct Slot<O, E> {
+    outputs: Outputs<O>,
+    failure: Option<Failure<E>>,
+}
+
+/// Shared by the caller (through its future) and every queue entry of the call.
+#[derive(Debug)]
+pub(crate) struct Request<O, E> {
+    state: AtomicU8,
+    /// Items not yet answered. The partition that brings it to zero wakes the
+    /// caller.
+    remaining: AtomicUsize,
+    slot: Mutex<Slot<O, E>>,
+    waker: AtomicWaker,
+    events: Option<EventSender<O, E>>,
+    pub(crate) enqueued_at: Instant,
+    /// The caller's span, kept only when tracing is on for it.
+    pub(crate) span: Option<Box<tracing::Span>>,
+}
+
+impl<O, E> Request<O, E> {
+    pub(crate) fn new(len: usize, events: Option<EventSender<O, E>>) -> Self {
+        let outputs = if len == 1 {
+            Outputs::One(None)
+        } else if events.is_some() {
+            Outputs::Many(Vec::new())
+        } else {
+            Outputs::Many((0..len).map(|_| None).collect())
+        };
+        let span = tracing::Span::current();
+        Request {
+            state: AtomicU8::new(LIVE),
+            remaining: AtomicUsize::new(len),
+            slot: Mutex::new(Slot {
+                outputs,
+                failure: None,
+            }),
+            waker: AtomicWaker::new(),
+            events,
+            enqueued_at: Instant::now(),
+            span: (!span.is_none()).then(|| Box::new(span)),
+        }
+    }
+
+    pub(crate) fn is_streaming(&self) -> bool {
+        self.events.is_some()
+    }
+
+    /// Whether the caller gave up (cancelled or expired).
+    pub(crate) fn is_abandoned(&self) -> bool {
+        self.state.load(Ordering::Acquire) >= CANCELLED
+    }
+
+    /// Called by the scheduler when it takes one of this call's items into a
+    /// batch. Returns false when the caller has gone, so the item is skipped.
+    ///
+    /// CORRECTNESS: the caller's `abandon` and this method both move the state
+    /// with one atomic step, so an item is either taken before the caller
+    /// observed its cancellation or expiry, or never taken.
+    pub(crate) fn try_take(&self) -> bool {
+        match self
+            .state
+            .compare_exchange(LIVE, STARTED, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => true,
+            Err(STARTED) => self
+                .state
+                .compare_exchange(STARTED, STARTED, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok(),
+            Err(_) => false,
+        }
+    }
+
+    /// Marks the call cancelled (`expired == false`) or expired. Returns
+    /// true when this changed the state, false when it had already finished
+    /// or been abandoned.
+    pub(crate) fn abandon(&self, expired: bool) -> bool {
+        let to = if expired { EXPIRED } else { CANCELLED };
+        let mut current = self.state.load(Ordering::Acquire);
+        while current < CANCELLED {
+            match self
+                .state
+                .compare_exchange(current, to, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return true,
+                Err(actual) => current = actual,
+            }
+        }
+        false
+    }
+
+    pub(crate) fn is_complete(&self) -> bool {
+        self.remaining.load(Ordering::Acquire) == 0
+    }
+
+    /// Stores the outputs of `len` consecutive items starting at `offset`.
+    pub(crate) fn deliver(&self, offset: usize, outputs: impl Iterator<Item = O>, len: usize) {
+        if let Some(events) = &self.events {
+            // A closed receiver means the stream was dropped: nothing to do.
+            let _ = events.send(Ok(Event::Output {
+                offset,
+                outputs: outputs.collect(),
+            }));
+        } else {
+            let mut slot = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
+            match &mut slot.outputs {
+                Outputs::One(out) => *out = outputs.into_iter().next(),
+                Outputs::Many(outs) => {
+                    for (place, output) in outs[offset..offset + len].iter_mut().zip(outputs) {
+                        *place = Some(output);
+                    }
+                }
+            }
+        }
+        self.settle(len);
+    }
+
+    /// Records that `len` items of this call failed with `failure`.
+    pub(crate) fn fail(&self, failure: &Failure<E>, len: usize) {
+        if let Some(events) = &self.events {
+            let _ = events.send(Err(failure.clone()));
+        } else {
+            let mut slot = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
+            slot.failure.get_or_insert_with(|| failure.clone());
+        }
+        self.settle(len);
+    }
+
+    fn settle(&self, len: usize) {
+        // CORRECTNESS: the slot was written (under its lock) before this
+        // release decrement, and the caller reads `remaining` with acquire
+        // before taking the slot, so it always sees complete results.
+        if self.remaining.fetch_sub(len, Ordering::AcqRel) == len {
+            self.waker.wake();
+        }
+    }
+
+    /// Polls for completion; on completion takes the outputs in order.
+    pub(crate) fn poll_complete(&self, cx: &mut Context<'_>) -> Poll<Result<Vec<O>, Failure<E>>> {
+        if !self.is_complete() {
+            self.waker.register(cx.waker());
+            // Re-check after registering, or a wake between the first check
+            // and the registration would be lost.
+            if !self.is_complete() {
+                return Poll::Pending;
+            }
+        }
+        Poll::Ready(self.take_results())
+    }
+
+    fn take_results(&self) -> Result<Vec<O>, Failure<E>> {
+        let mut slot = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(failure) = slot.failure.take() {
+            return Err(failure);
+        }
+        let outputs = match std::mem::replace(&mut slot.outputs, Outputs::Many(Vec::new())) {
+            Outputs::One(out) => out.into_iter().collect::<Vec<_>>(),
+            Outputs::Many(outs) => outs.into_iter().flatten().collect(),
+        };
+        Ok(outputs)
+    }
+
+    /// The single output of a one-item call.
+    pub(crate) fn take_single(&self) -> Result<Option<O>, Failure<E>> {
+        let mut slot = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(failure) = slot.failure.take() {
+            return Err(failure);
+        }
+        Ok(match &mut slot.outputs {
+            Outputs::One(out) => out.take(),
+            Outputs::Many(outs) => outs.first_mut().and_then(Option::take),
+        })
+    }
+
+    /// Waits for completion without taking results (for single-item calls).
+    pub(crate) fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if !self.is_complete() {
+            self.waker.register(cx.waker());
+            if !self.is_complete() {
+                return Poll::Pending;
+            }
+        }
+        Poll::Ready(())
+    }
+}
+
+impl<O: Send, E: Send + Sync> HookSink for Request<O, E> {
+    fn deliver_hook(&self, hook: Hook) {
+        if let Some(events) = &self.events {
+            let _ = events.send(Ok(Event::Hook(hook)));
+        }
+    }
+}

@@ -1,0 +1,305 @@
+//! The scheduler: one tokio task that owns the queue, forms batches and hands
+//! them to free partitions. Callers and partitions talk to it through one
+//! unbounded channel (admission is bounded separately by the semaphore).
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::time::{Instant, Sleep};
+
+use crate::batch::Batch;
+use crate::delivery::deliver;
+use crate::error::Failure;
+use crate::key::BatchKey;
+use crate::options::Priority;
+use crate::partition::Job;
+use crate::queue::{Entry, Queues, Readiness, Route, Taken};
+use crate::request::Request;
+use crate::stats::Recorder;
+
+/// Messages the scheduler receives.
+#[derive(Debug)]
+pub(crate) enum Msg<I, O, E> {
+    /// A one-item call.
+    One {
+        item: I,
+        request: Arc<Request<O, E>>,
+        key: BatchKey,
+        priority: Priority,
+    },
+    /// A piece of a many-item call: `items[i]` is the call's item `offset + i`.
+    Many {
+        items: Vec<I>,
+        /// One key per item, or empty when every item has the default key.
+        keys: Vec<BatchKey>,
+        request: Arc<Request<O, E>>,
+        offset: usize,
+        priority: Priority,
+    },
+    /// A partition finished its batch and is free.
+    Done { partition: usize },
+    /// A caller abandoned a call; its queued items can be swept out.
+    Abandoned,
+    /// Stop intake and drain; answer `done` once everything queued has run.
+    Close { done: Option<oneshot::Sender<()>> },
+    /// A shutdown ran out of time: fail everything still queued.
+    Abort,
+}
+
+pub(crate) struct Scheduler<I, O, E> {
+    pub(crate) rx: mpsc::UnboundedReceiver<Msg<I, O, E>>,
+    pub(crate) partitions: Vec<mpsc::UnboundedSender<Job<I, O, E>>>,
+    pub(crate) rules: Readiness,
+    pub(crate) permits: Arc<Semaphore>,
+    pub(crate) recorder: Arc<Recorder>,
+    pub(crate) name: Arc<str>,
+}
+
+struct State<I, O, E> {
+    queues: Queues<I, O, E>,
+    idle: Vec<usize>,
+    running: usize,
+    abandoned_hints: usize,
+    draining: bool,
+    waiters: Vec<oneshot::Sender<()>>,
+}
+
+impl<I, O, E> Scheduler<I, O, E>
+where
+    I: Send + 'static,
+    O: Send + 'static,
+    E: Send + Sync + 'static,
+{
+    pub(crate) async fn run(mut self) {
+        let mut state = State {
+            queues: Queues::new(),
+            idle: (0..self.partitions.len()).rev().collect(),
+            running: 0,
+            abandoned_hints: 0,
+            draining: false,
+            waiters: Vec::new(),
+        };
+        let mut inbox = Vec::with_capacity(256);
+        // One timer, re-armed only when the earliest batch deadline changes.
+        let mut timer: Pin<Box<Sleep>> = Box::pin(tokio::time::sleep_until(Instant::now()));
+        let mut armed: Option<Instant> = None;
+        loop {
+            let wanted = if state.idle.is_empty() {
+                None // nothing could start anyway; a Done message wakes us
+            } else {
+                state.queues.next_timeout(self.rules)
+            };
+            if wanted != armed {
+                if let Some(at) = wanted {
+                    timer.as_mut().reset(at);
+                }
+                armed = wanted;
+            }
+            tokio::select! {
+                biased;
+                received = self.rx.recv_many(&mut inbox, 256) => {
+                    if received == 0 {
+                        break; // every sender is gone: nothing can arrive or wait
+                    }
+                }
+                () = timer.as_mut(), if armed.is_some() => {
+                    armed = None;
+                }
+            }
+            let now = Instant::now();
+            for msg in inbox.drain(..) {
+                self.handle(&mut state, msg, now);
+            }
+            self.start_ready(&mut state, now);
+            if state.draining && state.queues.len() == 0 && state.running == 0 {
+                break;
+            }
+        }
+        self.finish(state);
+    }
+
+    fn handle(&self, state: &mut State<I, O, E>, msg: Msg<I, O, E>, now: Instant) {
+        match msg {
+            Msg::One {
+                item,
+                request,
+                key,
+                priority,
+            } => {
+                state.queues.push(
+                    key,
+                    priority,
+                    Entry {
+                        item,
+                        request,
+                        index: 0,
+                    },
+                    now,
+                );
+            }
+            Msg::Many {
+                items,
+                keys,
+                request,
+                offset,
+                priority,
+            } => {
+                for (i, item) in items.into_iter().enumerate() {
+                    let key = keys.get(i).copied().unwrap_or_default();
+                    let entry = Entry {
+                        item,
+                        request: Arc::clone(&request),
+                        index: offset + i,
+                    };
+                    state.queues.push(key, priority, entry, now);
+                }
+            }
+            Msg::Done { partition } => {
+                state.running -= 1;
+                state.idle.push(partition);
+            }
+            Msg::Abandoned => {
+                state.abandoned_hints += 1;
+                // Sweep lazily: only once abandoned calls could be holding a
+                // real share of the queue's capacity.
+                if state.abandoned_hints * 2 >= state.queues.len().max(1) {
+                    let removed = state.queues.purge_abandoned();
+                    self.permits.add_permits(removed);
+                    state.abandoned_hints = 0;
+                }
+            }
+            Msg::Close { done } => {
+                state.draining = true;
+                state.waiters.extend(done);
+            }
+            Msg::Abort => {
+                state.draining = true;
+                let entries = state.queues.drain_all();
+                self.permits.add_permits(entries.len());
+                fail_entries(entries, &Failure::Closed);
+            }
+        }
+    }
+
+    /// Starts batches while a partition is free and some key's batch is ready.
+    fn start_ready(&self, state: &mut State<I, O, E>, now: Instant) {
+        while let Some(&partition) = state.idle.last() {
+            let Some((at, reason)) = state.queues.pick_ready(now, self.rules, state.draining)
+            else {
+                break;
+            };
+            let taken = state.queues.take(at, self.rules.batch_size, reason, now);
+            self.permits.add_permits(taken.removed);
+            if taken.items.is_empty() {
+                continue; // every item there belonged to an abandoned call
+            }
+            state.idle.pop();
+            state.running += 1;
+            let job = self.job(taken, partition, now);
+            if let Err(mpsc::error::SendError(job)) = self.partitions[partition].send(job) {
+                // The partition's thread is gone (it cannot be in normal
+                // operation): fail the batch rather than lose it.
+                self.recorder.in_flight.fetch_sub(
+                    job.routes.len() as u64,
+                    std::sync::atomic::Ordering::Relaxed,
+                );
+                deliver(job.routes, Err(Failure::Closed));
+                state.running -= 1;
+            }
+        }
+    }
+
+    fn job(&self, taken: Taken<I, O, E>, partition: usize, now: Instant) -> Job<I, O, E> {
+        let Taken {
+            key,
+            items,
+            routes,
+            listeners,
+            reason,
+            ..
+        } = taken;
+        let len = items.len();
+        self.recorder
+            .in_flight
+            .fetch_add(len as u64, std::sync::atomic::Ordering::Relaxed);
+        self.recorder.record_queue_waits(
+            routes
+                .iter()
+                .map(|r| now.saturating_duration_since(r.request.enqueued_at)),
+        );
+        let oldest = routes
+            .iter()
+            .map(|r| r.request.enqueued_at)
+            .min()
+            .unwrap_or(now);
+        let span = tracing::info_span!(
+            parent: None,
+            "batch",
+            serving = %self.name,
+            partition,
+            key = key.id(),
+            size = len,
+            reason = reason.as_str(),
+            queue_wait_us = now.saturating_duration_since(oldest).as_micros() as u64,
+            exec_us = tracing::field::Empty,
+        );
+        if !span.is_disabled() {
+            link_callers(&span, &routes);
+        }
+        Job {
+            batch: Batch::new(items, key, partition, listeners),
+            routes,
+            span,
+        }
+    }
+
+    /// Stops for good: partitions exit once their channels close, and any call
+    /// that raced the close is answered with `Closed` rather than lost.
+    fn finish(mut self, mut state: State<I, O, E>) {
+        self.permits.close();
+        self.partitions.clear();
+        self.rx.close();
+        while let Ok(msg) = self.rx.try_recv() {
+            match msg {
+                Msg::One { request, .. } => request.fail(&Failure::Closed, 1),
+                Msg::Many { items, request, .. } => request.fail(&Failure::Closed, items.len()),
+                Msg::Close { done } => state.waiters.extend(done),
+                Msg::Done { .. } | Msg::Abandoned | Msg::Abort => {}
+            }
+        }
+        let leftovers = state.queues.drain_all();
+        fail_entries(leftovers, &Failure::Closed);
+        for waiter in state.waiters {
+            let _ = waiter.send(());
+        }
+        tracing::debug!(serving = %self.name, "serving stopped");
+    }
+}
+
+fn fail_entries<I, O, E>(entries: Vec<Entry<I, O, E>>, failure: &Failure<E>) {
+    let routes = entries
+        .into_iter()
+        .map(|e| Route {
+            request: e.request,
+            index: e.index,
+        })
+        .collect();
+    deliver(routes, Err(failure.clone()));
+}
+
+/// Links the batch span to each distinct caller span (callers' spans travel
+/// with their items; a batch serves many callers, so it follows from them).
+fn link_callers<O, E>(span: &tracing::Span, routes: &[Route<O, E>]) {
+    let mut last: Option<*const Request<O, E>> = None;
+    for route in routes {
+        let ptr = Arc::as_ptr(&route.request);
+        if last == Some(ptr) {
+            continue;
+        }
+        last = Some(ptr);
+        if let Some(caller) = &route.request.span {
+            span.follows_from(caller.as_ref());
+        }
+    }
+}

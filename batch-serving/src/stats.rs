@@ -1,0 +1,259 @@
+//! Counters and latency histograms, and the snapshot `Serving::stats` returns.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+/// A snapshot of a serving's counters. Counts are totals since start.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
+/// use batch_serving::{Batch, Serving};
+/// let serving = Serving::new(|b: Batch<u8>| Ok::<_, std::convert::Infallible>(b.to_vec())).start()?;
+/// serving.dispatch(7).await?;
+/// let stats = serving.stats();
+/// assert_eq!((stats.batches, stats.items), (1, 1));
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Batches the batch function ran (successfully or not).
+    pub batches: u64,
+    /// Items in those batches.
+    pub items: u64,
+    /// `items / batches`, or 0 before the first batch.
+    pub mean_batch_size: f64,
+    /// `mean_batch_size / batch_size`: how full batches were.
+    pub utilisation: f64,
+    /// Items waiting in the queue now (including those of abandoned calls
+    /// not yet swept out).
+    pub queue_depth: u64,
+    /// Items in batches running now.
+    pub in_flight: u64,
+    /// Calls dropped by their callers before completing.
+    pub cancelled: u64,
+    /// Calls whose deadline passed before completing.
+    pub expired: u64,
+    /// Calls refused because the queue was full (`try_dispatch`) or closed.
+    pub rejected: u64,
+    /// Batches whose function returned `Err` or the wrong number of outputs.
+    pub failed: u64,
+    /// Batches whose function panicked.
+    pub panicked: u64,
+    /// How long items waited in the queue before their batch started.
+    pub queue_wait: Percentiles,
+    /// How long the batch function ran, per batch.
+    pub execution: Percentiles,
+}
+
+/// Latency percentiles. Values are bucketed: each is within 1/16 (6.25%) of
+/// the true value.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[non_exhaustive]
+pub struct Percentiles {
+    /// Samples recorded.
+    pub count: u64,
+    /// Median.
+    pub p50: Duration,
+    /// 90th percentile.
+    pub p90: Duration,
+    /// 99th percentile.
+    pub p99: Duration,
+    /// Largest sample.
+    pub max: Duration,
+}
+
+/// Log-linear histogram over nanoseconds: 16 sub-buckets per power of two.
+#[derive(Debug, Clone)]
+pub(crate) struct Histogram {
+    buckets: Vec<u64>,
+    count: u64,
+    max: u64,
+}
+
+const SUB_BITS: u32 = 4;
+const SUB: u64 = 1 << SUB_BITS;
+
+impl Histogram {
+    pub(crate) fn new() -> Self {
+        Histogram {
+            buckets: vec![0; (64 * SUB) as usize],
+            count: 0,
+            max: 0,
+        }
+    }
+
+    fn bucket_of(nanos: u64) -> usize {
+        if nanos < SUB {
+            return nanos as usize;
+        }
+        let exp = 63 - nanos.leading_zeros(); // >= SUB_BITS
+        let shift = exp - SUB_BITS;
+        let sub = (nanos >> shift) & (SUB - 1);
+        ((u64::from(shift) + 1) * SUB + sub) as usize
+    }
+
+    /// Upper edge of a bucket, in nanoseconds.
+    fn value_of(bucket: usize) -> u64 {
+        let bucket = bucket as u64;
+        if bucket < SUB {
+            return bucket;
+        }
+        let shift = bucket / SUB - 1;
+        let sub = bucket % SUB;
+        ((SUB + sub + 1) << shift).saturating_sub(1)
+    }
+
+    pub(crate) fn record(&mut self, value: Duration) {
+        let nanos = u64::try_from(value.as_nanos()).unwrap_or(u64::MAX);
+        self.buckets[Self::bucket_of(nanos)] += 1;
+        self.count += 1;
+        self.max = self.max.max(nanos);
+    }
+
+    fn quantile(&self, q: f64) -> Duration {
+        if self.count == 0 {
+            return Duration::ZERO;
+        }
+        let rank = ((self.count as f64) * q).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (bucket, &n) in self.buckets.iter().enumerate() {
+            seen += n;
+            if seen >= rank {
+                return Duration::from_nanos(Self::value_of(bucket).min(self.max));
+            }
+        }
+        Duration::from_nanos(self.max)
+    }
+
+    pub(crate) fn percentiles(&self) -> Percentiles {
+        Percentiles {
+            count: self.count,
+            p50: self.quantile(0.50),
+            p90: self.quantile(0.90),
+            p99: self.quantile(0.99),
+            max: Duration::from_nanos(self.max),
+        }
+    }
+}
+
+/// Live counters, updated with relaxed atomics: a snapshot is a consistent
+/// sum once the serving is idle, and close enough while it runs.
+#[derive(Debug)]
+pub(crate) struct Recorder {
+    pub(crate) batches: AtomicU64,
+    pub(crate) items: AtomicU64,
+    pub(crate) in_flight: AtomicU64,
+    pub(crate) cancelled: AtomicU64,
+    pub(crate) expired: AtomicU64,
+    pub(crate) rejected: AtomicU64,
+    pub(crate) failed: AtomicU64,
+    pub(crate) panicked: AtomicU64,
+    queue_wait: Mutex<Histogram>,
+    execution: Mutex<Histogram>,
+}
+
+impl Recorder {
+    pub(crate) fn new() -> Self {
+        Recorder {
+            batches: AtomicU64::new(0),
+            items: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
+            cancelled: AtomicU64::new(0),
+            expired: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            panicked: AtomicU64::new(0),
+            queue_wait: Mutex::new(Histogram::new()),
+            execution: Mutex::new(Histogram::new()),
+        }
+    }
+
+    pub(crate) fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Relaxed);
+    }
+
+    /// Records the queue waits of one batch's items under one lock.
+    pub(crate) fn record_queue_waits(&self, waits: impl Iterator<Item = Duration>) {
+        let mut histogram = self
+            .queue_wait
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for wait in waits {
+            histogram.record(wait);
+        }
+    }
+
+    pub(crate) fn record_execution(&self, took: Duration) {
+        self.execution
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .record(took);
+    }
+
+    pub(crate) fn snapshot(&self, batch_size: usize, queue_depth: u64) -> Stats {
+        let batches = self.batches.load(Relaxed);
+        let items = self.items.load(Relaxed);
+        let mean_batch_size = if batches == 0 {
+            0.0
+        } else {
+            items as f64 / batches as f64
+        };
+        Stats {
+            batches,
+            items,
+            mean_batch_size,
+            utilisation: mean_batch_size / batch_size as f64,
+            queue_depth,
+            in_flight: self.in_flight.load(Relaxed),
+            cancelled: self.cancelled.load(Relaxed),
+            expired: self.expired.load(Relaxed),
+            rejected: self.rejected.load(Relaxed),
+            failed: self.failed.load(Relaxed),
+            panicked: self.panicked.load(Relaxed),
+            queue_wait: self
+                .queue_wait
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .percentiles(),
+            execution: self
+                .execution
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .percentiles(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_percentiles_are_within_one_sixteenth() {
+        let mut h = Histogram::new();
+        for micros in 1..=1000u64 {
+            h.record(Duration::from_micros(micros));
+        }
+        let p = h.percentiles();
+        let close = |got: Duration, want: u64| {
+            let got = got.as_nanos() as f64;
+            let want = (want * 1000) as f64;
+            (got - want).abs() / want <= 1.0 / 16.0
+        };
+        assert_eq!(p.count, 1000);
+        assert!(close(p.p50, 500), "p50 {:?}", p.p50);
+        assert!(close(p.p99, 990), "p99 {:?}", p.p99);
+        assert_eq!(p.max, Duration::from_micros(1000));
+    }
+
+    #[test]
+    fn bucket_edges_cover_their_values() {
+        for nanos in [0u64, 1, 15, 16, 17, 31, 32, 1000, 123_456_789, u64::MAX / 2] {
+            let bucket = Histogram::bucket_of(nanos);
+            assert!(Histogram::value_of(bucket) >= nanos, "{nanos}");
+        }
+    }
+}
