@@ -279,6 +279,7 @@ where
             permits: Arc::clone(&permits),
             recorder: Arc::clone(&recorder),
             name: Arc::clone(&name),
+            off_runtime: runner.runs_off_runtime(),
         };
         runtime.spawn(scheduler.run());
         Ok(Serving::from_inner(Inner {

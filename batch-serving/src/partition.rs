@@ -23,7 +23,31 @@ pub(crate) struct Job<I, O, E> {
     pub(crate) batch: Batch<I>,
     pub(crate) routes: Vec<Route<O, E>>,
     pub(crate) span: tracing::Span,
+    /// Holds tokio's paused clock still until dropped (feature `test-util`).
+    pub(crate) clock_hold: ClockHold,
 }
+
+/// With feature `test-util`: a blocking task that lives as long as a
+/// synchronous batch runs. tokio stops auto-advancing a paused clock while
+/// any blocking task runs, which it cannot know about our own threads.
+#[cfg(feature = "test-util")]
+pub(crate) type ClockHold = Option<std::sync::mpsc::SyncSender<()>>;
+#[cfg(not(feature = "test-util"))]
+pub(crate) type ClockHold = ();
+
+/// Starts holding the clock (only for batches that run off the runtime).
+#[cfg(feature = "test-util")]
+pub(crate) fn hold_clock(off_runtime: bool) -> ClockHold {
+    off_runtime.then(|| {
+        let (hold, released) = std::sync::mpsc::sync_channel::<()>(0);
+        tokio::task::spawn_blocking(move || {
+            let _ = released.recv();
+        });
+        hold
+    })
+}
+#[cfg(not(feature = "test-util"))]
+pub(crate) fn hold_clock(_off_runtime: bool) -> ClockHold {}
 
 /// What a partition needs besides its batch function.
 pub(crate) struct PartitionContext<I, O, E> {
@@ -98,6 +122,9 @@ pub(crate) trait Runner<I, O, E>: Send + Sync + 'static {
         batch: Batch<I>,
         inline_index: usize,
     ) -> Option<Result<Vec<O>, Failure<E>>>;
+
+    /// Whether batches run on threads of our own rather than on the runtime.
+    fn runs_off_runtime(&self) -> bool;
 }
 
 /// A synchronous batch function with per-partition state `S`.
@@ -156,6 +183,7 @@ where
                     mut batch,
                     routes,
                     span,
+                    clock_hold,
                 }) = ctx.jobs.blocking_recv()
                 {
                     let _in_batch = span.enter();
@@ -166,6 +194,7 @@ where
                         catch_unwind(AssertUnwindSafe(|| (self.function)(&mut state, batch)));
                     let took = started.elapsed();
                     ctx.finish(routes, len, judge(len, outcome), took, &span);
+                    drop(clock_hold);
                 }
             })
             .map_err(|e| Error::Spawn(Arc::new(e)))?;
@@ -195,6 +224,10 @@ where
         let outcome = catch_unwind(AssertUnwindSafe(|| (self.function)(state, batch)));
         Some(judge(len, outcome))
     }
+
+    fn runs_off_runtime(&self) -> bool {
+        true
+    }
 }
 
 /// An asynchronous batch function (for I/O-bound work such as batched
@@ -223,6 +256,7 @@ where
                     mut batch,
                     routes,
                     span,
+                    ..
                 }) = ctx.jobs.recv().await
                 {
                     batch.set_partition(ctx.index);
@@ -249,5 +283,9 @@ where
         _inline_index: usize,
     ) -> Option<Result<Vec<O>, Failure<E>>> {
         None
+    }
+
+    fn runs_off_runtime(&self) -> bool {
+        false
     }
 }

@@ -13,7 +13,7 @@ use crate::delivery::deliver;
 use crate::error::Failure;
 use crate::key::BatchKey;
 use crate::options::Priority;
-use crate::partition::Job;
+use crate::partition::{Job, hold_clock};
 use crate::queue::{Entry, Queues, Readiness, Route, Taken};
 use crate::request::Request;
 use crate::stats::Recorder;
@@ -54,6 +54,8 @@ pub(crate) struct Scheduler<I, O, E> {
     pub(crate) permits: Arc<Semaphore>,
     pub(crate) recorder: Arc<Recorder>,
     pub(crate) name: Arc<str>,
+    /// Whether batches run on partition threads (see `hold_clock`).
+    pub(crate) off_runtime: bool,
 }
 
 struct State<I, O, E> {
@@ -251,6 +253,7 @@ where
             batch: Batch::new(items, key, partition, listeners),
             routes,
             span,
+            clock_hold: hold_clock(self.off_runtime),
         }
     }
 

@@ -1,0 +1,137 @@
+//! Coalescing: the batch timer, full batches, and the eager policy.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use batch_serving::{Batch, Policy, Serving};
+use support::Fake;
+use tokio::time::Instant;
+
+type Log = Arc<Mutex<Vec<(Vec<u64>, Duration)>>>;
+
+/// An async batch function (it runs on the runtime, so it sees virtual time)
+/// that records each batch with the time it started.
+fn timed(
+    batch_size: usize,
+    policy: Policy,
+    log: &Log,
+) -> Serving<u64, u64, std::convert::Infallible> {
+    let log = Arc::clone(log);
+    let t0 = Instant::now();
+    Serving::new_async(move |batch: Batch<u64>| {
+        log.lock().unwrap().push((batch.to_vec(), t0.elapsed()));
+        async move { Ok(batch.iter().copied().collect()) }
+    })
+    .batch_size(batch_size)
+    .batch_timeout(Duration::from_millis(10))
+    .policy(policy)
+    .start()
+    .unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn timer_starts_at_first_item_and_later_arrivals_do_not_extend_it() {
+    let log = Log::default();
+    let serving = timed(8, Policy::Timeout, &log);
+    let first = tokio::spawn({
+        let s = serving.clone();
+        async move { s.dispatch(1).await }
+    });
+    tokio::time::sleep(Duration::from_millis(6)).await;
+    let second = tokio::spawn({
+        let s = serving.clone();
+        async move { s.dispatch(2).await }
+    });
+    tokio::time::sleep(Duration::from_millis(3)).await;
+    assert!(
+        log.lock().unwrap().is_empty(),
+        "ran before the timer expired"
+    );
+    assert_eq!(first.await.unwrap().unwrap(), 1);
+    assert_eq!(second.await.unwrap().unwrap(), 2);
+    let log = log.lock().unwrap();
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0].0, vec![1, 2]);
+    assert_eq!(
+        log[0].1,
+        Duration::from_millis(10),
+        "timer ran from the first arrival"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn full_batch_runs_at_once_without_waiting_for_the_timer() {
+    let log = Log::default();
+    let serving = timed(4, Policy::Timeout, &log);
+    let outputs = serving.dispatch_many(vec![1, 2, 3, 4]).await.unwrap();
+    assert_eq!(outputs, vec![1, 2, 3, 4]);
+    let log = log.lock().unwrap();
+    assert_eq!(log[0], (vec![1, 2, 3, 4], Duration::ZERO));
+}
+
+#[tokio::test(start_paused = true)]
+async fn eager_policy_starts_at_once_with_whatever_is_queued() {
+    let log = Log::default();
+    let serving = timed(8, Policy::Eager, &log);
+    assert_eq!(serving.dispatch(5).await.unwrap(), 5);
+    assert_eq!(
+        log.lock().unwrap()[0],
+        (vec![5], Duration::ZERO),
+        "no idle wait"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_batch_ever_exceeds_batch_size() {
+    let fake = Fake::new();
+    let serving = fake.builder().batch_size(5).partitions(2).start().unwrap();
+    let calls: Vec<_> = (0..40u64)
+        .map(|i| {
+            let s = serving.clone();
+            tokio::spawn(async move {
+                if i % 3 == 0 {
+                    s.dispatch_many((i * 100..i * 100 + 7).collect()).await
+                } else {
+                    s.dispatch(i).await.map(|y| vec![y])
+                }
+            })
+        })
+        .collect();
+    for call in calls {
+        call.await.unwrap().unwrap();
+    }
+    let batches = fake.recorded();
+    assert!(
+        batches.iter().all(|b| !b.is_empty() && b.len() <= 5),
+        "{batches:?}"
+    );
+    assert_eq!(batches.iter().map(Vec::len).sum::<usize>(), 14 * 7 + 26);
+}
+
+#[tokio::test(start_paused = true)]
+async fn eager_batches_fill_while_the_partition_is_busy() {
+    let fake = Fake::new();
+    let serving = fake
+        .builder()
+        .batch_size(8)
+        .policy(Policy::Eager)
+        .start()
+        .unwrap();
+    fake.set(support::Behaviour::Block);
+    let blocker = tokio::spawn({
+        let s = serving.clone();
+        async move { s.dispatch(0).await }
+    });
+    support::until(|| fake.started() == 1).await;
+    let waiting = tokio::spawn({
+        let s = serving.clone();
+        async move { s.dispatch_many((1..=8).collect()).await }
+    });
+    support::until(|| serving.stats().queue_depth == 8).await;
+    fake.gate.open();
+    blocker.await.unwrap().unwrap();
+    assert_eq!(waiting.await.unwrap().unwrap(), (2..=9).collect::<Vec<_>>());
+    assert_eq!(fake.recorded(), vec![vec![0], (1..=8).collect()]);
+}

@@ -1,0 +1,159 @@
+//! Failures: errors, panics and wrong output counts reach only the callers
+//! of their batch, shared, and the partition keeps serving.
+
+mod support;
+
+use std::sync::Arc;
+
+use batch_serving::{Batch, Error, Serving};
+use support::{Behaviour, Fake, FakeError};
+
+/// Runs two concurrent callers into one batch and returns their results.
+async fn one_batch_of_two(
+    serving: &Serving<u64, u64, FakeError>,
+) -> (Result<u64, Error<FakeError>>, Result<u64, Error<FakeError>>) {
+    tokio::join!(serving.dispatch(1), serving.dispatch(2))
+}
+
+#[tokio::test(start_paused = true)]
+async fn batch_error_reaches_every_caller_of_that_batch_shared() {
+    let fake = Fake::new();
+    let serving = fake.builder().batch_size(2).start().unwrap();
+    fake.set(Behaviour::Error);
+    let (a, b) = one_batch_of_two(&serving).await;
+    match (a, b) {
+        (Err(Error::Batch(a)), Err(Error::Batch(b))) => {
+            assert!(
+                Arc::ptr_eq(&a, &b),
+                "one error shared, not rebuilt per caller"
+            );
+            assert_eq!(*a, FakeError("fake failure"));
+        }
+        other => panic!("expected shared batch errors, got {other:?}"),
+    }
+    fake.set(Behaviour::Ok);
+    assert_eq!(
+        serving.dispatch(7).await.unwrap(),
+        8,
+        "other batches are unaffected"
+    );
+    assert_eq!(serving.stats().failed, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn panic_fails_only_its_batch_and_the_partition_keeps_serving() {
+    let fake = Fake::new();
+    let serving = fake.builder().batch_size(2).start().unwrap();
+    fake.set(Behaviour::Panic);
+    let (a, b) = one_batch_of_two(&serving).await;
+    for result in [a, b] {
+        match result {
+            Err(Error::Panicked { message }) => assert_eq!(&*message, "fake panic"),
+            other => panic!("expected a panic error, got {other:?}"),
+        }
+    }
+    fake.set(Behaviour::Ok);
+    for i in 0..5 {
+        assert_eq!(serving.dispatch(i).await.unwrap(), i + 1);
+    }
+    assert_eq!(serving.stats().panicked, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn async_panic_is_caught_too() {
+    let serving = Serving::new_async(|batch: Batch<u64>| async move {
+        assert!(batch[0] != 13, "unlucky");
+        Ok::<_, std::convert::Infallible>(batch.to_vec())
+    })
+    .batch_size(1)
+    .start()
+    .unwrap();
+    assert!(matches!(
+        serving.dispatch(13).await,
+        Err(Error::Panicked { .. })
+    ));
+    assert_eq!(serving.dispatch(12).await.unwrap(), 12);
+}
+
+#[tokio::test(start_paused = true)]
+async fn wrong_output_count_names_expected_and_actual() {
+    let fake = Fake::new();
+    let serving = fake.builder().batch_size(2).start().unwrap();
+    fake.set(Behaviour::WrongCount);
+    let (a, _) = one_batch_of_two(&serving).await;
+    let error = a.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            Error::WrongOutputCount {
+                expected: 2,
+                actual: 1
+            }
+        ),
+        "{error:?}"
+    );
+    assert_eq!(
+        error.to_string(),
+        "batch function returned 1 outputs for 2 inputs"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn calls_on_a_shut_down_serving_return_closed() {
+    let fake = Fake::new();
+    let serving = fake.builder().start().unwrap();
+    serving.shutdown(None).await.unwrap();
+    assert!(serving.is_closed());
+    assert!(matches!(serving.dispatch(1).await, Err(Error::Closed)));
+    assert!(matches!(
+        serving.dispatch_many(vec![1, 2]).await,
+        Err(Error::Closed)
+    ));
+    assert!(matches!(serving.try_dispatch(1).await, Err(Error::Closed)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn bad_configuration_is_an_error_at_start_not_a_panic() {
+    let fake = Fake::new();
+    assert!(matches!(
+        fake.builder().batch_size(0).start(),
+        Err(Error::InvalidConfig(_))
+    ));
+    assert!(matches!(
+        fake.builder().partitions(0).start(),
+        Err(Error::InvalidConfig(_))
+    ));
+    assert!(matches!(
+        fake.builder().queue_capacity(0).start(),
+        Err(Error::InvalidConfig(_))
+    ));
+}
+
+#[test]
+fn start_outside_a_runtime_is_an_error() {
+    let fake = Fake::new();
+    assert!(matches!(fake.builder().start(), Err(Error::NoRuntime)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn failing_factory_stops_start_with_its_error() {
+    let started = Serving::with_state(
+        |partition| {
+            if partition == 1 {
+                Err(FakeError("no gpu"))
+            } else {
+                Ok(())
+            }
+        },
+        |_: &mut (), batch: Batch<u64>| Ok(batch.to_vec()),
+    )
+    .partitions(2)
+    .start();
+    match started {
+        Err(Error::PartitionStart {
+            partition: 1,
+            source,
+        }) => assert_eq!(*source, FakeError("no gpu")),
+        other => panic!("expected a partition start error, got {other:?}"),
+    }
+}
