@@ -1,5 +1,7 @@
 //! Backpressure: a bounded queue, waiting dispatch and fail-fast try_dispatch.
 
+#![allow(clippy::unwrap_used)] // a panicking unwrap is the failure a test wants
+
 mod support;
 
 use batch_serving::{Error, Policy};

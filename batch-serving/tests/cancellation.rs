@@ -1,6 +1,8 @@
 //! Cancellation and deadlines: abandoned items never run, and a deadline
 //! fires at the deadline, not when the running batch ends.
 
+#![allow(clippy::unwrap_used)] // a panicking unwrap is the failure a test wants
+
 mod support;
 
 use std::time::Duration;

@@ -1,5 +1,7 @@
 //! Coalescing: the batch timer, full batches, and the eager policy.
 
+#![allow(clippy::unwrap_used)] // a panicking unwrap is the failure a test wants
+
 mod support;
 
 use std::sync::{Arc, Mutex};

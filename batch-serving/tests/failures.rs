@@ -1,6 +1,8 @@
 //! Failures: errors, panics and wrong output counts reach only the callers
 //! of their batch, shared, and the partition keeps serving.
 
+#![allow(clippy::unwrap_used)] // a panicking unwrap is the failure a test wants
+
 mod support;
 
 use std::sync::Arc;

@@ -1,5 +1,7 @@
 //! Batch keys: a batch never mixes keys, and each key has its own timer.
 
+#![allow(clippy::unwrap_used)] // a panicking unwrap is the failure a test wants
+
 mod support;
 
 use std::sync::{Arc, Mutex};

@@ -1,6 +1,8 @@
 //! Partitions: concurrency, per-partition state on the partition's own
 //! thread, and batches that grow while every partition is busy.
 
+#![allow(clippy::unwrap_used)] // a panicking unwrap is the failure a test wants
+
 mod support;
 
 use std::sync::{Arc, Mutex};

@@ -1,5 +1,7 @@
 //! Priorities: higher-priority items enter the next batch first.
 
+#![allow(clippy::unwrap_used)] // a panicking unwrap is the failure a test wants
+
 mod support;
 
 use batch_serving::{CallOptions, Policy, Priority};

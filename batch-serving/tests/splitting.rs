@@ -1,6 +1,8 @@
 //! Splitting: oversized calls fill the forming batch, continue in later
 //! batches (on any partition) and come back in their original order.
 
+#![allow(clippy::unwrap_used)] // a panicking unwrap is the failure a test wants
+
 mod support;
 
 use std::time::Duration;

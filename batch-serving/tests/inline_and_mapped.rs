@@ -1,0 +1,61 @@
+//! Inline runs and client-side pre/post-processing.
+
+#![allow(clippy::unwrap_used)] // a panicking unwrap is the failure a test wants
+
+mod support;
+
+use batch_serving::{Batch, Error, Serving};
+use support::{Fake, FakeError};
+
+#[tokio::test(start_paused = true)]
+async fn inline_runs_on_the_calling_thread_split_by_batch_size() {
+    let caller = std::thread::current().id();
+    let serving = Serving::new(move |batch: Batch<u64>| {
+        assert_eq!(std::thread::current().id(), caller);
+        Ok::<_, std::convert::Infallible>(batch.iter().map(|_| batch.len() as u64).collect())
+    })
+    .batch_size(3)
+    .start()
+    .unwrap();
+    // Seven items in batches of at most three: 3 + 3 + 1.
+    assert_eq!(
+        serving.inline_many(vec![9; 7]).unwrap(),
+        vec![3, 3, 3, 3, 3, 3, 1]
+    );
+    assert_eq!(serving.stats().batches, 0, "no queue involved");
+}
+
+#[tokio::test(start_paused = true)]
+async fn inline_on_an_async_serving_is_a_clear_error() {
+    let serving =
+        Serving::new_async(
+            |b: Batch<u8>| async move { Ok::<_, std::convert::Infallible>(b.to_vec()) },
+        )
+        .start()
+        .unwrap();
+    assert!(matches!(serving.inline(1), Err(Error::InlineUnsupported)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn preprocessing_error_reaches_only_its_caller() {
+    let fake = Fake::new();
+    let serving = fake
+        .builder()
+        .batch_size(4)
+        .start()
+        .unwrap()
+        .map_inputs(|s: &'static str| s.parse::<u64>().map_err(|_| FakeError("not a number")))
+        .map_results(|y| Ok(y.to_string()));
+    let (good, bad, other) = tokio::join!(
+        serving.dispatch("1"),
+        serving.dispatch("x"),
+        serving.dispatch("41")
+    );
+    assert_eq!(good.unwrap(), "2");
+    assert!(matches!(
+        bad,
+        Err(Error::Preprocess(FakeError("not a number")))
+    ));
+    assert_eq!(other.unwrap(), "42");
+    assert_eq!(fake.all_items().len(), 2, "the bad input was never queued");
+}

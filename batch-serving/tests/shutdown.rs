@@ -1,0 +1,95 @@
+//! Shutdown: queued work runs to completion; a time limit fails what is left.
+
+#![allow(clippy::unwrap_used)] // a panicking unwrap is the failure a test wants
+
+mod support;
+
+use std::time::Duration;
+
+use batch_serving::{Error, Policy};
+use support::{Behaviour, Fake};
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_runs_everything_already_queued() {
+    let fake = Fake::new();
+    let serving = fake
+        .builder()
+        .batch_size(2)
+        .batch_timeout(Duration::from_secs(60))
+        .start()
+        .unwrap();
+    let calls: Vec<_> = (0..5)
+        .map(|i| {
+            let s = serving.clone();
+            tokio::spawn(async move { s.dispatch(i).await })
+        })
+        .collect();
+    support::until(|| serving.stats().queue_depth + serving.stats().items == 5).await;
+    serving.shutdown(None).await.unwrap();
+    for (i, call) in calls.into_iter().enumerate() {
+        assert_eq!(
+            call.await.unwrap().unwrap(),
+            i as u64 + 1,
+            "nothing queued is lost"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropping_the_last_handle_drains() {
+    let fake = Fake::new();
+    let serving = fake
+        .builder()
+        .batch_size(8)
+        .batch_timeout(Duration::from_secs(60))
+        .start()
+        .unwrap();
+    let call = tokio::spawn({
+        let s = serving.clone();
+        async move { s.dispatch_many(vec![1, 2, 3]).await }
+    });
+    support::until(|| serving.stats().queue_depth == 3).await;
+    drop(serving);
+    assert_eq!(call.await.unwrap().unwrap(), vec![2, 3, 4]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_time_limit_fails_queued_calls_and_waits_for_the_running_batch() {
+    let fake = Fake::new();
+    let serving = fake
+        .builder()
+        .batch_size(1)
+        .policy(Policy::Eager)
+        .start()
+        .unwrap();
+    fake.set(Behaviour::Block);
+    let running = tokio::spawn({
+        let s = serving.clone();
+        async move { s.dispatch(0).await }
+    });
+    support::until(|| fake.started() == 1).await;
+    let queued = tokio::spawn({
+        let s = serving.clone();
+        async move { s.dispatch(1).await }
+    });
+    support::until(|| serving.stats().queue_depth == 1).await;
+    let stopping = tokio::spawn({
+        let s = serving.clone();
+        async move { s.shutdown(Some(Duration::from_millis(10))).await }
+    });
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    tokio::time::advance(Duration::from_millis(10)).await;
+    assert!(matches!(queued.await.unwrap(), Err(Error::Closed)));
+    fake.gate.open();
+    assert_eq!(
+        running.await.unwrap().unwrap(),
+        1,
+        "the running batch finished"
+    );
+    assert!(matches!(
+        stopping.await.unwrap(),
+        Err(Error::ShutdownTimedOut)
+    ));
+}
