@@ -18,10 +18,7 @@ async fn try_dispatch_fails_fast_when_the_queue_is_full_and_dispatch_waits() {
         .start()
         .unwrap();
     fake.set(Behaviour::Block);
-    let blocker = tokio::spawn({
-        let s = serving.clone();
-        async move { s.dispatch(0).await }
-    });
+    let blocker = support::spawn_dispatch(&serving, 0);
     support::until(|| fake.started() == 1).await;
     let queued = tokio::spawn({
         let s = serving.clone();
@@ -45,10 +42,7 @@ async fn try_dispatch_fails_fast_when_the_queue_is_full_and_dispatch_waits() {
         Err(Error::Overloaded { requested: 4, .. })
     ));
 
-    let waiting = tokio::spawn({
-        let s = serving.clone();
-        async move { s.dispatch(10).await }
-    });
+    let waiting = support::spawn_dispatch(&serving, 10);
     for _ in 0..100 {
         tokio::task::yield_now().await;
     }

@@ -21,19 +21,13 @@ async fn dropped_call_is_removed_before_its_batch_starts() {
         .start()
         .unwrap();
     fake.set(Behaviour::Block);
-    let blocker = tokio::spawn({
-        let s = serving.clone();
-        async move { s.dispatch(0).await }
-    });
+    let blocker = support::spawn_dispatch(&serving, 0);
     support::until(|| fake.started() == 1).await;
     let doomed = tokio::spawn({
         let s = serving.clone();
         async move { s.dispatch_many(vec![66, 67]).await }
     });
-    let kept = tokio::spawn({
-        let s = serving.clone();
-        async move { s.dispatch(5).await }
-    });
+    let kept = support::spawn_dispatch(&serving, 5);
     support::until(|| serving.stats().queue_depth == 3).await;
     doomed.abort();
     assert!(doomed.await.unwrap_err().is_cancelled());
@@ -59,10 +53,7 @@ async fn deadline_fails_a_queued_call_at_the_deadline_while_a_batch_still_runs()
         .start()
         .unwrap();
     fake.set(Behaviour::Block);
-    let blocker = tokio::spawn({
-        let s = serving.clone();
-        async move { s.dispatch(0).await }
-    });
+    let blocker = support::spawn_dispatch(&serving, 0);
     support::until(|| fake.started() == 1).await;
     // The blocked batch holds the paused clock (feature `test-util`), so
     // the test moves time itself.

@@ -37,15 +37,9 @@ fn timed(
 async fn timer_starts_at_first_item_and_later_arrivals_do_not_extend_it() {
     let log = Log::default();
     let serving = timed(8, Policy::Timeout, &log);
-    let first = tokio::spawn({
-        let s = serving.clone();
-        async move { s.dispatch(1).await }
-    });
+    let first = support::spawn_dispatch(&serving, 1);
     tokio::time::sleep(Duration::from_millis(6)).await;
-    let second = tokio::spawn({
-        let s = serving.clone();
-        async move { s.dispatch(2).await }
-    });
+    let second = support::spawn_dispatch(&serving, 2);
     tokio::time::sleep(Duration::from_millis(3)).await;
     assert!(
         log.lock().unwrap().is_empty(),
@@ -122,10 +116,7 @@ async fn eager_batches_fill_while_the_partition_is_busy() {
         .start()
         .unwrap();
     fake.set(support::Behaviour::Block);
-    let blocker = tokio::spawn({
-        let s = serving.clone();
-        async move { s.dispatch(0).await }
-    });
+    let blocker = support::spawn_dispatch(&serving, 0);
     support::until(|| fake.started() == 1).await;
     let waiting = tokio::spawn({
         let s = serving.clone();

@@ -54,15 +54,9 @@ async fn each_key_has_its_own_timer() {
     .key_by(|x: &u64| BatchKey::new(*x))
     .start()
     .unwrap();
-    let a = tokio::spawn({
-        let s = serving.clone();
-        async move { s.dispatch(1).await }
-    });
+    let a = support::spawn_dispatch(&serving, 1);
     tokio::time::sleep(Duration::from_millis(4)).await;
-    let b = tokio::spawn({
-        let s = serving.clone();
-        async move { s.dispatch(2).await }
-    });
+    let b = support::spawn_dispatch(&serving, 2);
     a.await.unwrap().unwrap();
     b.await.unwrap().unwrap();
     let log = log.lock().unwrap().clone();

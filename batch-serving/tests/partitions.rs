@@ -96,10 +96,7 @@ async fn forming_batch_grows_to_full_while_partitions_are_busy() {
     let fake = Fake::new();
     let serving = fake.builder().batch_size(4).start().unwrap();
     fake.set(Behaviour::Block);
-    let first = tokio::spawn({
-        let s = serving.clone();
-        async move { s.dispatch(0).await }
-    });
+    let first = support::spawn_dispatch(&serving, 0);
     // Let the lone item's batch timer (5 ms by default) expire.
     tokio::time::sleep(batch_serving::DEFAULT_BATCH_TIMEOUT).await;
     support::until(|| fake.started() == 1).await;

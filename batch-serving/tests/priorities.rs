@@ -17,10 +17,7 @@ async fn high_priority_items_enter_the_next_batch_first() {
         .start()
         .unwrap();
     fake.set(Behaviour::Block);
-    let blocker = tokio::spawn({
-        let s = serving.clone();
-        async move { s.dispatch(0).await }
-    });
+    let blocker = support::spawn_dispatch(&serving, 0);
     support::until(|| fake.started() == 1).await;
     let mut calls = Vec::new();
     for (item, priority) in [

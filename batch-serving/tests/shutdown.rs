@@ -63,15 +63,9 @@ async fn shutdown_time_limit_fails_queued_calls_and_waits_for_the_running_batch(
         .start()
         .unwrap();
     fake.set(Behaviour::Block);
-    let running = tokio::spawn({
-        let s = serving.clone();
-        async move { s.dispatch(0).await }
-    });
+    let running = support::spawn_dispatch(&serving, 0);
     support::until(|| fake.started() == 1).await;
-    let queued = tokio::spawn({
-        let s = serving.clone();
-        async move { s.dispatch(1).await }
-    });
+    let queued = support::spawn_dispatch(&serving, 1);
     support::until(|| serving.stats().queue_depth == 1).await;
     let stopping = tokio::spawn({
         let s = serving.clone();

@@ -31,10 +31,7 @@ async fn a_split_call_fills_the_room_left_in_the_forming_batch_first() {
         .batch_timeout(Duration::from_millis(10))
         .start()
         .unwrap();
-    let single = tokio::spawn({
-        let s = serving.clone();
-        async move { s.dispatch(100).await }
-    });
+    let single = support::spawn_dispatch(&serving, 100);
     support::until(|| serving.stats().queue_depth == 1).await;
     let many = serving.dispatch_many(vec![1, 2, 3, 4, 5]).await.unwrap();
     assert_eq!(many, vec![2, 3, 4, 5, 6]);

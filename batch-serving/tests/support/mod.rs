@@ -142,3 +142,12 @@ pub async fn until(mut condition: impl FnMut() -> bool) {
     }
     panic!("condition never held");
 }
+
+/// Runs `serving.dispatch(item)` as its own task, like an independent caller.
+pub fn spawn_dispatch<E: Send + Sync + 'static>(
+    serving: &Serving<u64, u64, E>,
+    item: u64,
+) -> tokio::task::JoinHandle<Result<u64, batch_serving::Error<E>>> {
+    let serving = serving.clone();
+    tokio::spawn(async move { serving.dispatch(item).await })
+}
