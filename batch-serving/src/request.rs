@@ -89,19 +89,19 @@ impl<O, E> Request<O, E> {
     /// Called by the scheduler when it takes one of this call's items into a
     /// batch. Returns false when the caller has gone, so the item is skipped.
     ///
-    /// CORRECTNESS: the caller's `abandon` and this method both move the state
-    /// with one atomic step, so an item is either taken before the caller
-    /// observed its cancellation or expiry, or never taken.
+    /// CORRECTNESS: an item is taken only if this atomic read (or exchange)
+    /// of the state comes before the caller's `abandon` in the state's
+    /// modification order; so no item is taken into a batch after the caller
+    /// observed its cancellation or expiry.
     pub(crate) fn try_take(&self) -> bool {
         match self
             .state
             .compare_exchange(LIVE, STARTED, Ordering::AcqRel, Ordering::Acquire)
         {
             Ok(_) => true,
-            Err(STARTED) => self
-                .state
-                .compare_exchange(STARTED, STARTED, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok(),
+            // Already started: the failed exchange read the state, and it was
+            // not abandoned then, which is all a second atomic step could say.
+            Err(STARTED) => true,
             Err(_) => false,
         }
     }

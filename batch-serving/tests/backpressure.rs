@@ -17,9 +17,7 @@ async fn try_dispatch_fails_fast_when_the_queue_is_full_and_dispatch_waits() {
         .policy(Policy::Eager)
         .start()
         .unwrap();
-    fake.set(Behaviour::Block);
-    let blocker = support::spawn_dispatch(&serving, 0);
-    support::until(|| fake.started() == 1).await;
+    let blocker = support::occupy_partition(&fake, &serving).await;
     let queued = tokio::spawn({
         let s = serving.clone();
         async move { s.dispatch_many(vec![1, 2, 3]).await }

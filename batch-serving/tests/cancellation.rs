@@ -20,9 +20,7 @@ async fn dropped_call_is_removed_before_its_batch_starts() {
         .policy(Policy::Eager)
         .start()
         .unwrap();
-    fake.set(Behaviour::Block);
-    let blocker = support::spawn_dispatch(&serving, 0);
-    support::until(|| fake.started() == 1).await;
+    let blocker = support::occupy_partition(&fake, &serving).await;
     let doomed = tokio::spawn({
         let s = serving.clone();
         async move { s.dispatch_many(vec![66, 67]).await }
@@ -52,9 +50,7 @@ async fn deadline_fails_a_queued_call_at_the_deadline_while_a_batch_still_runs()
         .policy(Policy::Eager)
         .start()
         .unwrap();
-    fake.set(Behaviour::Block);
-    let blocker = support::spawn_dispatch(&serving, 0);
-    support::until(|| fake.started() == 1).await;
+    let blocker = support::occupy_partition(&fake, &serving).await;
     // The blocked batch holds the paused clock (feature `test-util`), so
     // the test moves time itself.
     let start = Instant::now();

@@ -16,9 +16,7 @@ async fn high_priority_items_enter_the_next_batch_first() {
         .policy(Policy::Eager)
         .start()
         .unwrap();
-    fake.set(Behaviour::Block);
-    let blocker = support::spawn_dispatch(&serving, 0);
-    support::until(|| fake.started() == 1).await;
+    let blocker = support::occupy_partition(&fake, &serving).await;
     let mut calls = Vec::new();
     for (item, priority) in [
         (1, Priority::Low),

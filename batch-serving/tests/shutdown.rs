@@ -7,7 +7,7 @@ mod support;
 use std::time::Duration;
 
 use batch_serving::{Error, Policy};
-use support::{Behaviour, Fake};
+use support::Fake;
 
 #[tokio::test(start_paused = true)]
 async fn shutdown_runs_everything_already_queued() {
@@ -62,9 +62,7 @@ async fn shutdown_time_limit_fails_queued_calls_and_waits_for_the_running_batch(
         .policy(Policy::Eager)
         .start()
         .unwrap();
-    fake.set(Behaviour::Block);
-    let running = support::spawn_dispatch(&serving, 0);
-    support::until(|| fake.started() == 1).await;
+    let running = support::occupy_partition(&fake, &serving).await;
     let queued = support::spawn_dispatch(&serving, 1);
     support::until(|| serving.stats().queue_depth == 1).await;
     let stopping = tokio::spawn({

@@ -151,3 +151,15 @@ pub fn spawn_dispatch<E: Send + Sync + 'static>(
     let serving = serving.clone();
     tokio::spawn(async move { serving.dispatch(item).await })
 }
+
+/// Holds the serving's only free partition inside a blocked batch (item 0)
+/// until `fake.gate` opens; returns that batch's caller.
+pub async fn occupy_partition(
+    fake: &Fake,
+    serving: &Serving<u64, u64, FakeError>,
+) -> tokio::task::JoinHandle<Result<u64, batch_serving::Error<FakeError>>> {
+    fake.set(Behaviour::Block);
+    let blocker = spawn_dispatch(serving, 0);
+    until(|| fake.started() == 1).await;
+    blocker
+}
