@@ -186,6 +186,8 @@ where
                     clock_hold,
                 }) = ctx.jobs.blocking_recv()
                 {
+                    // Released at the end of this iteration, after the callers are answered.
+                    let _clock_hold = clock_hold;
                     let _in_batch = span.enter();
                     batch.set_partition(index);
                     let len = batch.len();
@@ -194,7 +196,6 @@ where
                         catch_unwind(AssertUnwindSafe(|| (self.function)(&mut state, batch)));
                     let took = started.elapsed();
                     ctx.finish(routes, len, judge(len, outcome), took, &span);
-                    drop(clock_hold);
                 }
             })
             .map_err(|e| Error::Spawn(Arc::new(e)))?;

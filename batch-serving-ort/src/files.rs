@@ -1,0 +1,93 @@
+//! Finding model files by path, never by bundling them: an explicit folder,
+//! then an environment variable, then a `shared/models` folder beside the
+//! working directory or one of its parents.
+
+use std::path::{Path, PathBuf};
+
+use crate::OrtError;
+
+/// The environment variable naming the folder with the model files.
+pub const MODELS_ENV: &str = "BATCH_SERVING_MODELS";
+
+/// MobileNetV2 file names accepted in a models folder, in order of
+/// preference: the shared de-quantized build, then the ONNX model zoo's
+/// `mobilenetv2-12.onnx` (same interface).
+pub const MOBILENET_MODEL_NAMES: [&str; 2] =
+    ["mobilenetv2_1.0_224_dequant.onnx", "mobilenetv2-12.onnx"];
+
+/// The ImageNet labels file name, one class per line in index order.
+pub const LABELS_NAME: &str = "imagenet_classes.txt";
+
+/// The folder to read models from: `explicit` if given, else `$BATCH_SERVING_MODELS`,
+/// else the first `shared/models` folder found beside the working directory
+/// or any of its parents.
+///
+/// # Errors
+///
+/// [`OrtError::File`] saying where it looked and how to get the files.
+pub fn models_dir(explicit: Option<&Path>) -> Result<PathBuf, OrtError> {
+    if let Some(dir) = explicit {
+        return existing_dir(dir.to_path_buf(), "the given models folder");
+    }
+    if let Some(dir) = std::env::var_os(MODELS_ENV).filter(|d| !d.is_empty()) {
+        return existing_dir(PathBuf::from(dir), MODELS_ENV);
+    }
+    let cwd = std::env::current_dir().map_err(|e| OrtError::file(".", e))?;
+    cwd.ancestors()
+        .flat_map(|dir| [dir.join("shared").join("models"), dir.join(".models")])
+        .find(|dir| dir.is_dir())
+        .ok_or_else(|| {
+            OrtError::file(
+                "shared/models",
+                format!(
+                    "no models folder found: set {MODELS_ENV}, pass the folder explicitly, or run scripts/fetch-model.sh to download mobilenetv2-12.onnx into .models/"
+                ),
+            )
+        })
+}
+
+fn existing_dir(dir: PathBuf, what: &str) -> Result<PathBuf, OrtError> {
+    if dir.is_dir() {
+        Ok(dir)
+    } else {
+        Err(OrtError::file(dir, format!("{what} is not a folder")))
+    }
+}
+
+/// The MobileNetV2 model and its labels, found in one folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MobileNetFiles {
+    /// The ONNX model.
+    pub model: PathBuf,
+    /// The labels file.
+    pub labels: PathBuf,
+}
+
+impl MobileNetFiles {
+    /// Finds the files in [`models_dir`]`(explicit)`.
+    ///
+    /// # Errors
+    ///
+    /// [`OrtError::File`] naming the folder and the files it lacks.
+    pub fn locate(explicit: Option<&Path>) -> Result<Self, OrtError> {
+        let dir = models_dir(explicit)?;
+        let model = MOBILENET_MODEL_NAMES
+            .iter()
+            .map(|name| dir.join(name))
+            .find(|path| path.is_file())
+            .ok_or_else(|| {
+                OrtError::file(
+                    &dir,
+                    format!("neither {} is there", MOBILENET_MODEL_NAMES.join(" nor ")),
+                )
+            })?;
+        let labels = dir.join(LABELS_NAME);
+        if !labels.is_file() {
+            return Err(OrtError::file(
+                labels,
+                "the ImageNet labels file is missing",
+            ));
+        }
+        Ok(Self { model, labels })
+    }
+}

@@ -1,0 +1,12 @@
+//! MobileNetV2 image classification: decode and normalise in the caller's
+//! task, run the model in batches, and turn logits into top-k labels.
+
+mod classifier;
+mod labels;
+mod preprocess;
+
+pub use classifier::{MobileNet, MobileNetBuilder};
+pub use labels::{Labels, Prediction, top_k};
+pub use preprocess::{
+    CROP_SIZE, IMAGENET_MEAN, IMAGENET_STD, RESIZE_SHORT_SIDE, preprocess, preprocess_image,
+};
