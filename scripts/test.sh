@@ -3,6 +3,15 @@
 # and ends with the totals over every test binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The real-model tests need ONNX Runtime: fetch it if it is not here. They
+# skip loudly without it, unless BATCH_SERVING_REQUIRE_ORT=1 (CI) makes that
+# a failure.
+source scripts/ort-runtime.sh
+if ort_runtime; then
+    echo "ONNX Runtime: $ORT_DYLIB_PATH"
+else
+    echo "warning: no ONNX Runtime; the real-model tests will skip" >&2
+fi
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 cargo test --workspace --all-features 2>&1 | tee "$log"

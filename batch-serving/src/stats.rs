@@ -16,7 +16,7 @@ use std::time::Duration;
 /// assert_eq!((stats.batches, stats.items), (1, 1));
 /// # Ok(()) }
 /// ```
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 #[non_exhaustive]
 pub struct Stats {
     /// Batches the batch function ran (successfully or not).

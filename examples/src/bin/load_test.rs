@@ -1,0 +1,308 @@
+//! A closed-loop load test of MobileNetV2 classification: C callers each send
+//! an image, wait for the answer and send again, for a fixed time per
+//! concurrency level. Runs in process (batched against unbatched, that is
+//! `batch_size` 1) or against the HTTP server with `--url`.
+//!
+//! ```text
+//! cargo run --release -p batch-serving-examples --bin load_test -- --concurrency 1,8,64 --seconds 3
+//! cargo run --release -p batch-serving-examples --bin load_test -- --url 127.0.0.1:8080
+//! ```
+//!
+//! `--markdown FILE` also writes the table as markdown.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use batch_serving_examples::args::{Args, list};
+use batch_serving_examples::client::Connection;
+use batch_serving_examples::metrics::read_metric;
+use batch_serving_examples::setup::ServingConfig;
+use hdrhistogram::Histogram;
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// Sends one request; true when it succeeded.
+type Call = Arc<dyn Fn(usize) -> Pin<Box<dyn Future<Output = bool> + Send>> + Send + Sync>;
+
+/// Where the batch counters come from: the serving itself or `/metrics`.
+type Counters = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = (u64, u64)> + Send>> + Send + Sync>;
+
+struct Row {
+    mode: String,
+    concurrency: usize,
+    calls: u64,
+    errors: u64,
+    per_second: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    mean_batch: f64,
+}
+
+async fn run_cell(
+    mode: &str,
+    concurrency: usize,
+    seconds: f64,
+    call: &Call,
+    counters: &Counters,
+) -> Row {
+    let (batches_before, items_before) = counters().await;
+    let bar = ProgressBar::new((seconds * 1000.0) as u64).with_style(
+        ProgressStyle::with_template("{prefix:>22} [{bar:30}] {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_prefix(format!("{mode} C={concurrency}"));
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs_f64(seconds);
+    let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let callers: Vec<_> = (0..concurrency)
+        .map(|caller| {
+            let (call, done) = (Arc::clone(call), Arc::clone(&done));
+            tokio::spawn(async move {
+                let mut latencies = Histogram::<u64>::new(3)
+                    .unwrap_or_else(|_| unreachable!("3 significant figures is valid"));
+                let mut errors = 0u64;
+                while Instant::now() < deadline {
+                    let sent = Instant::now();
+                    if call(caller).await {
+                        let _ = latencies.record(sent.elapsed().as_micros() as u64);
+                        done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    } else {
+                        errors += 1;
+                    }
+                }
+                (latencies, errors)
+            })
+        })
+        .collect();
+    while Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let elapsed = started.elapsed().as_secs_f64();
+        bar.set_position((elapsed * 1000.0) as u64);
+        let calls = done.load(std::sync::atomic::Ordering::Relaxed);
+        bar.set_message(format!("{calls} calls, {:.0}/s", calls as f64 / elapsed));
+    }
+    let mut latencies =
+        Histogram::<u64>::new(3).unwrap_or_else(|_| unreachable!("3 significant figures is valid"));
+    let mut errors = 0;
+    for caller in callers {
+        if let Ok((h, e)) = caller.await {
+            let _ = latencies.add(&h);
+            errors += e;
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+    let (batches_after, items_after) = counters().await;
+    let batches = batches_after.saturating_sub(batches_before);
+    Row {
+        mode: mode.to_owned(),
+        concurrency,
+        calls: latencies.len(),
+        errors,
+        per_second: latencies.len() as f64 / elapsed,
+        p50_ms: latencies.value_at_quantile(0.5) as f64 / 1e3,
+        p99_ms: latencies.value_at_quantile(0.99) as f64 / 1e3,
+        mean_batch: if batches == 0 {
+            0.0
+        } else {
+            items_after.saturating_sub(items_before) as f64 / batches as f64
+        },
+    }
+}
+
+fn table(rows: &[Row]) -> String {
+    let mut out = String::from(
+        "| mode | callers | img/s | p50 ms | p99 ms | mean batch | calls | errors | vs unbatched |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for row in rows {
+        let baseline = rows
+            .iter()
+            .find(|r| r.mode == "unbatched" && r.concurrency == row.concurrency);
+        let ratio = baseline
+            .filter(|b| b.per_second > 0.0)
+            .map_or("".to_owned(), |b| {
+                format!("{:.2}x", row.per_second / b.per_second)
+            });
+        out.push_str(&format!(
+            "| {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {} | {} |\n",
+            row.mode,
+            row.concurrency,
+            row.per_second,
+            row.p50_ms,
+            row.p99_ms,
+            row.mean_batch,
+            row.calls,
+            row.errors,
+            ratio
+        ));
+    }
+    out
+}
+
+/// The image every call sends: `--image`, else dogs.jpg beside the model,
+/// else a generated 512x384 JPEG (the model zoo ships no sample photos).
+fn image(args: &Args, config: &ServingConfig) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
+    if let Some(path) = args.get("image", "BS_IMAGE") {
+        return std::fs::read(&path).map_err(|e| format!("cannot read {path}: {e}").into());
+    }
+    let sample = batch_serving_ort::models_dir(config.models.as_deref())?.join("dogs.jpg");
+    if let Ok(bytes) = std::fs::read(&sample) {
+        return Ok(bytes);
+    }
+    let pattern = image::RgbImage::from_fn(512, 384, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, ((x + y) % 256) as u8])
+    });
+    let mut jpeg = Vec::new();
+    image::DynamicImage::ImageRgb8(pattern).write_to(
+        &mut std::io::Cursor::new(&mut jpeg),
+        image::ImageFormat::Jpeg,
+    )?;
+    Ok(jpeg)
+}
+
+async fn in_process(
+    config: &ServingConfig,
+    image: Arc<Vec<u8>>,
+    levels: &[usize],
+    seconds: f64,
+    compare: bool,
+) -> Result<Vec<Row>, Box<dyn std::error::Error>> {
+    let mut modes = vec![("batched", config.clone())];
+    if compare {
+        modes.push((
+            "unbatched",
+            ServingConfig {
+                batch_size: 1,
+                ..config.clone()
+            },
+        ));
+    }
+    let mut rows = Vec::new();
+    for (mode, config) in modes {
+        let classifier = config.start()?;
+        println!("{mode}: {}", config.describe());
+        let call: Call = {
+            let (classifier, image) = (classifier.clone(), Arc::clone(&image));
+            Arc::new(move |_| {
+                let (classifier, image) = (classifier.clone(), Arc::clone(&image));
+                Box::pin(async move { classifier.classify(image.to_vec()).await.is_ok() })
+            })
+        };
+        let counters: Counters = {
+            let classifier = classifier.clone();
+            Arc::new(move || {
+                let stats = classifier.serving().stats();
+                Box::pin(async move { (stats.batches, stats.items) })
+            })
+        };
+        call(0).await; // warm-up
+        for &concurrency in levels {
+            rows.push(run_cell(mode, concurrency, seconds, &call, &counters).await);
+        }
+        classifier.serving().shutdown(None).await?;
+    }
+    Ok(rows)
+}
+
+async fn over_http(
+    address: &str,
+    image: Arc<Vec<u8>>,
+    levels: &[usize],
+    seconds: f64,
+) -> Result<Vec<Row>, Box<dyn std::error::Error>> {
+    let max = levels.iter().copied().max().unwrap_or(1);
+    let mut connections = Vec::with_capacity(max);
+    for _ in 0..max {
+        connections.push(Arc::new(tokio::sync::Mutex::new(
+            Connection::open(address).await?,
+        )));
+    }
+    let connections = Arc::new(connections);
+    let call: Call = {
+        let connections = Arc::clone(&connections);
+        Arc::new(move |caller| {
+            let (connections, image) = (Arc::clone(&connections), Arc::clone(&image));
+            Box::pin(async move {
+                let mut connection = connections[caller].lock().await;
+                matches!(
+                    connection
+                        .request("POST", "/v1/classify", "image/jpeg", &image)
+                        .await,
+                    Ok((200, _))
+                )
+            })
+        })
+    };
+    let address = address.to_owned();
+    let counters: Counters = Arc::new(move || {
+        let address = address.clone();
+        Box::pin(async move {
+            let Ok(mut connection) = Connection::open(&address).await else {
+                return (0, 0);
+            };
+            let Ok((_, body)) = connection
+                .request("GET", "/metrics", "text/plain", &[])
+                .await
+            else {
+                return (0, 0);
+            };
+            let text = String::from_utf8_lossy(&body);
+            let read = |name| read_metric(&text, name).unwrap_or(0.0) as u64;
+            (
+                read("batch_serving_batches_total"),
+                read("batch_serving_items_total"),
+            )
+        })
+    });
+    call(0).await;
+    let mut rows = Vec::new();
+    for &concurrency in levels {
+        rows.push(run_cell("http", concurrency, seconds, &call, &counters).await);
+    }
+    Ok(rows)
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::from_env();
+    let config = ServingConfig::from_args(&args);
+    let levels = args
+        .get("concurrency", "BS_CONCURRENCY")
+        .map_or(Some(vec![1, 4, 16, 64]), |text| list(&text))
+        .filter(|levels: &Vec<usize>| {
+            !levels.is_empty() && levels.iter().all(|&c| (1..=4096).contains(&c))
+        })
+        .ok_or("--concurrency takes a list such as 1,8,64 (each 1..=4096)")?;
+    let seconds: f64 = args.value("seconds", "BS_SECONDS", 3.0);
+    let image = Arc::new(image(&args, &config)?);
+    let rows = match args.get("url", "BS_URL") {
+        Some(url) => {
+            over_http(
+                url.trim_start_matches("http://").trim_end_matches('/'),
+                image,
+                &levels,
+                seconds,
+            )
+            .await?
+        }
+        None => in_process(&config, image, &levels, seconds, !args.is_set("no-compare")).await?,
+    };
+    let table = table(&rows);
+    println!("\n{table}");
+    if let Some(path) = args.get("markdown", "BS_MARKDOWN") {
+        let cores = std::thread::available_parallelism().map_or(0, usize::from);
+        let text = format!(
+            "<!-- written by: load_test {} -->\n\nMobileNetV2 classification, closed loop, {seconds} s per row, {cores} CPU core(s); {}.\n\n{table}",
+            std::env::args().skip(1).collect::<Vec<_>>().join(" "),
+            config.describe()
+        );
+        std::fs::write(&path, text)?;
+        println!("wrote {path}");
+    }
+    if rows.iter().any(|r| r.errors > 0) {
+        eprintln!("some calls failed");
+        std::process::exit(1);
+    }
+    Ok(())
+}

@@ -1,0 +1,145 @@
+//! The HTTP server's routes on the real model, driven without a socket.
+
+#![allow(clippy::unwrap_used)]
+
+use axum::body::{Body, to_bytes};
+use axum::http::{Request, StatusCode};
+use base64::Engine;
+use batch_serving_examples::http::{ClassifyResponse, router, status_of};
+use batch_serving_ort::{MobileNet, MobileNetFiles, OrtError, Runtime};
+use tower::ServiceExt;
+
+fn classifier() -> Option<(MobileNet, Vec<u8>)> {
+    let found = Runtime::get().and_then(|_| MobileNetFiles::locate(None));
+    let files = match found {
+        Ok(files) => files,
+        Err(e) if std::env::var_os("BATCH_SERVING_REQUIRE_ORT").is_some_and(|v| v == "1") => {
+            panic!("{e}")
+        }
+        Err(e) => {
+            eprintln!("\n*** SKIPPING server test: {e}\n");
+            return None;
+        }
+    };
+    let cat = std::fs::read(files.model.with_file_name("cat.jpg")).unwrap();
+    Some((MobileNet::builder(&files).unwrap().start().unwrap(), cat))
+}
+
+async fn send(app: axum::Router, request: Request<Body>) -> (StatusCode, serde_json::Value) {
+    let response = app.oneshot(request).await.unwrap();
+    let status = response.status();
+    let body = to_bytes(response.into_body(), usize::MAX).await.unwrap();
+    let json = serde_json::from_slice(&body)
+        .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&body).into_owned()));
+    (status, json)
+}
+
+fn post(body: impl Into<Body>, content_type: &str) -> Request<Body> {
+    Request::post("/v1/classify")
+        .header("content-type", content_type)
+        .body(body.into())
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_and_base64_json_requests_classify_the_cat() {
+    let Some((classifier, cat)) = classifier() else {
+        return;
+    };
+    let app = router(classifier);
+    let (status, json) = send(app.clone(), post(cat.clone(), "image/jpeg")).await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    let response: ClassifyResponse = serde_json::from_value(json).unwrap();
+    assert_eq!(response.predictions.len(), 5);
+    assert!((281..=285).contains(&response.predictions[0].class));
+    let encoded = base64::engine::general_purpose::STANDARD.encode(&cat);
+    let (status, json) = send(
+        app,
+        post(
+            serde_json::json!({ "image": encoded }).to_string(),
+            "application/json",
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    assert_eq!(
+        json["predictions"][0]["class"],
+        response.predictions[0].class
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_4xx_with_a_json_error_and_metrics_count_only_good_ones() {
+    let Some((classifier, cat)) = classifier() else {
+        return;
+    };
+    let app = router(classifier);
+    for (body, content_type, expected) in [
+        (
+            b"not an image".to_vec(),
+            "image/jpeg",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (Vec::new(), "image/jpeg", StatusCode::BAD_REQUEST),
+        (
+            b"{\"image\": \"***\"}".to_vec(),
+            "application/json",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            b"{\"picture\": 1}".to_vec(),
+            "application/json",
+            StatusCode::BAD_REQUEST,
+        ),
+    ] {
+        let (status, json) = send(app.clone(), post(body, content_type)).await;
+        assert_eq!(status, expected, "{json}");
+        assert!(
+            json["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{json}"
+        );
+    }
+    let (status, _) = send(app.clone(), post(cat, "image/jpeg")).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, health) = send(
+        app.clone(),
+        Request::get("/health").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, health["status"].as_str()),
+        (StatusCode::OK, Some("ok"))
+    );
+    let (status, metrics) = send(app, Request::get("/metrics").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    let text = metrics.as_str().unwrap();
+    assert_eq!(
+        batch_serving_examples::metrics::read_metric(text, "batch_serving_items_total"),
+        Some(1.0),
+        "{text}"
+    );
+}
+
+#[test]
+fn overload_and_shutdown_map_to_503_and_bad_input_to_422() {
+    use batch_serving::Error;
+    assert_eq!(
+        status_of(&Error::<OrtError>::Overloaded {
+            requested: 1,
+            capacity: 1
+        }),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(
+        status_of(&Error::<OrtError>::Closed),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(
+        status_of(&Error::Preprocess(OrtError::Image("x".into()))),
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(
+        status_of(&Error::<OrtError>::DeadlineExceeded),
+        StatusCode::GATEWAY_TIMEOUT
+    );
+}

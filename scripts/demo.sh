@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# The README's demo: MobileNetV2 served with batching under concurrent load.
+# Fetches ONNX Runtime if needed, finds the model (the shared folder,
+# BATCH_SERVING_MODELS, or the model zoo download), then
+#   1. classifies the sample photos with the `classify` CLI,
+#   2. runs the in-process load test, batched against unbatched,
+#   3. starts the HTTP server, sends it load over HTTP, and stops it with
+#      Ctrl-C (SIGINT) to show the graceful drain.
+# DEMO_SECONDS (default 3) sets the time per load-test row.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/ort-runtime.sh
+if ! ort_runtime; then
+    echo "demo: ONNX Runtime is not available (see above)" >&2
+    exit 1
+fi
+echo "ONNX Runtime: $ORT_DYLIB_PATH"
+
+models=${BATCH_SERVING_MODELS:-}
+if [[ -z "$models" ]]; then
+    for dir in ../shared/models shared/models .models; do
+        if [[ -f "$dir/imagenet_classes.txt" ]]; then models=$dir; break; fi
+    done
+fi
+if [[ -z "$models" ]]; then
+    echo "no models folder found; trying to download the model zoo's mobilenetv2-12.onnx" >&2
+    bash scripts/fetch-model.sh
+    models=.models
+fi
+export BATCH_SERVING_MODELS=$(cd "$models" && pwd)
+echo "models: $BATCH_SERVING_MODELS"
+seconds=${DEMO_SECONDS:-3}
+
+cargo build --release --quiet -p batch-serving-examples --bins
+bin=target/release
+
+echo; echo "== 1. classify the sample photos =="
+shopt -s nullglob
+samples=("$BATCH_SERVING_MODELS"/*.jpg "$BATCH_SERVING_MODELS"/*.png)
+if (( ${#samples[@]} )); then
+    "$bin/classify" "${samples[@]}"
+else
+    echo "(no sample photos in $BATCH_SERVING_MODELS; skipping)"
+fi
+
+echo; echo "== 2. in-process load: batched against unbatched =="
+"$bin/load_test" --concurrency 1,8,32 --seconds "$seconds"
+
+echo; echo "== 3. the HTTP server under load =="
+port=${DEMO_PORT:-18080}
+"$bin/mobilenet_server" --addr "127.0.0.1:$port" &
+server=$!
+trap 'kill $server 2>/dev/null || true' EXIT
+for _ in $(seq 100); do
+    if curl -fsS "http://127.0.0.1:$port/health" >/dev/null 2>&1; then break; fi
+    sleep 0.2
+done
+"$bin/load_test" --url "127.0.0.1:$port" --concurrency 16 --seconds "$seconds"
+curl -fsS "http://127.0.0.1:$port/metrics" | grep -E '^batch_serving_(batches_total|items_total|mean_batch_size) ' || true
+kill -INT $server
+wait $server
+trap - EXIT
+echo; echo "demo finished"
