@@ -219,7 +219,7 @@ impl std::fmt::Debug for ModelServingBuilder {
 
 /// A started serving of one ONNX model. It dereferences to
 /// [`ModelMappedServing`] for `dispatch`, `dispatch_many`, `try_dispatch`,
-/// `inline` and the rest; [`ModelServing::serving`] gives the underlying
+/// `inline` and the rest; [`MappedServing::serving`] gives the underlying
 /// [`Serving`] for `stats` and `shutdown`.
 #[derive(Debug, Clone)]
 pub struct ModelServing {

@@ -74,7 +74,14 @@ pub(crate) struct Queues<I, O, E> {
     /// Index into `keys` for every key but the default, which is always 0.
     index: HashMap<BatchKey, usize>,
     len: usize,
+    /// Key queues kept before empty ones are swept: busy keys keep their
+    /// queue between batches, and a stream of one-off keys (shape hashes,
+    /// say) cannot grow memory without bound.
+    sweep_at: usize,
 }
+
+/// Key queues kept, at least, before sweeping empty ones.
+const MIN_SWEEP_AT: usize = 64;
 
 impl<I, O: Send + 'static, E: Send + Sync + 'static> Queues<I, O, E> {
     pub(crate) fn new() -> Self {
@@ -82,6 +89,7 @@ impl<I, O: Send + 'static, E: Send + Sync + 'static> Queues<I, O, E> {
             keys: vec![KeyQueue::new(BatchKey::DEFAULT)],
             index: HashMap::new(),
             len: 0,
+            sweep_at: MIN_SWEEP_AT,
         }
     }
 
@@ -96,6 +104,12 @@ impl<I, O: Send + 'static, E: Send + Sync + 'static> Queues<I, O, E> {
         entry: Entry<I, O, E>,
         now: Instant,
     ) {
+        if key != BatchKey::DEFAULT
+            && self.keys.len() >= self.sweep_at
+            && !self.index.contains_key(&key)
+        {
+            self.sweep_empty();
+        }
         let at = if key == BatchKey::DEFAULT {
             0
         } else {
@@ -223,6 +237,22 @@ impl<I, O: Send + 'static, E: Send + Sync + 'static> Queues<I, O, E> {
         removed
     }
 
+    /// Frees the queues of keys with nothing queued (never the default's),
+    /// and sets the next sweep at twice the keys left, so sweeping costs
+    /// O(1) amortised per new key.
+    fn sweep_empty(&mut self) {
+        self.keys
+            .retain(|queue| queue.key == BatchKey::DEFAULT || queue.len > 0);
+        self.index = self
+            .keys
+            .iter()
+            .enumerate()
+            .skip(1)
+            .map(|(at, queue)| (queue.key, at))
+            .collect();
+        self.sweep_at = (2 * self.keys.len()).max(MIN_SWEEP_AT);
+    }
+
     /// Removes every queued entry (when a shutdown gives up waiting).
     pub(crate) fn drain_all(&mut self) -> Vec<Entry<I, O, E>> {
         let mut all = Vec::with_capacity(self.len);
@@ -258,4 +288,66 @@ where
         offset: entry.index,
         sink: Arc::clone(&entry.request) as Arc<dyn crate::hook::HookSink>,
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(item: u64) -> Entry<u64, u64, ()> {
+        Entry {
+            item,
+            request: Arc::new(Request::new(1, None)),
+            index: 0,
+        }
+    }
+
+    #[test]
+    fn one_off_keys_do_not_grow_the_queue_without_bound() {
+        let mut queues = Queues::new();
+        let now = Instant::now();
+        for id in 1..=10_000u64 {
+            queues.push(BatchKey::new(id), Priority::Normal, entry(id), now);
+            let (at, reason) = queues
+                .pick_ready(
+                    now,
+                    Readiness {
+                        policy: Policy::Eager,
+                        batch_size: 8,
+                        batch_timeout: Duration::ZERO,
+                    },
+                    false,
+                )
+                .unwrap_or_else(|| unreachable!("an eager queue with an item is ready"));
+            let taken = queues.take(at, 8, reason, now);
+            assert_eq!((taken.key, taken.items), (BatchKey::new(id), vec![id]));
+        }
+        assert!(
+            queues.keys.len() <= 2 * MIN_SWEEP_AT,
+            "{} key queues kept",
+            queues.keys.len()
+        );
+    }
+
+    #[test]
+    fn sweeping_keeps_queued_items_under_their_keys() {
+        let mut queues = Queues::new();
+        let now = Instant::now();
+        // Half the keys keep an item queued while new keys keep arriving.
+        for id in 1..=500u64 {
+            queues.push(BatchKey::new(id), Priority::Normal, entry(id), now);
+            if id % 2 == 0 {
+                let at = queues.index[&BatchKey::new(id)];
+                let _ = queues.take(at, 8, StartReason::Full, now);
+            }
+        }
+        assert_eq!(queues.len(), 250);
+        for id in (1..=500u64).step_by(2) {
+            let at = queues.index[&BatchKey::new(id)];
+            assert_eq!(queues.keys[at].key, BatchKey::new(id));
+            let taken = queues.take(at, 8, StartReason::Full, now);
+            assert_eq!(taken.items, vec![id]);
+        }
+        assert_eq!(queues.len(), 0);
+    }
 }
