@@ -47,6 +47,12 @@ pub struct Batch<I> {
 impl<I> Batch<I> {
     /// A batch of the given items, with the default key, for calling a batch
     /// function directly (in tests, or outside a serving).
+    ///
+    /// ```
+    /// use batch_serving::{Batch, BatchKey};
+    /// let batch = Batch::from_items(vec!["a", "b"]);
+    /// assert_eq!((batch.len(), batch.key(), batch.partition()), (2, BatchKey::DEFAULT, 0));
+    /// ```
     pub fn from_items(items: Vec<I>) -> Self {
         Batch {
             items,
@@ -75,22 +81,59 @@ impl<I> Batch<I> {
     }
 
     /// The key shared by every item of this batch.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
+    /// use batch_serving::{Batch, BatchKey, Serving};
+    /// let serving = Serving::new(|b: Batch<u64>| Ok::<_, std::convert::Infallible>(vec![b.key().id(); b.len()]))
+    ///     .key_by(|x: &u64| BatchKey::new(x % 2))
+    ///     .start()?;
+    /// assert_eq!(serving.dispatch_many(vec![4, 7]).await?, vec![0, 1]);
+    /// # Ok(()) }
+    /// ```
     pub fn key(&self) -> BatchKey {
         self.key
     }
 
     /// The index of the partition running this batch.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
+    /// use batch_serving::{Batch, Serving};
+    /// let serving = Serving::new(|b: Batch<u8>| Ok::<_, std::convert::Infallible>(vec![b.partition(); b.len()]))
+    ///     .partitions(2)
+    ///     .start()?;
+    /// assert!(serving.dispatch(0).await? < 2);
+    /// # Ok(()) }
+    /// ```
     pub fn partition(&self) -> usize {
         self.partition
     }
 
     /// The items, by value.
+    ///
+    /// ```
+    /// use batch_serving::Batch;
+    /// let owned: Vec<String> = Batch::from_items(vec!["x".to_owned()]).into_items();
+    /// assert_eq!(owned, ["x"]);
+    /// ```
     pub fn into_items(self) -> Vec<I> {
         self.items
     }
 
     /// Whether any caller in this batch listens for hook events. Use it to
     /// skip building payloads nobody will see.
+    ///
+    /// ```
+    /// use batch_serving::Batch;
+    /// let batch = Batch::from_items(vec![1]);
+    /// if batch.has_listeners() {
+    ///     batch.emit("debug", format!("{:?}", &*batch)); // only built when someone streams
+    /// }
+    /// assert!(!batch.has_listeners());
+    /// ```
     pub fn has_listeners(&self) -> bool {
         !self.listeners.is_empty()
     }
@@ -116,6 +159,29 @@ impl<I> Batch<I> {
 
     /// Sends a hook event about the item at `index` (its position in this
     /// batch) to the caller that owns it, and to no one else.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
+    /// use batch_serving::{Batch, Event, Serving};
+    /// use futures::StreamExt;
+    /// let serving = Serving::new(|b: Batch<u32>| {
+    ///     for (i, x) in b.iter().enumerate() {
+    ///         b.emit_for(i, "started", *x);
+    ///     }
+    ///     Ok::<_, std::convert::Infallible>(b.to_vec())
+    /// })
+    /// .start()?;
+    /// let mut events = serving.dispatch_stream(vec![5, 6]);
+    /// let mut seen = Vec::new();
+    /// while let Some(event) = events.next().await {
+    ///     if let Event::Hook(hook) = event? {
+    ///         seen.push((hook.item, *hook.payload::<u32>().unwrap()));
+    ///     }
+    /// }
+    /// assert_eq!(seen, [(Some(0), 5), (Some(1), 6)]);
+    /// # Ok(()) }
+    /// ```
     pub fn emit_for<P: Any + Send + Sync>(&self, index: usize, name: &'static str, payload: P) {
         let Some(listener) = self.listeners.iter().find(|l| l.range.contains(&index)) else {
             return;

@@ -18,11 +18,30 @@ use crate::serving::{Inner, KeyFn, Serving};
 use crate::stats::Recorder;
 
 /// Default `batch_size`.
+///
+/// ```
+/// assert_eq!(batch_serving::DEFAULT_BATCH_SIZE, 32);
+/// ```
 pub const DEFAULT_BATCH_SIZE: usize = 32;
 /// Default `batch_timeout`.
+///
+/// ```
+/// assert_eq!(batch_serving::DEFAULT_BATCH_TIMEOUT.as_millis(), 5);
+/// ```
 pub const DEFAULT_BATCH_TIMEOUT: Duration = Duration::from_millis(5);
 /// Default queue capacity, in batches: `queue_capacity` defaults to this
 /// many times `batch_size` items.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
+/// use batch_serving::{Batch, Serving, DEFAULT_QUEUE_BATCHES};
+/// let serving = Serving::new(|b: Batch<u8>| Ok::<_, std::convert::Infallible>(b.to_vec()))
+///     .batch_size(4)
+///     .start()?;
+/// assert_eq!(serving.queue_capacity(), 4 * DEFAULT_QUEUE_BATCHES);
+/// # Ok(()) }
+/// ```
 pub const DEFAULT_QUEUE_BATCHES: usize = 1024;
 
 /// Configuration for a [`Serving`], made by [`Serving::new`],
@@ -174,6 +193,19 @@ where
     }
 
     /// Most items in one batch (default 32). Must be at least 1.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
+    /// use batch_serving::{Batch, Serving};
+    /// let serving = Serving::new(|b: Batch<u8>| Ok::<_, std::convert::Infallible>(vec![b.len(); b.len()]))
+    ///     .batch_size(2)
+    ///     .start()?;
+    /// // Three items in one call run as a batch of 2, then a batch of 1.
+    /// assert_eq!(serving.dispatch_many(vec![0, 0, 0]).await?, vec![2, 2, 1]);
+    /// assert_eq!(serving.batch_size(), 2);
+    /// # Ok(()) }
+    /// ```
     pub fn batch_size(mut self, batch_size: usize) -> Self {
         self.batch_size = batch_size;
         self
@@ -181,18 +213,56 @@ where
 
     /// How long a forming batch waits for more items under the
     /// [`Policy::Timeout`] policy, counted from its first item (default 5 ms).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
+    /// use batch_serving::{Batch, Serving};
+    /// use std::time::Duration;
+    /// let serving = Serving::new(|b: Batch<u8>| Ok::<_, std::convert::Infallible>(b.to_vec()))
+    ///     .batch_timeout(Duration::from_micros(500))
+    ///     .start()?;
+    /// assert_eq!(serving.dispatch(1).await?, 1); // ran after at most 0.5 ms of waiting
+    /// # Ok(()) }
+    /// ```
     pub fn batch_timeout(mut self, batch_timeout: Duration) -> Self {
         self.batch_timeout = batch_timeout;
         self
     }
 
     /// How many batches may run at once (default 1). Must be at least 1.
+    /// Each partition of a synchronous function is a thread the serving owns.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
+    /// use batch_serving::{Batch, Serving};
+    /// let serving = Serving::new(|b: Batch<u8>| Ok::<_, std::convert::Infallible>(vec![b.partition() as u8; b.len()]))
+    ///     .partitions(3)
+    ///     .start()?;
+    /// assert_eq!(serving.partitions(), 3);
+    /// assert!(serving.dispatch(0).await? < 3);
+    /// # Ok(()) }
+    /// ```
     pub fn partitions(mut self, partitions: usize) -> Self {
         self.partitions = partitions;
         self
     }
 
     /// When batches start; see [`Policy`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
+    /// use batch_serving::{Batch, Serving};
+    /// use batch_serving::Policy;
+    /// // Eager: no idle wait at low load, full batches when partitions are busy.
+    /// let serving = Serving::new(|b: Batch<u8>| Ok::<_, std::convert::Infallible>(b.to_vec()))
+    ///     .policy(Policy::Eager)
+    ///     .start()?;
+    /// assert_eq!(serving.dispatch(4).await?, 4);
+    /// # Ok(()) }
+    /// ```
     pub fn policy(mut self, policy: Policy) -> Self {
         self.policy = policy;
         self
@@ -201,6 +271,23 @@ where
     /// Most items waiting in the queue (default 1024 × `batch_size`).
     /// `dispatch` waits for room; `try_dispatch` fails with
     /// [`Error::Overloaded`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
+    /// use batch_serving::{Batch, Serving};
+    /// let serving = Serving::new(|b: Batch<u8>| Ok::<_, std::convert::Infallible>(b.to_vec()))
+    ///     .batch_size(4)
+    ///     .queue_capacity(8)
+    ///     .start()?;
+    /// assert_eq!(serving.queue_capacity(), 8);
+    /// // A call larger than the whole queue is refused at once, not queued.
+    /// assert!(matches!(
+    ///     serving.try_dispatch_many(vec![0; 9]).await,
+    ///     Err(batch_serving::Error::Overloaded { requested: 9, capacity: 8 })
+    /// ));
+    /// # Ok(()) }
+    /// ```
     pub fn queue_capacity(mut self, items: usize) -> Self {
         self.queue_capacity = Some(items);
         self
@@ -208,6 +295,23 @@ where
 
     /// Computes each item's [`BatchKey`] in the caller's task. Items with
     /// different keys never share a batch, and each key has its own timer.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
+    /// use batch_serving::{Batch, Serving};
+    /// use batch_serving::BatchKey;
+    /// // Words are batched with others of the same length only.
+    /// let serving = Serving::new(|b: Batch<&'static str>| {
+    ///     let len = b[0].len();
+    ///     Ok::<_, std::convert::Infallible>(b.iter().map(|w| w.len() == len).collect())
+    /// })
+    /// .key_by(|word: &&str| BatchKey::from(word.len()))
+    /// .start()?;
+    /// let all_same = serving.dispatch_many(vec!["ab", "abc", "cd", "xyz"]).await?;
+    /// assert_eq!(all_same, vec![true; 4]);
+    /// # Ok(()) }
+    /// ```
     pub fn key_by<K>(mut self, key_fn: K) -> Self
     where
         K: Fn(&I) -> BatchKey + Send + Sync + 'static,
@@ -217,6 +321,20 @@ where
     }
 
     /// A name for threads and tracing spans (default `batch-serving`).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
+    /// use batch_serving::{Batch, Serving};
+    /// let serving = Serving::new(|b: Batch<u8>| {
+    ///     let thread = std::thread::current().name().unwrap_or_default().to_owned();
+    ///     Ok::<_, std::convert::Infallible>(vec![thread; b.len()])
+    /// })
+    /// .name("resize")
+    /// .start()?;
+    /// assert!(serving.dispatch(0).await?.starts_with("resize"));
+    /// # Ok(()) }
+    /// ```
     pub fn name(mut self, name: impl Into<Cow<'static, str>>) -> Self {
         self.name = name.into();
         self
@@ -232,6 +350,17 @@ where
     /// `queue_capacity`; [`Error::NoRuntime`] outside a tokio runtime;
     /// [`Error::PartitionStart`] or [`Error::PartitionStartPanicked`] when a
     /// state factory fails; [`Error::Spawn`] when a thread cannot be spawned.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
+    /// use batch_serving::{Batch, Serving};
+    /// let bad = Serving::new(|b: Batch<u8>| Ok::<_, std::convert::Infallible>(b.to_vec()))
+    ///     .batch_size(0)
+    ///     .start();
+    /// assert!(matches!(bad, Err(batch_serving::Error::InvalidConfig(_))));
+    /// # Ok(()) }
+    /// ```
     pub fn start(self) -> Result<Serving<I, O, E>, Error<E>> {
         if self.batch_size == 0 {
             return Err(Error::InvalidConfig("batch_size must be at least 1"));

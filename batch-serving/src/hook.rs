@@ -10,6 +10,22 @@ use std::sync::Arc;
 /// batch with `item == None`; a per-item hook (`Batch::emit_for`) reaches only
 /// the caller that owns the item, with `item` set to the item's offset within
 /// that caller's request.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
+/// use batch_serving::{Batch, Event, Serving};
+/// use futures::StreamExt;
+/// let serving = Serving::new(|b: Batch<u8>| {
+///     b.emit("progress", 1.0_f32);
+///     Ok::<_, std::convert::Infallible>(b.to_vec())
+/// })
+/// .start()?;
+/// let mut events = serving.dispatch_stream(vec![1]);
+/// let Some(Ok(Event::Hook(hook))) = events.next().await else { panic!("a hook comes first") };
+/// assert_eq!((hook.name, hook.item, hook.payload::<f32>()), ("progress", None, Some(&1.0)));
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 pub struct Hook {
     /// The name the batch function gave the event (for example `"progress"`).

@@ -19,14 +19,27 @@ pub struct BatchKey(u64);
 
 impl BatchKey {
     /// The key of items in a serving without `key_by`.
+    ///
+    /// ```
+    /// assert_eq!(batch_serving::BatchKey::DEFAULT, batch_serving::BatchKey::default());
+    /// ```
     pub const DEFAULT: BatchKey = BatchKey(0);
 
     /// A key with the given id.
+    ///
+    /// ```
+    /// const SHORT: batch_serving::BatchKey = batch_serving::BatchKey::new(8);
+    /// assert_eq!(SHORT.id(), 8);
+    /// ```
     pub const fn new(id: u64) -> Self {
         BatchKey(id)
     }
 
     /// The key's id.
+    ///
+    /// ```
+    /// assert_eq!(batch_serving::BatchKey::from(3u32).id(), 3);
+    /// ```
     pub const fn id(self) -> u64 {
         self.0
     }

@@ -62,6 +62,18 @@ where
 {
     /// Adds client-side pre-processing: `pre` turns each caller's input into
     /// the batch function's item, in the caller's task.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), batch_serving::Error<String>> {
+    /// use batch_serving::{Batch, Error, Serving};
+    /// let parse = Serving::new(|b: Batch<u32>| Ok::<_, String>(b.iter().map(|x| x * 2).collect()))
+    ///     .start()?
+    ///     .map_inputs(|text: &str| text.parse::<u32>().map_err(|e| e.to_string()));
+    /// assert_eq!(parse.dispatch("21").await?, 42);
+    /// assert!(matches!(parse.dispatch("x").await, Err(Error::Preprocess(_)))); // this caller only
+    /// # Ok(()) }
+    /// ```
     pub fn map_inputs<In, P>(self, pre: P) -> MappedServing<In, O, I, O, E>
     where
         P: Fn(In) -> Result<I, E> + Send + Sync + 'static,
@@ -75,6 +87,17 @@ where
 
     /// Adds client-side post-processing: `post` turns each output into what
     /// the caller gets, in the caller's task.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), batch_serving::Error<String>> {
+    /// use batch_serving::{Batch, Serving};
+    /// let labelled = Serving::new(|b: Batch<u32>| Ok::<_, String>(b.to_vec()))
+    ///     .start()?
+    ///     .map_results(|x: u32| Ok(format!("#{x}")));
+    /// assert_eq!(labelled.dispatch(7).await?, "#7");
+    /// # Ok(()) }
+    /// ```
     pub fn map_results<Out, P>(self, post: P) -> MappedServing<I, Out, I, O, E>
     where
         P: Fn(O) -> Result<Out, E> + Send + Sync + 'static,
@@ -94,6 +117,19 @@ where
     E: Send + Sync + 'static,
 {
     /// Replaces the pre-processing step.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), batch_serving::Error<String>> {
+    /// use batch_serving::{Batch, Serving};
+    /// let lengths = Serving::new(|b: Batch<Vec<u8>>| Ok::<_, String>(b.iter().map(Vec::len).collect()))
+    ///     .start()?
+    ///     .map_inputs(|s: &str| Ok(s.as_bytes().to_vec()))
+    ///     .map_results(|n: usize| Ok(format!("{n} bytes")));
+    /// let counted = lengths.map_inputs(|n: usize| Ok(vec![0; n]));
+    /// assert_eq!(counted.dispatch(3).await?, "3 bytes");
+    /// # Ok(()) }
+    /// ```
     pub fn map_inputs<In2, P>(self, pre: P) -> MappedServing<In2, Out, I, O, E>
     where
         P: Fn(In2) -> Result<I, E> + Send + Sync + 'static,
@@ -106,6 +142,19 @@ where
     }
 
     /// Replaces the post-processing step.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), batch_serving::Error<String>> {
+    /// use batch_serving::{Batch, Serving};
+    /// let lengths = Serving::new(|b: Batch<Vec<u8>>| Ok::<_, String>(b.iter().map(Vec::len).collect()))
+    ///     .start()?
+    ///     .map_inputs(|s: &str| Ok(s.as_bytes().to_vec()))
+    ///     .map_results(|n: usize| Ok(format!("{n} bytes")));
+    /// let raw = lengths.map_results(|n: usize| Ok(n));
+    /// assert_eq!(raw.dispatch("abc").await?, 3);
+    /// # Ok(()) }
+    /// ```
     pub fn map_results<Out2, P>(self, post: P) -> MappedServing<In, Out2, I, O, E>
     where
         P: Fn(O) -> Result<Out2, E> + Send + Sync + 'static,
@@ -118,6 +167,19 @@ where
     }
 
     /// The underlying serving (for `stats`, `shutdown`, streaming).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), batch_serving::Error<String>> {
+    /// use batch_serving::{Batch, Serving};
+    /// let lengths = Serving::new(|b: Batch<Vec<u8>>| Ok::<_, String>(b.iter().map(Vec::len).collect()))
+    ///     .start()?
+    ///     .map_inputs(|s: &str| Ok(s.as_bytes().to_vec()))
+    ///     .map_results(|n: usize| Ok(format!("{n} bytes")));
+    /// lengths.dispatch("ab").await?;
+    /// assert_eq!(lengths.serving().stats().items, 1);
+    /// # Ok(()) }
+    /// ```
     pub fn serving(&self) -> &Serving<I, O, E> {
         &self.serving
     }
@@ -146,6 +208,18 @@ where
     /// # Cancel safety
     ///
     /// As [`Serving::dispatch`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), batch_serving::Error<String>> {
+    /// use batch_serving::{Batch, Serving};
+    /// let lengths = Serving::new(|b: Batch<Vec<u8>>| Ok::<_, String>(b.iter().map(Vec::len).collect()))
+    ///     .start()?
+    ///     .map_inputs(|s: &str| Ok(s.as_bytes().to_vec()))
+    ///     .map_results(|n: usize| Ok(format!("{n} bytes")));
+    /// assert_eq!(lengths.dispatch("abcd").await?, "4 bytes");
+    /// # Ok(()) }
+    /// ```
     pub async fn dispatch(&self, input: In) -> Result<Out, Error<E>> {
         self.dispatch_with(input, CallOptions::default()).await
     }
@@ -159,6 +233,20 @@ where
     /// # Cancel safety
     ///
     /// As [`Serving::dispatch`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), batch_serving::Error<String>> {
+    /// use batch_serving::{Batch, Serving};
+    /// let lengths = Serving::new(|b: Batch<Vec<u8>>| Ok::<_, String>(b.iter().map(Vec::len).collect()))
+    ///     .start()?
+    ///     .map_inputs(|s: &str| Ok(s.as_bytes().to_vec()))
+    ///     .map_results(|n: usize| Ok(format!("{n} bytes")));
+    /// use batch_serving::{CallOptions, Priority};
+    /// let high = CallOptions::new().priority(Priority::High);
+    /// assert_eq!(lengths.dispatch_with("a", high).await?, "1 bytes");
+    /// # Ok(()) }
+    /// ```
     pub async fn dispatch_with(&self, input: In, options: CallOptions) -> Result<Out, Error<E>> {
         let item = (self.pre)(input).map_err(Error::Preprocess)?;
         let output = self.serving.dispatch_with(item, options).await?;
@@ -174,6 +262,18 @@ where
     /// # Cancel safety
     ///
     /// As [`Serving::dispatch`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), batch_serving::Error<String>> {
+    /// use batch_serving::{Batch, Serving};
+    /// let lengths = Serving::new(|b: Batch<Vec<u8>>| Ok::<_, String>(b.iter().map(Vec::len).collect()))
+    ///     .start()?
+    ///     .map_inputs(|s: &str| Ok(s.as_bytes().to_vec()))
+    ///     .map_results(|n: usize| Ok(format!("{n} bytes")));
+    /// assert_eq!(lengths.try_dispatch("ab").await?, "2 bytes");
+    /// # Ok(()) }
+    /// ```
     pub async fn try_dispatch(&self, input: In) -> Result<Out, Error<E>> {
         let item = (self.pre)(input).map_err(Error::Preprocess)?;
         let output = self.serving.try_dispatch(item).await?;
@@ -191,6 +291,18 @@ where
     /// # Cancel safety
     ///
     /// As [`Serving::dispatch_many`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), batch_serving::Error<String>> {
+    /// use batch_serving::{Batch, Serving};
+    /// let lengths = Serving::new(|b: Batch<Vec<u8>>| Ok::<_, String>(b.iter().map(Vec::len).collect()))
+    ///     .start()?
+    ///     .map_inputs(|s: &str| Ok(s.as_bytes().to_vec()))
+    ///     .map_results(|n: usize| Ok(format!("{n} bytes")));
+    /// assert_eq!(lengths.dispatch_many(vec!["a", "bcd"]).await?, ["1 bytes", "3 bytes"]);
+    /// # Ok(()) }
+    /// ```
     pub async fn dispatch_many(&self, inputs: Vec<In>) -> Result<Vec<Out>, Error<E>> {
         self.dispatch_many_with(inputs, CallOptions::default())
             .await
@@ -206,6 +318,20 @@ where
     /// # Cancel safety
     ///
     /// As [`Serving::dispatch_many`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), batch_serving::Error<String>> {
+    /// use batch_serving::{Batch, Serving};
+    /// let lengths = Serving::new(|b: Batch<Vec<u8>>| Ok::<_, String>(b.iter().map(Vec::len).collect()))
+    ///     .start()?
+    ///     .map_inputs(|s: &str| Ok(s.as_bytes().to_vec()))
+    ///     .map_results(|n: usize| Ok(format!("{n} bytes")));
+    /// use batch_serving::CallOptions;
+    /// let out = lengths.dispatch_many_with(vec!["ab"], CallOptions::new()).await?;
+    /// assert_eq!(out, ["2 bytes"]);
+    /// # Ok(()) }
+    /// ```
     pub async fn dispatch_many_with(
         &self,
         inputs: Vec<In>,
@@ -222,6 +348,18 @@ where
     /// # Errors
     ///
     /// As [`Serving::inline`], plus the processing errors.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), batch_serving::Error<String>> {
+    /// use batch_serving::{Batch, Serving};
+    /// let lengths = Serving::new(|b: Batch<Vec<u8>>| Ok::<_, String>(b.iter().map(Vec::len).collect()))
+    ///     .start()?
+    ///     .map_inputs(|s: &str| Ok(s.as_bytes().to_vec()))
+    ///     .map_results(|n: usize| Ok(format!("{n} bytes")));
+    /// assert_eq!(lengths.inline("xyz")?, "3 bytes");
+    /// # Ok(()) }
+    /// ```
     pub fn inline(&self, input: In) -> Result<Out, Error<E>> {
         let item = (self.pre)(input).map_err(Error::Preprocess)?;
         let output = self.serving.inline(item)?;
@@ -233,6 +371,18 @@ where
     /// # Errors
     ///
     /// As [`inline`](Self::inline).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), batch_serving::Error<String>> {
+    /// use batch_serving::{Batch, Serving};
+    /// let lengths = Serving::new(|b: Batch<Vec<u8>>| Ok::<_, String>(b.iter().map(Vec::len).collect()))
+    ///     .start()?
+    ///     .map_inputs(|s: &str| Ok(s.as_bytes().to_vec()))
+    ///     .map_results(|n: usize| Ok(format!("{n} bytes")));
+    /// assert_eq!(lengths.inline_many(vec!["x", ""])?, ["1 bytes", "0 bytes"]);
+    /// # Ok(()) }
+    /// ```
     pub fn inline_many(&self, inputs: Vec<In>) -> Result<Vec<Out>, Error<E>> {
         let items = self.prepare_many(inputs)?;
         let outputs = self.serving.inline_many(items)?;

@@ -312,6 +312,16 @@ where
     ///
     /// Dropping the future before the item's batch starts removes the item:
     /// it is never run. Dropped later, the output is discarded.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
+    /// use batch_serving::{Batch, Serving};
+    /// let serving = Serving::new(|b: Batch<u32>| Ok::<_, std::convert::Infallible>(b.iter().map(|x| x + 1).collect()))
+    ///     .start()?;
+    /// assert_eq!(serving.dispatch(1).await?, 2);
+    /// # Ok(()) }
+    /// ```
     pub async fn dispatch(&self, item: I) -> Result<O, Error<E>> {
         self.inner
             .call_one(item, CallOptions::default(), Admission::Wait)
@@ -353,6 +363,17 @@ where
     /// # Cancel safety
     ///
     /// As [`dispatch`](Self::dispatch).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
+    /// use batch_serving::{Batch, Serving};
+    /// let serving = Serving::new(|b: Batch<u32>| Ok::<_, std::convert::Infallible>(b.iter().map(|x| x + 1).collect()))
+    ///     .start()?;
+    /// // Fails fast with Error::Overloaded instead of waiting when the queue is full.
+    /// assert_eq!(serving.try_dispatch(1).await?, 2);
+    /// # Ok(()) }
+    /// ```
     pub async fn try_dispatch(&self, item: I) -> Result<O, Error<E>> {
         self.inner
             .call_one(item, CallOptions::default(), Admission::FailFast)
@@ -375,6 +396,17 @@ where
     /// # Cancel safety
     ///
     /// Dropping the future removes the call's items that have not started.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
+    /// use batch_serving::{Batch, Serving};
+    /// let serving = Serving::new(|b: Batch<u32>| Ok::<_, std::convert::Infallible>(b.iter().map(|x| x + 1).collect()))
+    ///     .start()?;
+    /// assert_eq!(serving.dispatch_many(vec![1, 2, 3]).await?, vec![2, 3, 4]);
+    /// assert_eq!(serving.dispatch_many(vec![]).await?, Vec::<u32>::new());
+    /// # Ok(()) }
+    /// ```
     pub async fn dispatch_many(&self, items: Vec<I>) -> Result<Vec<O>, Error<E>> {
         self.inner
             .call_many(items, CallOptions::default(), Admission::Wait)
@@ -391,6 +423,18 @@ where
     /// # Cancel safety
     ///
     /// As [`dispatch_many`](Self::dispatch_many).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
+    /// use batch_serving::{Batch, Serving};
+    /// let serving = Serving::new(|b: Batch<u32>| Ok::<_, std::convert::Infallible>(b.iter().map(|x| x + 1).collect()))
+    ///     .start()?;
+    /// use batch_serving::{CallOptions, Priority};
+    /// let background = CallOptions::new().priority(Priority::Low);
+    /// assert_eq!(serving.dispatch_many_with(vec![1, 2], background).await?, vec![2, 3]);
+    /// # Ok(()) }
+    /// ```
     pub async fn dispatch_many_with(
         &self,
         items: Vec<I>,
@@ -409,6 +453,16 @@ where
     /// # Cancel safety
     ///
     /// As [`dispatch_many`](Self::dispatch_many).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
+    /// use batch_serving::{Batch, Serving};
+    /// let serving = Serving::new(|b: Batch<u32>| Ok::<_, std::convert::Infallible>(b.iter().map(|x| x + 1).collect()))
+    ///     .start()?;
+    /// assert_eq!(serving.try_dispatch_many(vec![5, 6]).await?, vec![6, 7]);
+    /// # Ok(()) }
+    /// ```
     pub async fn try_dispatch_many(&self, items: Vec<I>) -> Result<Vec<O>, Error<E>> {
         self.inner
             .call_many(items, CallOptions::default(), Admission::FailFast)
@@ -447,6 +501,17 @@ where
     /// # Errors
     ///
     /// As [`inline`](Self::inline).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
+    /// use batch_serving::{Batch, Serving};
+    /// let serving = Serving::new(|b: Batch<u32>| Ok::<_, std::convert::Infallible>(b.iter().map(|x| x + 1).collect()))
+    ///     .start()?;
+    /// // Runs on this thread, split by batch_size, without queueing.
+    /// assert_eq!(serving.inline_many(vec![1, 2])?, vec![2, 3]);
+    /// # Ok(()) }
+    /// ```
     pub fn inline_many(&self, items: Vec<I>) -> Result<Vec<O>, Error<E>> {
         let inner = &*self.inner;
         let total = items.len();
@@ -529,11 +594,36 @@ where
 
     /// Whether [`shutdown`](Self::shutdown) was called (or the serving
     /// stopped): new calls fail with [`Error::Closed`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
+    /// use batch_serving::{Batch, Serving};
+    /// let serving = Serving::new(|b: Batch<u32>| Ok::<_, std::convert::Infallible>(b.iter().map(|x| x + 1).collect()))
+    ///     .start()?;
+    /// assert!(!serving.is_closed());
+    /// serving.shutdown(None).await?;
+    /// assert!(serving.is_closed());
+    /// assert!(matches!(serving.dispatch(1).await, Err(batch_serving::Error::Closed)));
+    /// # Ok(()) }
+    /// ```
     pub fn is_closed(&self) -> bool {
         self.inner.permits.is_closed()
     }
 
     /// A snapshot of the counters and latency percentiles.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
+    /// use batch_serving::{Batch, Serving};
+    /// let serving = Serving::new(|b: Batch<u32>| Ok::<_, std::convert::Infallible>(b.iter().map(|x| x + 1).collect()))
+    ///     .start()?;
+    /// serving.dispatch_many(vec![1, 2]).await?;
+    /// let stats = serving.stats();
+    /// assert_eq!((stats.batches, stats.items, stats.queue_depth), (1, 2, 0));
+    /// # Ok(()) }
+    /// ```
     pub fn stats(&self) -> Stats {
         let inner = &*self.inner;
         let free = inner.permits.available_permits();
@@ -542,16 +632,46 @@ where
     }
 
     /// The configured `batch_size`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
+    /// use batch_serving::{Batch, Serving};
+    /// let serving = Serving::new(|b: Batch<u32>| Ok::<_, std::convert::Infallible>(b.iter().map(|x| x + 1).collect()))
+    ///     .start()?;
+    /// assert_eq!(serving.batch_size(), batch_serving::DEFAULT_BATCH_SIZE);
+    /// # Ok(()) }
+    /// ```
     pub fn batch_size(&self) -> usize {
         self.inner.batch_size
     }
 
     /// The configured `queue_capacity`, in items.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
+    /// use batch_serving::{Batch, Serving};
+    /// let serving = Serving::new(|b: Batch<u32>| Ok::<_, std::convert::Infallible>(b.iter().map(|x| x + 1).collect()))
+    ///     .start()?;
+    /// assert_eq!(serving.queue_capacity(), serving.batch_size() * batch_serving::DEFAULT_QUEUE_BATCHES);
+    /// # Ok(()) }
+    /// ```
     pub fn queue_capacity(&self) -> usize {
         self.inner.capacity
     }
 
     /// The configured number of partitions.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
+    /// use batch_serving::{Batch, Serving};
+    /// let serving = Serving::new(|b: Batch<u32>| Ok::<_, std::convert::Infallible>(b.iter().map(|x| x + 1).collect()))
+    ///     .start()?;
+    /// assert_eq!(serving.partitions(), 1);
+    /// # Ok(()) }
+    /// ```
     pub fn partitions(&self) -> usize {
         self.inner.partitions
     }

@@ -50,6 +50,18 @@ pub struct Stats {
 
 /// Latency percentiles. Values are bucketed: each is within 1/16 (6.25%) of
 /// the true value.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
+/// use batch_serving::{Batch, Serving};
+/// let serving = Serving::new(|b: Batch<u8>| Ok::<_, std::convert::Infallible>(b.to_vec())).start()?;
+/// serving.dispatch(1).await?;
+/// let waits = serving.stats().queue_wait;
+/// assert_eq!(waits.count, 1);
+/// assert!(waits.p50 <= waits.p99 && waits.p99 <= waits.max);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 #[non_exhaustive]
 pub struct Percentiles {

@@ -16,6 +16,19 @@ use crate::request::Request;
 use crate::serving::{Admission, Inner, Serving};
 
 /// One event of a streaming dispatch.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
+/// use batch_serving::{Batch, Event, Serving};
+/// use futures::StreamExt;
+/// let serving = Serving::new(|b: Batch<u8>| Ok::<_, std::convert::Infallible>(b.to_vec())).start()?;
+/// let mut events = serving.dispatch_stream(vec![1, 2]);
+/// let Some(Ok(Event::Output { offset, outputs })) = events.next().await else { panic!() };
+/// assert_eq!((offset, outputs), (0, vec![1, 2]));
+/// assert!(events.next().await.is_none());
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub enum Event<O> {
     /// The outputs of one executed piece of the request: items
@@ -40,6 +53,19 @@ type Admitting<E> = Pin<Box<dyn Future<Output = Result<(), Error<E>>> + Send>>;
 ///
 /// Dropping it before the end cancels the request's items that have not
 /// started.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
+/// use batch_serving::{Batch, Serving};
+/// use futures::TryStreamExt;
+/// let serving = Serving::new(|b: Batch<u8>| Ok::<_, std::convert::Infallible>(b.to_vec()))
+///     .batch_size(1)
+///     .start()?;
+/// let pieces: Vec<_> = serving.dispatch_stream(vec![1, 2, 3]).try_collect().await?;
+/// assert_eq!(pieces.len(), 3); // one Output per executed piece
+/// # Ok(()) }
+/// ```
 pub struct DispatchStream<I, O, E> {
     inner: Arc<Inner<I, O, E>>,
     request: Arc<Request<O, E>>,
@@ -101,6 +127,18 @@ where
     /// [`dispatch_stream`](Self::dispatch_stream) with a deadline and
     /// priority. At the deadline the stream yields
     /// [`Error::DeadlineExceeded`] and ends.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
+    /// use batch_serving::{Batch, CallOptions, Priority, Serving};
+    /// use futures::TryStreamExt;
+    /// let serving = Serving::new(|b: Batch<u8>| Ok::<_, std::convert::Infallible>(b.to_vec())).start()?;
+    /// let options = CallOptions::new().priority(Priority::High);
+    /// let events: Vec<_> = serving.dispatch_stream_with(vec![1], options).try_collect().await?;
+    /// assert_eq!(events.len(), 1);
+    /// # Ok(()) }
+    /// ```
     pub fn dispatch_stream_with(
         &self,
         items: Vec<I>,
