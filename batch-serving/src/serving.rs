@@ -119,21 +119,36 @@ impl<I, O, E> Inner<I, O, E> {
 
     /// Reserves queue room for `n` items (`n` is at most the capacity).
     async fn admit(&self, n: usize, admission: Admission) -> Result<(), Error<E>> {
+        if !self.try_admit(n, admission)? {
+            // Boxed so that every call's future does not carry the size of
+            // the semaphore's wait, which only a full queue needs.
+            Box::pin(self.admit_waiting(n)).await?;
+        }
+        Ok(())
+    }
+
+    /// Takes room for `n` items if there is some now: `Ok(false)` when the
+    /// caller has to wait for it.
+    fn try_admit(&self, n: usize, admission: Admission) -> Result<bool, Error<E>> {
         let wanted = u32::try_from(n).map_err(|_| self.overloaded(n))?;
         match self.permits.try_acquire_many(wanted) {
             Ok(permit) => {
                 permit.forget();
-                return Ok(());
+                Ok(true)
             }
             Err(TryAcquireError::Closed) => {
                 Recorder::bump(&self.recorder.rejected);
-                return Err(Error::Closed);
+                Err(Error::Closed)
             }
             Err(TryAcquireError::NoPermits) if admission == Admission::FailFast => {
-                return Err(self.overloaded(n));
+                Err(self.overloaded(n))
             }
-            Err(TryAcquireError::NoPermits) => {}
+            Err(TryAcquireError::NoPermits) => Ok(false),
         }
+    }
+
+    async fn admit_waiting(&self, n: usize) -> Result<(), Error<E>> {
+        let wanted = u32::try_from(n).map_err(|_| self.overloaded(n))?;
         match self.permits.acquire_many(wanted).await {
             Ok(permit) => {
                 permit.forget();
@@ -237,21 +252,36 @@ impl<I, O, E> Inner<I, O, E> {
             inner: self,
             request: &request,
         };
-        let work = async {
-            self.admit(1, admission).await?;
-            let key = self.key_of(&item);
-            self.send(Msg::One {
-                item,
-                request: Arc::clone(&request),
-                key,
-                priority: options.priority,
-            })?;
-            poll_fn(|cx| request.poll_ready(cx)).await;
-            request.take_single()?.ok_or(Error::Closed)
+        let work = self.enqueue_one_and_wait(item, &request, options.priority, admission);
+        let result = match options.deadline {
+            // The deadline's timer is boxed: calls without one (most) keep a
+            // small future.
+            Some(at) => Box::pin(self.with_deadline(Some(at), &request, work)).await,
+            None => work.await,
         };
-        let result = self.with_deadline(options.deadline, &request, work).await;
         std::mem::forget(guard);
         result
+    }
+
+    async fn enqueue_one_and_wait(
+        &self,
+        item: I,
+        request: &Arc<Request<O, E>>,
+        priority: Priority,
+        admission: Admission,
+    ) -> Result<O, Error<E>> {
+        if !self.try_admit(1, admission)? {
+            Box::pin(self.admit_waiting(1)).await?;
+        }
+        let key = self.key_of(&item);
+        self.send(Msg::One {
+            item,
+            request: Arc::clone(request),
+            key,
+            priority,
+        })?;
+        poll_fn(|cx| request.poll_ready(cx)).await;
+        request.take_single()?.ok_or(Error::Closed)
     }
 
     async fn call_many(
@@ -277,7 +307,10 @@ impl<I, O, E> Inner<I, O, E> {
                 .await?;
             Ok(poll_fn(|cx| request.poll_complete(cx)).await?)
         };
-        let result = self.with_deadline(options.deadline, &request, work).await;
+        let result = match options.deadline {
+            Some(at) => Box::pin(self.with_deadline(Some(at), &request, work)).await,
+            None => work.await,
+        };
         if result.is_err() {
             // Pieces of a failed call that are still queued need not run.
             request.abandon(false);

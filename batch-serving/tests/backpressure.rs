@@ -4,7 +4,7 @@
 
 mod support;
 
-use batch_serving::{Error, Policy};
+use batch_serving::{Batch, Error, Policy, Serving};
 use support::{Behaviour, Fake};
 
 #[tokio::test(start_paused = true)]
@@ -71,4 +71,27 @@ async fn default_queue_is_bounded() {
         serving.queue_capacity(),
         8 * batch_serving::DEFAULT_QUEUE_BATCHES
     );
+}
+
+/// Every in-flight call carries its future: a deadline's timer or a full
+/// queue's wait must not make every call's future large (it was 680 bytes
+/// before they were boxed off the common path).
+#[tokio::test]
+async fn a_plain_dispatch_future_stays_small() {
+    let serving = Serving::new(|b: Batch<u64>| Ok::<_, std::convert::Infallible>(b.to_vec()))
+        .start()
+        .unwrap();
+    let call = serving.dispatch(1);
+    assert!(
+        std::mem::size_of_val(&call) <= 192,
+        "dispatch future is {} bytes",
+        std::mem::size_of_val(&call)
+    );
+    let many = serving.dispatch_many(vec![1]);
+    assert!(
+        std::mem::size_of_val(&many) <= 512,
+        "dispatch_many future is {} bytes",
+        std::mem::size_of_val(&many)
+    );
+    drop((call, many));
 }

@@ -1,1 +1,13 @@
-//! Benchmarks for batch-serving. The criterion benches are in `benches/`; the side-by-side comparison runner is still to come (see the benchmarks issue).
+//! Benchmarks for batch-serving: criterion benches of the dispatch path (in
+//! `benches/`), and the side-by-side comparison runner (`compare`), which
+//! puts batch-serving and its peers through the same scenarios in one
+//! process and writes `docs/benchmarks.md`.
+
+pub mod batch_log;
+pub mod burst;
+pub mod closed_loop;
+pub mod contenders;
+pub mod memory;
+pub mod onnx;
+pub mod report;
+pub mod workload;

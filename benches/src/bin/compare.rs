@@ -1,0 +1,595 @@
+//! The side-by-side comparison runner: batch-serving and its peers through
+//! the same scenarios, in one process, on one tokio runtime shape, with
+//! interleaved repetitions. Writes `docs/benchmarks.md`.
+//!
+//! ```text
+//! cargo run --release -p batch-serving-benches --bin compare            # writes docs/benchmarks.md
+//! cargo run --release -p batch-serving-benches --bin compare -- --quick # one repetition, short cells
+//! ```
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use batch_serving_benches::burst::{self, Bursts};
+use batch_serving_benches::closed_loop::{self, Cell};
+use batch_serving_benches::contenders::{Contender, Kind, Setup};
+use batch_serving_benches::memory;
+use batch_serving_benches::onnx::OnnxSetup;
+use batch_serving_benches::report::{Spread, rate, table};
+use batch_serving_benches::workload::Cost;
+
+/// The S2 ideal: 32 items per 300 + 4·32 µs.
+const S2_BOUND: f64 = 32.0 / 428e-6;
+/// The S3 ideal burst: 8 full batches of the S2 function.
+const S3_IDEAL: Duration = Duration::from_micros(3424);
+
+struct Options {
+    reps: usize,
+    cell: Duration,
+    out: String,
+    /// Scenarios to run (`--only s1,s4`); all when empty.
+    only: Vec<String>,
+}
+
+impl Options {
+    fn runs(&self, scenario: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|s| s.eq_ignore_ascii_case(scenario))
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("cannot build the runtime: {e}"))
+}
+
+fn start_all(setup: Setup) -> Vec<(Kind, Arc<dyn Contender>)> {
+    Kind::ALL
+        .iter()
+        .filter_map(|&kind| match kind.start(setup) {
+            Ok(contender) => Some((kind, contender)),
+            Err(e) => {
+                eprintln!("skipping {}: {e}", kind.name());
+                None
+            }
+        })
+        .collect()
+}
+
+type Cells = BTreeMap<(usize, usize), Vec<Cell>>; // (callers, kind index) -> repetitions
+
+async fn closed_loop_scenario(
+    label: &str,
+    setup: Setup,
+    levels: &[usize],
+    max_calls: u64,
+    options: &Options,
+) -> Cells {
+    let contenders = start_all(setup);
+    let mut cells = Cells::new();
+    for rep in 0..options.reps {
+        for &callers in levels {
+            for (kind, contender) in &contenders {
+                let index = Kind::ALL.iter().position(|k| k == kind).unwrap_or(0);
+                let cell = closed_loop::run(
+                    Arc::clone(contender),
+                    callers,
+                    max_calls,
+                    options.cell,
+                    setup.batch_size,
+                )
+                .await;
+                eprintln!(
+                    "{label} rep {rep} C={callers} {}: {:.0}/s",
+                    kind.name(),
+                    cell.per_second
+                );
+                cells.entry((callers, index)).or_default().push(cell);
+            }
+        }
+    }
+    cells
+}
+
+fn spread(cells: &[Cell], f: impl Fn(&Cell) -> f64) -> Spread {
+    Spread::of(&cells.iter().map(f).collect::<Vec<_>>())
+}
+
+fn integrity(cells: &[Cell]) -> String {
+    let errors: u64 = cells.iter().map(|c| c.errors).sum();
+    let wrong: u64 = cells.iter().map(|c| c.wrong).sum();
+    let empty: u64 = cells.iter().map(|c| c.batches.empty).sum();
+    let oversized: u64 = cells.iter().map(|c| c.batches.oversized).sum();
+    let lost: u64 = cells
+        .iter()
+        .map(|c| c.batches.items.saturating_sub(c.calls + c.errors + c.wrong))
+        .sum();
+    if errors + wrong + empty + oversized == 0 {
+        "ok".to_owned()
+    } else {
+        format!(
+            "errors {errors}, wrong {wrong}, empty {empty}, oversized {oversized}, unanswered {lost}"
+        )
+    }
+}
+
+fn closed_loop_table(
+    cells: &Cells,
+    levels: &[usize],
+    efficiency: Option<&dyn Fn(usize, f64) -> String>,
+) -> String {
+    let mut header = vec![
+        "callers",
+        "contender",
+        "calls/s median (min–max)",
+        "p50 µs",
+        "p99 µs",
+        "mean batch",
+    ];
+    if efficiency.is_some() {
+        header.push("efficiency");
+    }
+    header.extend(["function ran on", "checks"]);
+    let mut rows = Vec::new();
+    for &callers in levels {
+        for (index, kind) in Kind::ALL.iter().enumerate() {
+            let Some(reps) = cells.get(&(callers, index)) else {
+                continue;
+            };
+            let throughput = spread(reps, |c| c.per_second);
+            let mut row = vec![
+                callers.to_string(),
+                kind.name().to_owned(),
+                rate(&throughput),
+                format!("{:.0}", spread(reps, |c| c.p50.as_secs_f64() * 1e6).median),
+                format!("{:.0}", spread(reps, |c| c.p99.as_secs_f64() * 1e6).median),
+                format!("{:.1}", spread(reps, Cell::mean_batch).median),
+            ];
+            if let Some(efficiency) = efficiency {
+                row.push(efficiency(callers, throughput.median));
+            }
+            row.push(
+                reps.iter()
+                    .find_map(|c| c.batches.thread)
+                    .unwrap_or("-")
+                    .to_owned(),
+            );
+            row.push(integrity(reps));
+            rows.push(row);
+        }
+    }
+    table(&header, &rows)
+}
+
+fn median_of(cells: &Cells, callers: usize, kind: Kind) -> f64 {
+    let index = Kind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
+    cells
+        .get(&(callers, index))
+        .map_or(0.0, |reps| spread(reps, |c| c.per_second).median)
+}
+
+fn best_of(cells: &Cells, callers: usize, ours: bool) -> (f64, &'static str) {
+    Kind::ALL
+        .iter()
+        .filter(|k| k.is_ours() == ours)
+        .map(|&k| (median_of(cells, callers, k), k.name()))
+        .fold(
+            (0.0, "-"),
+            |best, next| if next.0 > best.0 { next } else { best },
+        )
+}
+
+fn verdict(name: &str, value: f64, target: f64, shown: String) -> String {
+    let met = if value >= target { "met" } else { "**missed**" };
+    format!("| {name} | {shown} | {met} |\n")
+}
+
+async fn bursts_scenario(options: &Options) -> BTreeMap<usize, Vec<Bursts>> {
+    let setup = Setup {
+        batch_size: 32,
+        max_wait: Duration::from_millis(2),
+        cost: Cost::S2,
+    };
+    let contenders = start_all(setup);
+    let mut runs: BTreeMap<usize, Vec<Bursts>> = BTreeMap::new();
+    for rep in 0..options.reps {
+        for (kind, contender) in &contenders {
+            let index = Kind::ALL.iter().position(|k| k == kind).unwrap_or(0);
+            let result = burst::run(
+                Arc::clone(contender),
+                256,
+                20,
+                Duration::from_millis(50),
+                32,
+            )
+            .await;
+            eprintln!(
+                "S3 rep {rep} {}: mean burst {:?}",
+                kind.name(),
+                result.mean_burst
+            );
+            runs.entry(index).or_default().push(result);
+        }
+    }
+    runs
+}
+
+fn memory_in_child(what: &str) -> Option<f64> {
+    let exe = std::env::current_exe().ok()?;
+    // A contender that cannot queue behind a held function (one that runs
+    // it on a runtime worker may wedge) gets no figure rather than a hang.
+    let output = std::process::Command::new("timeout")
+        .arg("20")
+        .arg(exe)
+        .args(["memory", what])
+        .output()
+        .ok()?;
+    String::from_utf8(output.stdout).ok()?.trim().parse().ok()
+}
+
+fn memory_child(what: &str) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build();
+    let Ok(runtime) = runtime else { return };
+    let bytes = runtime.block_on(async {
+        if what == "dispatch_many" {
+            return memory::per_item_in_one_call().await;
+        }
+        let kind = Kind::ALL
+            .iter()
+            .copied()
+            .find(|k| format!("{k:?}") == what)?;
+        memory::per_queued_call(kind).await.ok().flatten()
+    });
+    if let Some(bytes) = bytes {
+        println!("{bytes:.1}");
+    }
+    std::process::exit(0);
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_owned());
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .next()
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or("?".to_owned(), |kb| format!("{:.0} GiB", kb / 1048576.0));
+    format!(
+        "{cpu}, {cores} cores available, {memory} RAM; tokio multi-thread runtime with 2 workers"
+    )
+}
+
+fn today() -> String {
+    let days = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() / 86_400) as i64;
+    // Civil date from days since 1970-01-01 (proleptic Gregorian).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("memory") {
+        memory_child(args.get(1).map_or("", String::as_str));
+        return;
+    }
+    let quick = args.iter().any(|a| a == "--quick");
+    let options = Options {
+        reps: if quick { 1 } else { 3 },
+        cell: if quick {
+            Duration::from_millis(500)
+        } else {
+            Duration::from_secs(3)
+        },
+        out: args
+            .iter()
+            .position(|a| a == "--out")
+            .and_then(|i| args.get(i + 1).cloned())
+            .unwrap_or_else(|| "docs/benchmarks.md".to_owned()),
+        only: args
+            .iter()
+            .position(|a| a == "--only")
+            .and_then(|i| args.get(i + 1))
+            .map(|list| list.split(',').map(str::to_owned).collect())
+            .unwrap_or_default(),
+    };
+    let started = std::time::Instant::now();
+    let rt = runtime();
+    let mut doc = format!(
+        "# Benchmarks\n\n<!-- Written by `cargo run --release -p batch-serving-benches --bin compare`{}. Do not edit by hand. -->\n\n\
+         Measured on {} ({}). Every contender runs in this one process on the same runtime, with {} interleaved repetition(s); \
+         figures are the median with the min–max over repetitions. Every call's input is unique and its reply is checked to be its own `x + 1`; \
+         \"checks\" counts errors, wrong replies, and empty or oversized batches. Each contender runs one batch at a time.\n\n",
+        if quick { " -- --quick" } else { "" },
+        today(),
+        machine(),
+        options.reps
+    );
+    let mut targets = String::from("| target | measured | |\n|---|---|---|\n");
+
+    if options.runs("s1") {
+        let s1_levels = [1, 64, 1024];
+        let s1 = Setup {
+            batch_size: 64,
+            max_wait: Duration::from_millis(1),
+            cost: Cost::Free,
+        };
+        let s1_cells = rt.block_on(closed_loop_scenario(
+            "S1", s1, &s1_levels, 200_000, &options,
+        ));
+        doc.push_str("## S1: overhead\n\nIdentity function (`x + 1`), `batch_size` 64, wait 1 ms, closed-loop callers, 200 000 calls or the cell time per cell.\n\n");
+        doc.push_str(&closed_loop_table(&s1_cells, &s1_levels, None));
+        let (ours, _) = best_of(&s1_cells, 1024, true);
+        let (peer, peer_name) = best_of(&s1_cells, 1024, false);
+        targets.push_str(&verdict(
+            "S1 C=1024 ≥ 1.5× best peer",
+            ours / peer.max(1.0),
+            1.5,
+            format!("{:.2}× {peer_name}", ours / peer.max(1.0)),
+        ));
+        let eager1 = median_of(&s1_cells, 1, Kind::ServingEager);
+        let bf1 = median_of(&s1_cells, 1, Kind::BatchedFn).max(1.0);
+        targets.push_str(&verdict(
+            "S1 C=1 eager ≥ 20× batched-fn",
+            eager1 / bf1,
+            20.0,
+            format!("{:.1}×", eager1 / bf1),
+        ));
+    }
+
+    if options.runs("s2") {
+        let s2_levels = [1, 8, 64, 256];
+        let s2 = Setup {
+            batch_size: 32,
+            max_wait: Duration::from_millis(2),
+            cost: Cost::S2,
+        };
+        let s2_cells = rt.block_on(closed_loop_scenario(
+            "S2",
+            s2,
+            &s2_levels,
+            u64::MAX,
+            &options,
+        ));
+        doc.push_str("\n## S2: costed batches\n\nThe function busy-spins 300 µs + 4 µs per item, `batch_size` 32, wait 2 ms. Efficiency is against the bound 32 / 428 µs = 74 766 calls/s; below 32 callers, also against min(C,32) / (300 + 4·min(C,32)) µs.\n\n");
+        let efficiency = |callers: usize, per_second: f64| {
+            let full = per_second / S2_BOUND * 100.0;
+            if callers < 32 {
+                let c = callers as f64;
+                format!(
+                    "{full:.1}% ({:.1}% of C-bound)",
+                    per_second / (c / ((300.0 + 4.0 * c) * 1e-6)) * 100.0
+                )
+            } else {
+                format!("{full:.1}%")
+            }
+        };
+        doc.push_str(&closed_loop_table(&s2_cells, &s2_levels, Some(&efficiency)));
+        for callers in [64, 256] {
+            let (ours, _) = best_of(&s2_cells, callers, true);
+            targets.push_str(&verdict(
+                &format!("S2 C={callers} ≥ 98% of bound"),
+                ours / S2_BOUND,
+                0.98,
+                format!("{:.1}%", ours / S2_BOUND * 100.0),
+            ));
+        }
+        let eager8 = median_of(&s2_cells, 8, Kind::ServingEager);
+        let bf8 = median_of(&s2_cells, 8, Kind::BatchedFn).max(1.0);
+        targets.push_str(&verdict(
+            "S2 C=8 eager ≥ 5× batched-fn",
+            eager8 / bf8,
+            5.0,
+            format!("{:.2}×", eager8 / bf8),
+        ));
+    }
+
+    if options.runs("s3") {
+        let bursts = rt.block_on(bursts_scenario(&options));
+        doc.push_str("\n## S3: bursts\n\n256 callers fire together every 50 ms, 20 bursts, with the S2 function and settings. The ideal burst is 8 full batches = 3.42 ms.\n\n");
+        let mut rows = Vec::new();
+        for (index, runs) in &bursts {
+            let ms = |f: &dyn Fn(&Bursts) -> Duration| {
+                Spread::of(
+                    &runs
+                        .iter()
+                        .map(|r| f(r).as_secs_f64() * 1e3)
+                        .collect::<Vec<_>>(),
+                )
+            };
+            let bad: u64 = runs
+                .iter()
+                .map(|r| r.bad + r.batches.empty + r.batches.oversized)
+                .sum();
+            rows.push(vec![
+                Kind::ALL[*index].name().to_owned(),
+                ms(&|r| r.mean_burst).show(1.0, 2),
+                ms(&|r| r.max_burst).show(1.0, 2),
+                format!("{:.2}", ms(&|r| r.p50).median),
+                format!("{:.2}", ms(&|r| r.p99).median),
+                if bad == 0 {
+                    "ok".to_owned()
+                } else {
+                    format!("{bad} bad")
+                },
+            ]);
+        }
+        doc.push_str(&table(
+            &[
+                "contender",
+                "mean burst ms",
+                "max burst ms",
+                "p50 ms",
+                "p99 ms",
+                "checks",
+            ],
+            &rows,
+        ));
+        let best_burst = bursts
+            .iter()
+            .filter(|(i, _)| Kind::ALL[**i].is_ours())
+            .map(|(_, runs)| {
+                Spread::of(
+                    &runs
+                        .iter()
+                        .map(|r| r.mean_burst.as_secs_f64())
+                        .collect::<Vec<_>>(),
+                )
+                .median
+            })
+            .fold(f64::INFINITY, f64::min);
+        targets.push_str(&verdict(
+            "S3 mean burst ≤ 1.05 × 3.42 ms",
+            1.05 * S3_IDEAL.as_secs_f64() / best_burst,
+            1.0,
+            format!("{:.2} ms", best_burst * 1e3),
+        ));
+    }
+
+    if options.runs("s4") {
+        doc.push_str("\n## S4: MobileNetV2 on ONNX Runtime (CPU)\n\n");
+        match OnnxSetup::find() {
+            Err(why) => doc.push_str(&format!("Skipped: {why}.\n")),
+            Ok(onnx) => doc.push_str(&rt.block_on(onnx_scenario(&onnx, &options, &mut targets))),
+        }
+    }
+
+    if options.runs("memory") {
+        doc.push_str("\n## Memory per queued call\n\n100 000 calls queued behind a held batch function, in a fresh process per measurement; resident memory beyond the same number of idle futures in the same harness (so it includes each call's future, its queue entry and its reply slot).\n\n");
+        let mut rows = Vec::new();
+        let mut ours_per_call = f64::INFINITY;
+        for kind in Kind::ALL {
+            let samples: Vec<f64> = (0..options.reps)
+                .filter_map(|_| memory_in_child(&format!("{kind:?}")))
+                .collect();
+            let spread = Spread::of(&samples);
+            if kind.is_ours() && !samples.is_empty() {
+                ours_per_call = ours_per_call.min(spread.median);
+            }
+            rows.push(vec![
+                kind.name().to_owned(),
+                if samples.is_empty() {
+                    "-".to_owned()
+                } else {
+                    spread.show(1.0, 0)
+                },
+            ]);
+        }
+        let many: Vec<f64> = (0..options.reps)
+            .filter_map(|_| memory_in_child("dispatch_many"))
+            .collect();
+        rows.push(vec![
+            "batch-serving, one dispatch_many of 100 000 items (per item, minus the item)"
+                .to_owned(),
+            Spread::of(&many).show(1.0, 0),
+        ]);
+        doc.push_str(&table(&["contender", "bytes per queued call"], &rows));
+        targets.push_str(&verdict(
+            "memory ≤ 128 B per queued call",
+            128.0 / ours_per_call.max(1.0),
+            1.0,
+            format!("{ours_per_call:.0} B"),
+        ));
+    }
+
+    doc.push_str("\n## Targets\n\nRatios within this run.\n\n");
+    doc.push_str(&targets);
+    doc.push_str(&format!(
+        "\nThe whole run took {:.0} s.\n",
+        started.elapsed().as_secs_f64()
+    ));
+    if let Err(e) = std::fs::write(&options.out, &doc) {
+        eprintln!("cannot write {}: {e}", options.out);
+        std::process::exit(1);
+    }
+    println!("{doc}\nwrote {}", options.out);
+}
+
+async fn onnx_scenario(onnx: &OnnxSetup, options: &Options, targets: &mut String) -> String {
+    let mut out = String::from(
+        "64 closed-loop callers through the serving (eager, `batch_size` 32) against direct session runs in a loop at the best batch size of 1, 8 and 32, with the same threads. Inputs are pre-processed tensors; each caller sends its own copy.\n\n",
+    );
+    let sweep = options.cell.min(Duration::from_secs(2));
+    let mut rows = Vec::new();
+    let mut ratios = Vec::new();
+    for (partitions, threads) in [(2usize, 1usize), (1, 2)] {
+        let mut best = (0.0, 1);
+        for batch in [1, 8, 32] {
+            match onnx.direct(partitions, threads, batch, sweep) {
+                Ok(rate) if rate > best.0 => best = (rate, batch),
+                Ok(_) => {}
+                Err(e) => return format!("Skipped: {e}.\n"),
+            }
+        }
+        let (mut direct, mut served, mut mean_batch) = (Vec::new(), Vec::new(), Vec::new());
+        for rep in 0..options.reps {
+            match (
+                onnx.direct(partitions, threads, best.1, options.cell),
+                onnx.served(partitions, threads, 64, options.cell).await,
+            ) {
+                (Ok(d), Ok((s, b))) => {
+                    eprintln!(
+                        "S4 rep {rep} {partitions}x{threads}: direct {d:.0}/s, served {s:.0}/s"
+                    );
+                    direct.push(d);
+                    served.push(s);
+                    mean_batch.push(b);
+                }
+                (Err(e), _) | (_, Err(e)) => return format!("Failed: {e}.\n"),
+            }
+        }
+        let (d, s) = (Spread::of(&direct), Spread::of(&served));
+        ratios.push(s.median / d.median.max(1e-9));
+        rows.push(vec![
+            format!("{partitions} × {threads}"),
+            format!("{} (batch {})", d.show(1.0, 1), best.1),
+            s.show(1.0, 1),
+            format!("{:.1}", Spread::of(&mean_batch).median),
+            format!("{:.3}", s.median / d.median.max(1e-9)),
+        ]);
+    }
+    out.push_str(&table(
+        &[
+            "partitions × threads",
+            "direct img/s",
+            "served img/s",
+            "served mean batch",
+            "served / direct",
+        ],
+        &rows,
+    ));
+    let worst = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+    targets.push_str(&verdict(
+        "S4 served ≥ 0.97 × direct",
+        worst / 0.97,
+        1.0,
+        format!("{worst:.3}×"),
+    ));
+    out
+}

@@ -1,0 +1,33 @@
+//! batch-serving itself: one partition, a synchronous batch function on the
+//! serving's own thread.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use batch_serving::{Batch, Policy, Serving};
+
+use super::{CallFuture, Contender, Setup};
+use crate::workload::run_batch;
+
+struct Ours(Serving<u64, u64, Infallible>);
+
+impl Contender for Ours {
+    fn call(&self, x: u64) -> CallFuture {
+        let serving = self.0.clone();
+        Box::pin(async move { serving.dispatch(x).await.map_err(|e| e.to_string()) })
+    }
+}
+
+pub(super) fn start(setup: Setup, policy: Policy) -> Result<Arc<dyn Contender>, String> {
+    let cost = setup.cost;
+    let serving = Serving::new(move |batch: Batch<u64>| {
+        Ok::<_, Infallible>(run_batch(cost, batch.iter().copied()))
+    })
+    .batch_size(setup.batch_size)
+    .batch_timeout(setup.max_wait)
+    .policy(policy)
+    .queue_capacity(1 << 20)
+    .start()
+    .map_err(|e| e.to_string())?;
+    Ok(Arc::new(Ours(serving)))
+}

@@ -1,0 +1,91 @@
+//! The contenders: batch-serving (timeout and eager policies) and the
+//! batching layers people would otherwise use, behind one calling interface.
+
+mod batch_serving;
+mod batched_fn;
+mod textbook;
+mod tower_batch;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::workload::Cost;
+
+/// One call's future: the reply, or an error message.
+pub type CallFuture = Pin<Box<dyn Future<Output = Result<u64, String>> + Send>>;
+
+/// A started batching layer.
+pub trait Contender: Send + Sync {
+    /// Sends `x` and waits for its reply.
+    fn call(&self, x: u64) -> CallFuture;
+}
+
+/// The settings every contender gets in a scenario.
+#[derive(Debug, Clone, Copy)]
+pub struct Setup {
+    /// Most items per batch.
+    pub batch_size: usize,
+    /// Longest wait for a batch to fill.
+    pub max_wait: Duration,
+    /// What a batch costs.
+    pub cost: Cost,
+}
+
+/// Which contender.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// batch-serving, `Policy::Timeout`.
+    ServingTimeout,
+    /// batch-serving, `Policy::Eager`.
+    ServingEager,
+    /// batched-fn 0.2.5.
+    BatchedFn,
+    /// tower-batch-control 1.1.1.
+    TowerBatch,
+    /// The textbook mpsc + `select!` loop.
+    Textbook,
+}
+
+impl Kind {
+    /// Every contender, in report order.
+    pub const ALL: [Kind; 5] = [
+        Kind::ServingTimeout,
+        Kind::ServingEager,
+        Kind::BatchedFn,
+        Kind::TowerBatch,
+        Kind::Textbook,
+    ];
+
+    /// The name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::ServingTimeout => "batch-serving (timeout)",
+            Kind::ServingEager => "batch-serving (eager)",
+            Kind::BatchedFn => "batched-fn 0.2.5",
+            Kind::TowerBatch => "tower-batch-control 1.1.1",
+            Kind::Textbook => "textbook mpsc+select! loop",
+        }
+    }
+
+    /// Whether this is one of ours.
+    pub fn is_ours(self) -> bool {
+        matches!(self, Kind::ServingTimeout | Kind::ServingEager)
+    }
+
+    /// Starts the contender on the current tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// When it cannot start (a setup batched-fn has no call site for).
+    pub fn start(self, setup: Setup) -> Result<Arc<dyn Contender>, String> {
+        match self {
+            Kind::ServingTimeout => batch_serving::start(setup, ::batch_serving::Policy::Timeout),
+            Kind::ServingEager => batch_serving::start(setup, ::batch_serving::Policy::Eager),
+            Kind::BatchedFn => batched_fn::start(setup),
+            Kind::TowerBatch => Ok(tower_batch::start(setup)),
+            Kind::Textbook => Ok(textbook::start(setup)),
+        }
+    }
+}

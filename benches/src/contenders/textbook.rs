@@ -1,0 +1,54 @@
+//! The loop people write by hand: a tokio mpsc of (item, oneshot) and one
+//! task that awaits the first item, then `select!`s between `recv()` and a
+//! sleep of `max_wait` until the batch is full, runs the function in place
+//! and answers.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::{CallFuture, Contender, Setup};
+use crate::workload::run_batch;
+
+type Message = (u64, oneshot::Sender<u64>);
+
+struct Textbook(mpsc::UnboundedSender<Message>);
+
+impl Contender for Textbook {
+    fn call(&self, x: u64) -> CallFuture {
+        let (tx, rx) = oneshot::channel();
+        let sent = self.0.send((x, tx));
+        Box::pin(async move {
+            sent.map_err(|_| "closed".to_owned())?;
+            rx.await.map_err(|_| "dropped".to_owned())
+        })
+    }
+}
+
+pub(super) fn start(setup: Setup) -> Arc<dyn Contender> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
+    tokio::spawn(async move {
+        while let Some(first) = rx.recv().await {
+            let mut batch = vec![first];
+            let timer = tokio::time::sleep(setup.max_wait);
+            tokio::pin!(timer);
+            while batch.len() < setup.batch_size {
+                tokio::select! {
+                    next = rx.recv() => match next {
+                        Some(message) => batch.push(message),
+                        None => break,
+                    },
+                    () = &mut timer => break,
+                }
+            }
+            let (items, replies): (Vec<u64>, Vec<_>) = batch.into_iter().unzip();
+            for (reply, y) in replies
+                .into_iter()
+                .zip(run_batch(setup.cost, items.into_iter()))
+            {
+                let _ = reply.send(y);
+            }
+        }
+    });
+    Arc::new(Textbook(tx))
+}

@@ -1,0 +1,148 @@
+//! S4: MobileNetV2 on ONNX Runtime, served under 64 concurrent callers,
+//! against direct session calls in a loop with the same threads.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use batch_serving::Policy;
+use batch_serving_ort::mobilenet::preprocess;
+use batch_serving_ort::{
+    CheckedInputs, MobileNetFiles, ModelInputs, ModelServingBuilder, ModelSession, SessionOptions,
+};
+use ndarray::Array3;
+
+/// The model and one pre-processed image; the runtime is loaded.
+#[derive(Debug, Clone)]
+pub struct OnnxSetup {
+    files: MobileNetFiles,
+    image: Array3<f32>,
+}
+
+impl OnnxSetup {
+    /// Finds the runtime and the model, or says why not.
+    ///
+    /// # Errors
+    ///
+    /// The runtime's or the files' error, as text.
+    pub fn find() -> Result<Self, String> {
+        batch_serving_ort::Runtime::get().map_err(|e| e.to_string())?;
+        let files = MobileNetFiles::locate(None).map_err(|e| e.to_string())?;
+        let image = std::fs::read(files.model.with_file_name("dogs.jpg"))
+            .ok()
+            .and_then(|bytes| preprocess(&bytes).ok())
+            .unwrap_or_else(|| {
+                Array3::from_shape_fn((3, 224, 224), |(c, y, x)| ((c + y + x) % 7) as f32 / 7.0)
+            });
+        Ok(Self { files, image })
+    }
+
+    fn item(&self) -> ModelInputs {
+        ModelInputs::new().with("input", self.image.clone())
+    }
+
+    fn options(threads: usize) -> SessionOptions {
+        SessionOptions::default().intra_threads(threads)
+    }
+
+    /// Images per second with `sessions` threads each running its own
+    /// session (of `threads` intra-op threads) on batches of `batch`.
+    ///
+    /// # Errors
+    ///
+    /// When a session cannot be opened or a run fails.
+    pub fn direct(
+        &self,
+        sessions: usize,
+        threads: usize,
+        batch: usize,
+        time: Duration,
+    ) -> Result<f64, String> {
+        let done = Arc::new(AtomicU64::new(0));
+        let started = Instant::now();
+        let workers: Vec<_> = (0..sessions)
+            .map(|_| {
+                let (model, done) = (self.files.model.clone(), Arc::clone(&done));
+                let mut session = ModelSession::open(&model, &Self::options(threads))
+                    .map_err(|e| e.to_string())?;
+                let item: CheckedInputs = session
+                    .signature()
+                    .check(self.item())
+                    .map_err(|e| e.to_string())?;
+                let items = vec![item; batch];
+                Ok(std::thread::spawn(move || -> Result<(), String> {
+                    while started.elapsed() < time {
+                        session.run(&items).map_err(|e| e.to_string())?;
+                        done.fetch_add(items.len() as u64, Ordering::Relaxed);
+                    }
+                    Ok(())
+                }))
+            })
+            .collect::<Result<_, String>>()?;
+        for worker in workers {
+            worker
+                .join()
+                .map_err(|_| "a direct worker panicked".to_owned())??;
+        }
+        Ok(done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64())
+    }
+
+    /// Images per second and mean batch size through the serving with
+    /// `partitions` partitions of `threads` threads, under `callers`
+    /// closed-loop callers that each send their own copy of the image.
+    ///
+    /// # Errors
+    ///
+    /// When the serving cannot start or a call fails.
+    pub async fn served(
+        &self,
+        partitions: usize,
+        threads: usize,
+        callers: usize,
+        time: Duration,
+    ) -> Result<(f64, f64), String> {
+        let model = ModelServingBuilder::new(&self.files.model)
+            .session_options(Self::options(threads))
+            .partitions(partitions)
+            .batch_size(32)
+            .policy(Policy::Eager)
+            .start()
+            .map_err(|e| e.to_string())?;
+        model
+            .dispatch(self.item())
+            .await
+            .map_err(|e| e.to_string())?;
+        let before = model.serving().stats();
+        let started = Instant::now();
+        let tasks: Vec<_> = (0..callers)
+            .map(|_| {
+                let (model, item) = (model.clone(), self.item());
+                tokio::spawn(async move {
+                    let mut done = 0u64;
+                    while started.elapsed() < time {
+                        model
+                            .dispatch(item.clone())
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        done += 1;
+                    }
+                    Ok::<_, String>(done)
+                })
+            })
+            .collect();
+        let mut done = 0;
+        for task in tasks {
+            done += task.await.map_err(|e| e.to_string())??;
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        let after = model.serving().stats();
+        let batches = after.batches.saturating_sub(before.batches).max(1);
+        let mean_batch = after.items.saturating_sub(before.items) as f64 / batches as f64;
+        model
+            .serving()
+            .shutdown(None)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok((done as f64 / elapsed, mean_batch))
+    }
+}
