@@ -76,6 +76,13 @@ impl<I> Batch<I> {
         }
     }
 
+    /// Keeps the items whose flag is set (a job without listeners only).
+    pub(crate) fn retain_flagged(&mut self, keep: &[bool]) {
+        let mut flags = keep.iter();
+        self.items
+            .retain(|_| flags.next().copied().unwrap_or(false));
+    }
+
     pub(crate) fn set_partition(&mut self, partition: usize) {
         self.partition = partition;
     }

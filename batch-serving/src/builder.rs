@@ -10,7 +10,7 @@ use tokio::time::Duration;
 use crate::batch::Batch;
 use crate::error::Error;
 use crate::key::BatchKey;
-use crate::partition::{AsyncRunner, PartitionContext, Runner, SyncRunner};
+use crate::partition::{AsyncRunner, OnDeck, PartitionContext, PartitionLink, Runner, SyncRunner};
 use crate::policy::Policy;
 use crate::queue::Readiness;
 use crate::scheduler::Scheduler;
@@ -70,6 +70,7 @@ pub struct Builder<I, O, E> {
     batch_timeout: Duration,
     partitions: usize,
     policy: Policy,
+    pipeline: bool,
     queue_capacity: Option<usize>,
     key_fn: Option<KeyFn<I>>,
     name: Cow<'static, str>,
@@ -83,6 +84,7 @@ impl<I, O, E> std::fmt::Debug for Builder<I, O, E> {
             .field("partitions", &self.partitions)
             .field("policy", &self.policy)
             .field("queue_capacity", &self.queue_capacity)
+            .field("pipeline", &self.pipeline)
             .field("keyed", &self.key_fn.is_some())
             .field("name", &self.name)
             .finish()
@@ -186,6 +188,7 @@ where
             batch_timeout: DEFAULT_BATCH_TIMEOUT,
             partitions: 1,
             policy: Policy::default(),
+            pipeline: true,
             queue_capacity: None,
             key_fn: None,
             name: Cow::Borrowed("batch-serving"),
@@ -265,6 +268,33 @@ where
     /// ```
     pub fn policy(mut self, policy: Policy) -> Self {
         self.policy = policy;
+        self
+    }
+
+    /// Whether a full batch may be handed to a partition that is still
+    /// running one (default `true`), so the partition starts it the moment
+    /// it finishes instead of waiting for the scheduler: under load this
+    /// removes a cross-thread round trip per batch (S2 in
+    /// `docs/benchmarks.md`: 83% to 97% of the ideal throughput).
+    ///
+    /// The batch's items still count as queued until it starts, and a call
+    /// cancelled or expired before then is dropped from it and never runs.
+    /// The price: once handed over, the batch's contents are fixed, so a
+    /// higher-priority item arriving later waits for the batch after it.
+    /// Turn pipelining off for strict priority order.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
+    /// use batch_serving::{Batch, Serving};
+    /// let strict = Serving::new(|b: Batch<u8>| Ok::<_, std::convert::Infallible>(b.to_vec()))
+    ///     .pipeline(false)
+    ///     .start()?;
+    /// assert_eq!(strict.dispatch(1).await?, 1);
+    /// # Ok(()) }
+    /// ```
+    pub fn pipeline(mut self, pipeline: bool) -> Self {
+        self.pipeline = pipeline;
         self
     }
 
@@ -384,18 +414,21 @@ where
         let (tx, rx) = mpsc::unbounded_channel();
         let mut partitions = Vec::with_capacity(self.partitions);
         for index in 0..self.partitions {
-            let (job_tx, jobs) = mpsc::unbounded_channel();
+            let (work, jobs) = mpsc::unbounded_channel();
+            let on_deck = OnDeck::default();
             let ctx = PartitionContext {
                 index,
                 jobs,
                 scheduler: tx.clone(),
                 recorder: Arc::clone(&recorder),
                 name: Arc::clone(&name),
+                permits: Arc::clone(&permits),
+                on_deck: Arc::clone(&on_deck),
             };
             // On failure the partitions started so far see their job
             // channels close (when `partitions` drops) and exit.
             Arc::clone(&runner).spawn(ctx, &runtime)?;
-            partitions.push(job_tx);
+            partitions.push(PartitionLink { work, on_deck });
         }
         let scheduler = Scheduler {
             rx,
@@ -404,6 +437,7 @@ where
                 policy: self.policy,
                 batch_size: self.batch_size,
                 batch_timeout: self.batch_timeout,
+                pipeline: self.pipeline,
             },
             permits: Arc::clone(&permits),
             recorder: Arc::clone(&recorder),

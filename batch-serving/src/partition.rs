@@ -25,6 +25,29 @@ pub(crate) struct Job<I, O, E> {
     pub(crate) span: tracing::Span,
     /// Holds tokio's paused clock still until dropped (feature `test-util`).
     pub(crate) clock_hold: ClockHold,
+    /// Handed over while the partition was still busy: its items are claimed
+    /// only when it starts, so calls cancelled or expired while it waited
+    /// are dropped from it and never run. Until then they count as queued:
+    /// this is the queue room they hold (zero for a job started at once).
+    pub(crate) claim_on_start: bool,
+    pub(crate) queued_permits: usize,
+}
+
+impl<I, O, E> Job<I, O, E> {
+    /// For a job handed over early: claims each item for its call now,
+    /// dropping the items of calls that were abandoned meanwhile. Returns
+    /// how many were dropped.
+    fn claim(&mut self) -> usize {
+        let keep: Vec<bool> = self.routes.iter().map(|r| r.request.try_take()).collect();
+        let dropped = keep.iter().filter(|k| !**k).count();
+        if dropped > 0 {
+            let mut flags = keep.iter();
+            self.routes
+                .retain(|_| flags.next().copied().unwrap_or(false));
+            self.batch.retain_flagged(&keep);
+        }
+        dropped
+    }
 }
 
 /// With feature `test-util`: a blocking task that lives as long as a
@@ -52,13 +75,84 @@ pub(crate) fn hold_clock(_off_runtime: bool) -> ClockHold {}
 /// What a partition needs besides its batch function.
 pub(crate) struct PartitionContext<I, O, E> {
     pub(crate) index: usize,
-    pub(crate) jobs: mpsc::UnboundedReceiver<Job<I, O, E>>,
+    pub(crate) jobs: mpsc::UnboundedReceiver<Work<I, O, E>>,
     pub(crate) scheduler: mpsc::UnboundedSender<Msg<I, O, E>>,
     pub(crate) recorder: Arc<Recorder>,
     pub(crate) name: Arc<str>,
+    /// Queue room, given back here for jobs handed over early.
+    pub(crate) permits: Arc<tokio::sync::Semaphore>,
+    /// Where the scheduler puts a job handed over early (see [`Work`]).
+    pub(crate) on_deck: OnDeck<I, O, E>,
+}
+
+/// What the scheduler sends a partition.
+#[derive(Debug)]
+pub(crate) enum Work<I, O, E> {
+    /// Run this job now (the partition was idle).
+    Run(Job<I, O, E>),
+    /// Run the job on deck, if it is still there. A job handed over while
+    /// the partition is busy waits on deck rather than in the channel, so a
+    /// shutdown that runs out of time can take it back and fail its calls
+    /// (see [`revoke`]).
+    OnDeck,
+}
+
+/// The scheduler's end of one partition.
+#[derive(Debug)]
+pub(crate) struct PartitionLink<I, O, E> {
+    pub(crate) work: mpsc::UnboundedSender<Work<I, O, E>>,
+    pub(crate) on_deck: OnDeck<I, O, E>,
+}
+
+/// Jobs that wait for a busy partition, oldest first. The scheduler keeps
+/// at most one waiting per partition, but a partition that just reported
+/// `Done` may not have taken its next job yet when the scheduler hands it
+/// another, so this is a queue and not a single slot.
+pub(crate) type OnDeck<I, O, E> = Arc<Mutex<std::collections::VecDeque<Job<I, O, E>>>>;
+
+/// Takes the oldest job on deck, if any.
+pub(crate) fn next_on_deck<I, O, E>(on_deck: &OnDeck<I, O, E>) -> Option<Job<I, O, E>> {
+    on_deck
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .pop_front()
+}
+
+/// Takes back every job on deck that has not started, so the caller can
+/// fail its calls and give back its queue room.
+pub(crate) fn revoke<I, O, E>(on_deck: &OnDeck<I, O, E>) -> Vec<Job<I, O, E>> {
+    on_deck
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .drain(..)
+        .collect()
 }
 
 impl<I, O, E> PartitionContext<I, O, E> {
+    /// The job a piece of work stands for: `None` when a job on deck was
+    /// revoked before the partition reached it.
+    fn accept(&self, work: Work<I, O, E>) -> Option<Job<I, O, E>> {
+        let job = match work {
+            Work::Run(job) => job,
+            Work::OnDeck => next_on_deck(&self.on_deck)?,
+        };
+        Some(self.start(job))
+    }
+
+    /// Starts a job: claims an early-handed job's items, moves them from
+    /// queued to in flight, and returns the job.
+    fn start(&self, mut job: Job<I, O, E>) -> Job<I, O, E> {
+        if job.claim_on_start {
+            job.claim();
+            self.permits.add_permits(job.queued_permits);
+            self.recorder.in_flight.fetch_add(
+                job.routes.len() as u64,
+                std::sync::atomic::Ordering::Relaxed,
+            );
+        }
+        job
+    }
+
     /// Common bookkeeping after a batch ran: count it, answer its callers,
     /// then tell the scheduler this partition is free.
     fn finish(
@@ -70,6 +164,13 @@ impl<I, O, E> PartitionContext<I, O, E> {
         span: &tracing::Span,
     ) {
         use std::sync::atomic::Ordering::Relaxed;
+        if routes.is_empty() {
+            // Every item of an early-handed job was abandoned: nothing ran.
+            let _ = self.scheduler.send(Msg::Done {
+                partition: self.index,
+            });
+            return;
+        }
         span.record("exec_us", took.as_micros() as u64);
         match &result {
             Ok(_) => {}
@@ -179,18 +280,26 @@ where
                     }
                 };
                 let mut ctx = ctx;
-                while let Some(Job {
-                    mut batch,
-                    routes,
-                    span,
-                    clock_hold,
-                }) = ctx.jobs.blocking_recv()
-                {
+                while let Some(work) = ctx.jobs.blocking_recv() {
+                    let Some(Job {
+                        mut batch,
+                        routes,
+                        span,
+                        clock_hold,
+                        ..
+                    }) = ctx.accept(work)
+                    else {
+                        continue;
+                    };
                     // Released at the end of this iteration, after the callers are answered.
                     let _clock_hold = clock_hold;
                     let _in_batch = span.enter();
                     batch.set_partition(index);
                     let len = batch.len();
+                    if len == 0 {
+                        ctx.finish(routes, 0, Ok(Vec::new()), std::time::Duration::ZERO, &span);
+                        continue;
+                    }
                     let started = std::time::Instant::now();
                     let outcome =
                         catch_unwind(AssertUnwindSafe(|| (self.function)(&mut state, batch)));
@@ -253,15 +362,22 @@ where
         let span = tracing::info_span!("partition", serving = %ctx.name, partition = ctx.index);
         runtime.spawn(
             async move {
-                while let Some(Job {
-                    mut batch,
-                    routes,
-                    span,
-                    ..
-                }) = ctx.jobs.recv().await
-                {
+                while let Some(work) = ctx.jobs.recv().await {
+                    let Some(Job {
+                        mut batch,
+                        routes,
+                        span,
+                        ..
+                    }) = ctx.accept(work)
+                    else {
+                        continue;
+                    };
                     batch.set_partition(ctx.index);
                     let len = batch.len();
+                    if len == 0 {
+                        ctx.finish(routes, 0, Ok(Vec::new()), std::time::Duration::ZERO, &span);
+                        continue;
+                    }
                     let started = std::time::Instant::now();
                     // The call itself sits inside the async block, so a panic
                     // before the function's first await is caught too.

@@ -66,6 +66,8 @@ pub(crate) struct Readiness {
     pub(crate) policy: Policy,
     pub(crate) batch_size: usize,
     pub(crate) batch_timeout: Duration,
+    /// Whether a full batch may be handed to a busy partition ahead of time.
+    pub(crate) pipeline: bool,
 }
 
 #[derive(Debug)]
@@ -174,14 +176,36 @@ impl<I, O: Send + 'static, E: Send + Sync + 'static> Queues<I, O, E> {
             .map(|since| since + rules.batch_timeout)
     }
 
+    /// A key queue with a full batch that can be handed to a busy partition
+    /// ahead of time: none of its next `batch_size` items may stream (their
+    /// listeners' positions must not shift if items are dropped at start).
+    pub(crate) fn pick_full(&self, batch_size: usize) -> Option<usize> {
+        self.keys
+            .iter()
+            .enumerate()
+            .filter(|(_, q)| q.len >= batch_size)
+            .filter(|(_, q)| {
+                !q.lanes
+                    .iter()
+                    .flatten()
+                    .take(batch_size)
+                    .any(|e| e.request.is_streaming())
+            })
+            .min_by_key(|(_, q)| q.forming_since)
+            .map(|(at, _)| at)
+    }
+
     /// Takes up to `batch_size` live items from key queue `at`, highest
     /// priority first, skipping (and removing) items of abandoned calls.
+    /// With `claim`, each item is claimed for its call now; without, the
+    /// partition claims them when the batch starts (see `Job::claim`).
     pub(crate) fn take(
         &mut self,
         at: usize,
         batch_size: usize,
         reason: StartReason,
         now: Instant,
+        claim: bool,
     ) -> Taken<I, O, E> {
         let queue = &mut self.keys[at];
         let mut items = Vec::with_capacity(batch_size.min(queue.len));
@@ -192,7 +216,12 @@ impl<I, O: Send + 'static, E: Send + Sync + 'static> Queues<I, O, E> {
             while items.len() < batch_size {
                 let Some(entry) = lane.pop_front() else { break };
                 removed += 1;
-                if !entry.request.try_take() {
+                let live = if claim {
+                    entry.request.try_take()
+                } else {
+                    !entry.request.is_abandoned()
+                };
+                if !live {
                     continue;
                 }
                 if entry.request.is_streaming() {
@@ -315,11 +344,12 @@ mod tests {
                         policy: Policy::Eager,
                         batch_size: 8,
                         batch_timeout: Duration::ZERO,
+                        pipeline: false,
                     },
                     false,
                 )
                 .unwrap_or_else(|| unreachable!("an eager queue with an item is ready"));
-            let taken = queues.take(at, 8, reason, now);
+            let taken = queues.take(at, 8, reason, now, true);
             assert_eq!((taken.key, taken.items), (BatchKey::new(id), vec![id]));
         }
         assert!(
@@ -338,14 +368,14 @@ mod tests {
             queues.push(BatchKey::new(id), Priority::Normal, entry(id), now);
             if id % 2 == 0 {
                 let at = queues.index[&BatchKey::new(id)];
-                let _ = queues.take(at, 8, StartReason::Full, now);
+                let _ = queues.take(at, 8, StartReason::Full, now, true);
             }
         }
         assert_eq!(queues.len(), 250);
         for id in (1..=500u64).step_by(2) {
             let at = queues.index[&BatchKey::new(id)];
             assert_eq!(queues.keys[at].key, BatchKey::new(id));
-            let taken = queues.take(at, 8, StartReason::Full, now);
+            let taken = queues.take(at, 8, StartReason::Full, now, true);
             assert_eq!(taken.items, vec![id]);
         }
         assert_eq!(queues.len(), 0);

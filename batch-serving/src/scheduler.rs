@@ -13,7 +13,8 @@ use crate::delivery::deliver;
 use crate::error::Failure;
 use crate::key::BatchKey;
 use crate::options::Priority;
-use crate::partition::{Job, hold_clock};
+use crate::partition::{Job, PartitionLink, Work, hold_clock, revoke};
+use crate::policy::StartReason;
 use crate::queue::{Entry, Queues, Readiness, Route, Taken};
 use crate::request::Request;
 use crate::stats::Recorder;
@@ -49,7 +50,7 @@ pub(crate) enum Msg<I, O, E> {
 
 pub(crate) struct Scheduler<I, O, E> {
     pub(crate) rx: mpsc::UnboundedReceiver<Msg<I, O, E>>,
-    pub(crate) partitions: Vec<mpsc::UnboundedSender<Job<I, O, E>>>,
+    pub(crate) partitions: Vec<PartitionLink<I, O, E>>,
     pub(crate) rules: Readiness,
     pub(crate) permits: Arc<Semaphore>,
     pub(crate) recorder: Arc<Recorder>,
@@ -60,7 +61,12 @@ pub(crate) struct Scheduler<I, O, E> {
 
 struct State<I, O, E> {
     queues: Queues<I, O, E>,
+    /// Partitions with nothing to run, most recently freed last.
     idle: Vec<usize>,
+    /// Jobs each partition holds: 0 (idle), 1 (running), or 2 (running,
+    /// with a full batch waiting behind it).
+    load: Vec<u8>,
+    /// Jobs handed out and not yet done.
     running: usize,
     abandoned_hints: usize,
     draining: bool,
@@ -77,6 +83,7 @@ where
         let mut state = State {
             queues: Queues::new(),
             idle: (0..self.partitions.len()).rev().collect(),
+            load: vec![0; self.partitions.len()],
             running: 0,
             abandoned_hints: 0,
             draining: false,
@@ -159,7 +166,10 @@ where
             }
             Msg::Done { partition } => {
                 state.running -= 1;
-                state.idle.push(partition);
+                state.load[partition] -= 1;
+                if state.load[partition] == 0 {
+                    state.idle.push(partition);
+                }
             }
             Msg::Abandoned => {
                 state.abandoned_hints += 1;
@@ -177,6 +187,7 @@ where
             }
             Msg::Abort => {
                 state.draining = true;
+                self.revoke_on_deck(state);
                 let entries = state.queues.drain_all();
                 self.permits.add_permits(entries.len());
                 fail_entries(entries, &Failure::Closed);
@@ -184,47 +195,122 @@ where
         }
     }
 
-    /// Starts batches while a partition is free and some key's batch is ready.
+    /// Starts batches while a partition is free and some key's batch is
+    /// ready; then, with every partition busy, hands each a full batch to
+    /// start the moment it finishes, so a loaded partition never waits for
+    /// the scheduler between batches.
     fn start_ready(&self, state: &mut State<I, O, E>, now: Instant) {
         while let Some(&partition) = state.idle.last() {
             let Some((at, reason)) = state.queues.pick_ready(now, self.rules, state.draining)
             else {
                 break;
             };
-            let taken = state.queues.take(at, self.rules.batch_size, reason, now);
+            let taken = state
+                .queues
+                .take(at, self.rules.batch_size, reason, now, true);
             self.permits.add_permits(taken.removed);
             if taken.items.is_empty() {
                 continue; // every item there belonged to an abandoned call
             }
             state.idle.pop();
-            state.running += 1;
-            let job = self.job(taken, partition, now);
-            if let Err(mpsc::error::SendError(job)) = self.partitions[partition].send(job) {
-                // The partition's thread is gone (it cannot be in normal
-                // operation): fail the batch rather than lose it.
-                self.recorder.in_flight.fetch_sub(
-                    job.routes.len() as u64,
-                    std::sync::atomic::Ordering::Relaxed,
-                );
-                deliver(job.routes, Err(Failure::Closed));
+            self.hand_over(state, partition, self.job(taken, partition, now, false));
+        }
+        while self.rules.pipeline && state.idle.is_empty() {
+            let Some(partition) = state.load.iter().position(|&load| load == 1) else {
+                break;
+            };
+            let Some(at) = state.queues.pick_full(self.rules.batch_size) else {
+                break;
+            };
+            let taken = state
+                .queues
+                .take(at, self.rules.batch_size, StartReason::Full, now, false);
+            if taken.items.is_empty() {
+                self.permits.add_permits(taken.removed);
+                continue;
+            }
+            // Its room in the queue is given back when it starts.
+            self.hand_over(state, partition, self.job(taken, partition, now, true));
+        }
+    }
+
+    fn hand_over(&self, state: &mut State<I, O, E>, partition: usize, job: Job<I, O, E>) {
+        let link = &self.partitions[partition];
+        let sent = if job.claim_on_start {
+            link.on_deck
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push_back(job);
+            link.work.send(Work::OnDeck).is_ok()
+        } else {
+            match link.work.send(Work::Run(job)) {
+                Ok(()) => true,
+                Err(mpsc::error::SendError(work)) => {
+                    if let Work::Run(job) = work {
+                        self.fail_unstarted(job);
+                    }
+                    false
+                }
+            }
+        };
+        if !sent {
+            // The partition's thread is gone (it cannot be in normal
+            // operation): fail the batch rather than lose it.
+            for job in revoke(&link.on_deck) {
+                self.fail_unstarted(job);
+            }
+            return;
+        }
+        state.load[partition] += 1;
+        state.running += 1;
+    }
+
+    /// After a shutdown ran out of time: the jobs waiting on deck count as
+    /// queued, so they fail with `Closed` like the rest of the queue.
+    fn revoke_on_deck(&self, state: &mut State<I, O, E>) {
+        for (partition, link) in self.partitions.iter().enumerate() {
+            for job in revoke(&link.on_deck) {
+                self.fail_unstarted(job);
+                state.load[partition] -= 1;
                 state.running -= 1;
             }
         }
     }
 
-    fn job(&self, taken: Taken<I, O, E>, partition: usize, now: Instant) -> Job<I, O, E> {
+    /// Fails a job that never started, giving back what it holds.
+    fn fail_unstarted(&self, job: Job<I, O, E>) {
+        if job.claim_on_start {
+            self.permits.add_permits(job.queued_permits);
+        } else {
+            self.recorder.in_flight.fetch_sub(
+                job.routes.len() as u64,
+                std::sync::atomic::Ordering::Relaxed,
+            );
+        }
+        deliver(job.routes, Err(Failure::Closed));
+    }
+
+    fn job(
+        &self,
+        taken: Taken<I, O, E>,
+        partition: usize,
+        now: Instant,
+        claim_on_start: bool,
+    ) -> Job<I, O, E> {
         let Taken {
             key,
             items,
             routes,
             listeners,
             reason,
-            ..
+            removed,
         } = taken;
         let len = items.len();
-        self.recorder
-            .in_flight
-            .fetch_add(len as u64, std::sync::atomic::Ordering::Relaxed);
+        if !claim_on_start {
+            self.recorder
+                .in_flight
+                .fetch_add(len as u64, std::sync::atomic::Ordering::Relaxed);
+        }
         self.recorder.record_queue_waits(
             routes
                 .iter()
@@ -254,6 +340,8 @@ where
             routes,
             span,
             clock_hold: hold_clock(self.off_runtime),
+            claim_on_start,
+            queued_permits: if claim_on_start { removed } else { 0 },
         }
     }
 

@@ -42,6 +42,33 @@ async fn dropped_call_is_removed_before_its_batch_starts() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_call_cancelled_while_its_batch_waits_pipelined_never_runs() {
+    let fake = Fake::new();
+    let serving = fake
+        .builder()
+        .batch_size(2)
+        .policy(Policy::Eager)
+        .start()
+        .unwrap();
+    let blocker = support::occupy_partition(&fake, &serving).await;
+    // Two items fill a batch, which is handed ahead to the busy partition.
+    let doomed = support::spawn_dispatch(&serving, 66);
+    let kept = support::spawn_dispatch(&serving, 7);
+    support::until(|| serving.stats().queue_depth == 2).await;
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    doomed.abort();
+    assert!(doomed.await.unwrap_err().is_cancelled());
+    fake.set(Behaviour::Ok);
+    fake.gate.open();
+    blocker.await.unwrap().unwrap();
+    assert_eq!(kept.await.unwrap().unwrap(), 8);
+    assert_eq!(fake.recorded()[1..], [vec![7]], "{:?}", fake.recorded());
+    assert_eq!(serving.stats().cancelled, 1);
+}
+
+#[tokio::test(start_paused = true)]
 async fn deadline_fails_a_queued_call_at_the_deadline_while_a_batch_still_runs() {
     let fake = Fake::new();
     let serving = fake

@@ -47,8 +47,11 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 fn start_all(setup: Setup) -> Vec<(Kind, Arc<dyn Contender>)> {
+    // `COMPARE_KINDS=ServingEager,Textbook` narrows the contenders (for profiling).
+    let wanted = std::env::var("COMPARE_KINDS").unwrap_or_default();
     Kind::ALL
         .iter()
+        .filter(|kind| wanted.is_empty() || wanted.split(',').any(|w| w == format!("{kind:?}")))
         .filter_map(|&kind| match kind.start(setup) {
             Ok(contender) => Some((kind, contender)),
             Err(e) => {
