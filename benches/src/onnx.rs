@@ -88,7 +88,8 @@ impl OnnxSetup {
     }
 
     /// Images per second and mean batch size through the serving with
-    /// `partitions` partitions of `threads` threads, under `callers`
+    /// `partitions` partitions of `threads` threads and batches of at most
+    /// `batch_size`, under `callers`
     /// closed-loop callers that each send their own copy of the image.
     ///
     /// # Errors
@@ -98,13 +99,14 @@ impl OnnxSetup {
         &self,
         partitions: usize,
         threads: usize,
+        batch_size: usize,
         callers: usize,
         time: Duration,
     ) -> Result<(f64, f64), String> {
         let model = ModelServingBuilder::new(&self.files.model)
             .session_options(Self::options(threads))
             .partitions(partitions)
-            .batch_size(32)
+            .batch_size(batch_size)
             .policy(Policy::Eager)
             .start()
             .map_err(|e| e.to_string())?;
