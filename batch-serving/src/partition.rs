@@ -285,14 +285,14 @@ where
                         mut batch,
                         routes,
                         span,
-                        clock_hold,
+                        // Released at the end of this iteration, after the
+                        // callers are answered.
+                        clock_hold: _clock_hold,
                         ..
                     }) = ctx.accept(work)
                     else {
                         continue;
                     };
-                    // Released at the end of this iteration, after the callers are answered.
-                    let _clock_hold = clock_hold;
                     let _in_batch = span.enter();
                     batch.set_partition(index);
                     let len = batch.len();
