@@ -25,28 +25,24 @@ pub(crate) struct Job<I, O, E> {
     pub(crate) span: tracing::Span,
     /// Holds tokio's paused clock still until dropped (feature `test-util`).
     pub(crate) clock_hold: ClockHold,
-    /// Handed over while the partition was still busy: its items are claimed
-    /// only when it starts, so calls cancelled or expired while it waited
-    /// are dropped from it and never run. Until then they count as queued:
-    /// this is the queue room they hold (zero for a job started at once).
-    pub(crate) claim_on_start: bool,
-    pub(crate) queued_permits: usize,
+    /// For a job handed over while the partition was still busy: the queue
+    /// room its items hold until it starts (`None` for a job started at
+    /// once). Its items are claimed only when it starts, so calls cancelled
+    /// or expired while it waited are dropped from it and never run.
+    pub(crate) queued_permits: Option<usize>,
 }
 
 impl<I, O, E> Job<I, O, E> {
     /// For a job handed over early: claims each item for its call now,
-    /// dropping the items of calls that were abandoned meanwhile. Returns
-    /// how many were dropped.
-    fn claim(&mut self) -> usize {
+    /// dropping the items of calls that were abandoned meanwhile.
+    fn claim(&mut self) {
         let keep: Vec<bool> = self.routes.iter().map(|r| r.request.try_take()).collect();
-        let dropped = keep.iter().filter(|k| !**k).count();
-        if dropped > 0 {
+        if keep.contains(&false) {
             let mut flags = keep.iter();
             self.routes
                 .retain(|_| flags.next().copied().unwrap_or(false));
             self.batch.retain_flagged(&keep);
         }
-        dropped
     }
 }
 
@@ -129,28 +125,29 @@ pub(crate) fn revoke<I, O, E>(on_deck: &OnDeck<I, O, E>) -> Vec<Job<I, O, E>> {
 }
 
 impl<I, O, E> PartitionContext<I, O, E> {
-    /// The job a piece of work stands for: `None` when a job on deck was
-    /// revoked before the partition reached it.
+    /// The job to run for a piece of work: `None` when a job on deck was
+    /// revoked before the partition reached it, or when every call of an
+    /// early-handed job was abandoned while it waited (then nothing runs,
+    /// and the scheduler is told the partition is free).
     fn accept(&self, work: Work<I, O, E>) -> Option<Job<I, O, E>> {
-        let job = match work {
-            Work::Run(job) => job,
+        let mut job = match work {
+            Work::Run(job) => return Some(job),
             Work::OnDeck => next_on_deck(&self.on_deck)?,
         };
-        Some(self.start(job))
-    }
-
-    /// Starts a job: claims an early-handed job's items, moves them from
-    /// queued to in flight, and returns the job.
-    fn start(&self, mut job: Job<I, O, E>) -> Job<I, O, E> {
-        if job.claim_on_start {
-            job.claim();
-            self.permits.add_permits(job.queued_permits);
-            self.recorder.in_flight.fetch_add(
-                job.routes.len() as u64,
-                std::sync::atomic::Ordering::Relaxed,
-            );
+        job.claim();
+        self.permits
+            .add_permits(job.queued_permits.unwrap_or_default());
+        if job.routes.is_empty() {
+            let _ = self.scheduler.send(Msg::Done {
+                partition: self.index,
+            });
+            return None;
         }
-        job
+        self.recorder.in_flight.fetch_add(
+            job.routes.len() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        Some(job)
     }
 
     /// Common bookkeeping after a batch ran: count it, answer its callers,
@@ -164,13 +161,6 @@ impl<I, O, E> PartitionContext<I, O, E> {
         span: &tracing::Span,
     ) {
         use std::sync::atomic::Ordering::Relaxed;
-        if routes.is_empty() {
-            // Every item of an early-handed job was abandoned: nothing ran.
-            let _ = self.scheduler.send(Msg::Done {
-                partition: self.index,
-            });
-            return;
-        }
         span.record("exec_us", took.as_micros() as u64);
         match &result {
             Ok(_) => {}
@@ -296,10 +286,6 @@ where
                     let _in_batch = span.enter();
                     batch.set_partition(index);
                     let len = batch.len();
-                    if len == 0 {
-                        ctx.finish(routes, 0, Ok(Vec::new()), std::time::Duration::ZERO, &span);
-                        continue;
-                    }
                     let started = std::time::Instant::now();
                     let outcome =
                         catch_unwind(AssertUnwindSafe(|| (self.function)(&mut state, batch)));
@@ -374,10 +360,6 @@ where
                     };
                     batch.set_partition(ctx.index);
                     let len = batch.len();
-                    if len == 0 {
-                        ctx.finish(routes, 0, Ok(Vec::new()), std::time::Duration::ZERO, &span);
-                        continue;
-                    }
                     let started = std::time::Instant::now();
                     // The call itself sits inside the async block, so a panic
                     // before the function's first await is caught too.

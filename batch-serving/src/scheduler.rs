@@ -236,26 +236,21 @@ where
 
     fn hand_over(&self, state: &mut State<I, O, E>, partition: usize, job: Job<I, O, E>) {
         let link = &self.partitions[partition];
-        let sent = if job.claim_on_start {
+        let work = if job.queued_permits.is_some() {
             link.on_deck
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .push_back(job);
-            link.work.send(Work::OnDeck).is_ok()
+            Work::OnDeck
         } else {
-            match link.work.send(Work::Run(job)) {
-                Ok(()) => true,
-                Err(mpsc::error::SendError(work)) => {
-                    if let Work::Run(job) = work {
-                        self.fail_unstarted(job);
-                    }
-                    false
-                }
-            }
+            Work::Run(job)
         };
-        if !sent {
+        if let Err(mpsc::error::SendError(work)) = link.work.send(work) {
             // The partition's thread is gone (it cannot be in normal
-            // operation): fail the batch rather than lose it.
+            // operation): fail its batches rather than lose them.
+            if let Work::Run(job) = work {
+                self.fail_unstarted(job);
+            }
             for job in revoke(&link.on_deck) {
                 self.fail_unstarted(job);
             }
@@ -279,8 +274,8 @@ where
 
     /// Fails a job that never started, giving back what it holds.
     fn fail_unstarted(&self, job: Job<I, O, E>) {
-        if job.claim_on_start {
-            self.permits.add_permits(job.queued_permits);
+        if let Some(permits) = job.queued_permits {
+            self.permits.add_permits(permits);
         } else {
             self.recorder.in_flight.fetch_sub(
                 job.routes.len() as u64,
@@ -340,8 +335,7 @@ where
             routes,
             span,
             clock_hold: hold_clock(self.off_runtime),
-            claim_on_start,
-            queued_permits: if claim_on_start { removed } else { 0 },
+            queued_permits: claim_on_start.then_some(removed),
         }
     }
 
