@@ -190,6 +190,19 @@ fn verdict(name: &str, value: f64, target: f64, shown: String) -> String {
     format!("| {name} | {shown} | {met} |\n")
 }
 
+/// The target row for "eager at `callers` is at least `target` × batched-fn"
+/// in `scenario`.
+fn eager_over_batched_fn(scenario: &str, cells: &Cells, callers: usize, target: f64) -> String {
+    let ratio = median_of(cells, callers, Kind::ServingEager)
+        / median_of(cells, callers, Kind::BatchedFn).max(1.0);
+    verdict(
+        &format!("{scenario} C={callers} eager ≥ {target}× batched-fn"),
+        ratio,
+        target,
+        format!("{ratio:.2}×"),
+    )
+}
+
 async fn bursts_scenario(options: &Options) -> BTreeMap<usize, Vec<Bursts>> {
     let setup = Setup {
         batch_size: 32,
@@ -356,14 +369,7 @@ fn main() {
             1.5,
             format!("{:.2}× {peer_name}", ours / peer.max(1.0)),
         ));
-        let eager1 = median_of(&s1_cells, 1, Kind::ServingEager);
-        let bf1 = median_of(&s1_cells, 1, Kind::BatchedFn).max(1.0);
-        targets.push_str(&verdict(
-            "S1 C=1 eager ≥ 20× batched-fn",
-            eager1 / bf1,
-            20.0,
-            format!("{:.1}×", eager1 / bf1),
-        ));
+        targets.push_str(&eager_over_batched_fn("S1", &s1_cells, 1, 20.0));
     }
 
     if options.runs("s2") {
@@ -403,14 +409,7 @@ fn main() {
                 format!("{:.1}%", ours / S2_BOUND * 100.0),
             ));
         }
-        let eager8 = median_of(&s2_cells, 8, Kind::ServingEager);
-        let bf8 = median_of(&s2_cells, 8, Kind::BatchedFn).max(1.0);
-        targets.push_str(&verdict(
-            "S2 C=8 eager ≥ 5× batched-fn",
-            eager8 / bf8,
-            5.0,
-            format!("{:.2}×", eager8 / bf8),
-        ));
+        targets.push_str(&eager_over_batched_fn("S2", &s2_cells, 8, 5.0));
     }
 
     if options.runs("s3") {
