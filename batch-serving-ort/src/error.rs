@@ -117,6 +117,19 @@ pub enum OrtError {
     /// Image bytes that could not be decoded.
     #[error("cannot decode image: {0}")]
     Image(String),
+    /// A sentence with more tokens than the limit, refused under
+    /// `Overflow::Reject`.
+    #[error("text has more than {max_tokens} tokens (raise max_tokens or use Overflow::Truncate)")]
+    TooManyTokens {
+        /// The limit, special tokens included.
+        max_tokens: usize,
+    },
+    /// The tokenizer failed on a text.
+    #[error("cannot tokenize text: {0}")]
+    Tokenizer(String),
+    /// A setting that cannot work, such as a token limit beyond the model's.
+    #[error("invalid configuration: {0}")]
+    Configuration(String),
     /// A labels file that does not match the model.
     #[error("labels do not fit the model: {0}")]
     Labels(String),

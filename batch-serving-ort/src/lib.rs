@@ -8,9 +8,12 @@
 //!   (named tensors without the batch axis), checked against the model in
 //!   the caller's task, and get [`ModelOutputs`].
 //! - [`MobileNet`] takes image bytes and returns top-k ImageNet labels.
+//! - [`embedding::Embedder`] takes sentences and returns all-MiniLM-L6-v2
+//!   embeddings, batching sentences of similar length together.
 //!
 //! Model files are found by path ([`MobileNetFiles::locate`]), never bundled.
 
+pub mod embedding;
 mod error;
 mod files;
 pub mod mobilenet;
@@ -22,7 +25,10 @@ mod signature;
 mod tensors;
 
 pub use error::OrtError;
-pub use files::{LABELS_NAME, MOBILENET_MODEL_NAMES, MODELS_ENV, MobileNetFiles, models_dir};
+pub use files::{
+    LABELS_NAME, MINILM_DIR, MINILM_MODEL_NAMES, MOBILENET_MODEL_NAMES, MODELS_ENV, MiniLmFiles,
+    MobileNetFiles, TOKENIZER_NAME, models_dir,
+};
 pub use mobilenet::{MobileNet, MobileNetBuilder};
 pub use options::{ExecutionProvider, GraphOptimization, SessionOptions};
 pub use runtime::{DYLIB_ENV, LIBRARY_NAME, LibrarySource, Runtime, locate_library};

@@ -52,6 +52,11 @@ impl ModelSession {
         &self.signature
     }
 
+    /// The session itself, for batch functions that feed it directly.
+    pub(crate) fn session_mut(&mut self) -> &mut Session {
+        &mut self.session
+    }
+
     /// Runs one batch: stacks each input along a new axis 0, runs the graph
     /// once, and splits every output back into one [`ModelOutputs`] per item.
     ///
