@@ -157,10 +157,18 @@ impl<I> Batch<I> {
             return;
         }
         let payload: Arc<dyn Any + Send + Sync> = Arc::new(payload);
-        for listener in &self.listeners {
-            listener
-                .sink
-                .deliver_hook(Hook::new(name, None, Arc::clone(&payload)));
+        for (at, listener) in self.listeners.iter().enumerate() {
+            // A call whose items are not contiguous in the batch (keyed or
+            // prioritised items interleave) has several listeners; it hears
+            // a batch-wide event once, from the first.
+            let heard = self.listeners[..at]
+                .iter()
+                .any(|earlier| Arc::ptr_eq(&earlier.sink, &listener.sink));
+            if !heard {
+                listener
+                    .sink
+                    .deliver_hook(Hook::new(name, None, Arc::clone(&payload)));
+            }
         }
     }
 

@@ -75,3 +75,34 @@ async fn pieces_arrive_with_offsets_and_per_item_hooks_reach_only_their_owner() 
         );
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_batch_wide_hook_reaches_a_caller_once_per_batch_even_when_its_items_are_interleaved() {
+    // Odd and even items have different keys, so each batch holds every
+    // other item of the call: several separate runs of one caller.
+    let serving = Serving::new(|batch: Batch<u64>| {
+        batch.emit("batch", batch.len());
+        Ok::<_, std::convert::Infallible>(batch.to_vec())
+    })
+    .batch_size(4)
+    .key_by(|x: &u64| batch_serving::BatchKey::from(x % 2))
+    .start()
+    .unwrap();
+    let events: Vec<_> = serving.dispatch_stream((0..8).collect()).collect().await;
+    let mut hooks = 0;
+    let mut outputs = 0;
+    for event in events {
+        match event.unwrap() {
+            Event::Hook(_) => hooks += 1,
+            Event::Output { offset, outputs: o } => {
+                assert_eq!(
+                    o,
+                    (offset as u64..offset as u64 + o.len() as u64).collect::<Vec<_>>()
+                );
+                outputs += o.len();
+            }
+        }
+    }
+    assert_eq!(outputs, 8);
+    assert_eq!(hooks, 2, "two batches of four, one batch-wide hook each");
+}

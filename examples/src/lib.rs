@@ -1,9 +1,13 @@
 //! Shared pieces of the runnable examples: flag parsing, the MobileNet
 //! configuration they share, the HTTP server's router, Prometheus text, and a
-//! minimal HTTP client for the load tester.
+//! minimal HTTP client for the load tester, and for the embedding examples
+//! their HTTP routes and a flat vector index.
 
 pub mod args;
 pub mod client;
+pub mod embed_http;
+pub mod embed_setup;
 pub mod http;
 pub mod metrics;
 pub mod setup;
+pub mod vector_index;

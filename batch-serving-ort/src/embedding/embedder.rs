@@ -221,6 +221,25 @@ impl Embedder {
         self.serving.dispatch_many(tokens).await
     }
 
+    /// [`Embedder::embed_many`] that fails at once with
+    /// [`Error::Overloaded`] instead of waiting for queue room, for servers
+    /// that shed load.
+    ///
+    /// # Errors
+    ///
+    /// As [`Embedder::embed_many`], plus [`Error::Overloaded`].
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`Serving::try_dispatch_many`].
+    pub async fn try_embed_many<S: AsRef<str>>(
+        &self,
+        texts: &[S],
+    ) -> Result<Vec<Vec<f32>>, Error<OrtError>> {
+        let tokens = self.tokenize_all(texts)?;
+        self.serving.try_dispatch_many(tokens).await
+    }
+
     /// Embeds several sentences and streams the vectors per executed batch,
     /// with an [`EMBEDDED_EVENT`] hook per batch, for progress displays.
     ///

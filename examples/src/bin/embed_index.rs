@@ -1,0 +1,136 @@
+//! Indexes documents with all-MiniLM-L6-v2 and answers a query by cosine
+//! similarity. Every document goes through one streaming `dispatch_many`;
+//! the progress bar follows its events (sentences done, sentences/s, ETA,
+//! and the padding overhead the batches reported).
+//!
+//! ```text
+//! cargo run --release -p batch-serving-examples --bin embed_index -- \
+//!     [--input docs.txt | --generate 2000] [--out embeddings.f32] \
+//!     [--query "a dog playing in the park"] [--top-k 5] [--buckets 8,16,32 | none]
+//! ```
+//!
+//! `--input` reads one document per line (blank lines are skipped);
+//! without it a reproducible corpus of `--generate` sentences (6-64 tokens)
+//! is made. The vectors are written to `--out` as little-endian f32 rows,
+//! 384 per row, in document order.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use batch_serving::Event;
+use batch_serving_examples::args::Args;
+use batch_serving_examples::embed_setup::EmbedConfig;
+use batch_serving_examples::vector_index::VectorIndex;
+use batch_serving_ort::embedding::{EMBEDDED_EVENT, EmbeddedBatch, synthetic_corpus};
+use futures::StreamExt;
+use indicatif::{ProgressBar, ProgressStyle};
+
+fn documents(args: &Args) -> Result<Vec<String>, Box<dyn std::error::Error>> {
+    match args.get("input", "BS_INPUT") {
+        Some(path) => {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| format!("cannot read --input {path}: {e}"))?;
+            Ok(text
+                .lines()
+                .map(str::trim)
+                .filter(|line| !line.is_empty())
+                .map(str::to_owned)
+                .collect())
+        }
+        None => Ok(synthetic_corpus(
+            args.value("generate", "BS_GENERATE", 2000usize),
+            6..=64,
+            42,
+        )),
+    }
+}
+
+fn progress_bar(total: usize) -> ProgressBar {
+    let bar = ProgressBar::new(total as u64);
+    let style =
+        ProgressStyle::with_template("{bar:40} {pos}/{len} sentences  {per_sec}  ETA {eta}  {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::from_env();
+    let config = EmbedConfig::from_args(&args);
+    let embedder = config.start()?;
+    let texts = documents(&args)?;
+    if texts.is_empty() {
+        return Err("nothing to index: the input has no non-blank lines".into());
+    }
+    println!(
+        "indexing {} document(s) ({})",
+        texts.len(),
+        config.describe()
+    );
+
+    let started = Instant::now();
+    let bar = progress_bar(texts.len());
+    let mut vectors = vec![Vec::new(); texts.len()];
+    let (mut real_tokens, mut padded_tokens, mut batches) = (0usize, 0usize, 0usize);
+    let mut events = embedder.embed_stream(&texts)?;
+    while let Some(event) = events.next().await {
+        match event? {
+            Event::Output { offset, outputs } => {
+                bar.inc(outputs.len() as u64);
+                for (i, vector) in outputs.into_iter().enumerate() {
+                    vectors[offset + i] = vector;
+                }
+            }
+            Event::Hook(hook) if hook.name == EMBEDDED_EVENT => {
+                if let Some(batch) = hook.payload::<EmbeddedBatch>() {
+                    batches += 1;
+                    real_tokens += batch.real_tokens;
+                    padded_tokens += batch.padded_tokens();
+                    bar.set_message(format!(
+                        "padding +{:.0}%",
+                        overhead(padded_tokens, real_tokens)
+                    ));
+                }
+            }
+            Event::Hook(_) => {}
+        }
+    }
+    bar.finish_and_clear();
+    let elapsed = started.elapsed().as_secs_f64();
+    println!(
+        "embedded {} sentence(s) in {elapsed:.1} s: {:.0} sentences/s, {batches} batches (mean {:.1}), padding +{:.0}% tokens",
+        texts.len(),
+        texts.len() as f64 / elapsed,
+        texts.len() as f64 / batches.max(1) as f64,
+        overhead(padded_tokens, real_tokens)
+    );
+
+    let index = VectorIndex { texts, vectors };
+    let out = PathBuf::from(args.value("out", "BS_OUT", "embeddings.f32".to_owned()));
+    index.write_vectors(&out)?;
+    println!("wrote {} vectors to {}", index.vectors.len(), out.display());
+
+    let query = args.value(
+        "query",
+        "BS_QUERY",
+        "a dog playing with a ball in the park".to_owned(),
+    );
+    let query_vector = embedder.embed(&query).await?;
+    println!("top matches for {query:?}:");
+    for hit in index.search(&query_vector, args.value("top-k", "BS_TOP_K", 5usize)) {
+        println!("  {:.3}  #{:<6} {}", hit.score, hit.index, hit.text);
+    }
+    embedder.serving().shutdown(None).await?;
+    Ok(())
+}
+
+/// Padding as a percentage of the real tokens.
+fn overhead(padded: usize, real: usize) -> f64 {
+    if real == 0 {
+        0.0
+    } else {
+        (padded as f64 / real as f64 - 1.0) * 100.0
+    }
+}
