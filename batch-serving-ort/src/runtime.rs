@@ -24,6 +24,9 @@ pub enum LibrarySource {
     Environment,
     /// An installed `onnxruntime` Python package.
     PythonPackage,
+    /// The copy `scripts/ort-runtime.sh` caches in `.ort/` of the
+    /// workspace (found from the working directory or a parent).
+    WorkspaceCache,
     /// The system's library search path.
     System,
 }
@@ -42,7 +45,9 @@ impl Runtime {
     /// 1. the file named by `ORT_DYLIB_PATH`;
     /// 2. an installed `onnxruntime` 1.31 Python package
     ///    (`onnxruntime/capi/libonnxruntime.so.1.31.1`);
-    /// 3. the system library path.
+    /// 3. `.ort/onnxruntime-1.31.1/` in the working directory or a parent,
+    ///    where the README's commands cache it;
+    /// 4. the system library path.
     ///
     /// A failed attempt is not remembered, so a caller may fix the
     /// environment and try again.
@@ -119,6 +124,10 @@ pub fn locate_library() -> Result<(PathBuf, LibrarySource), OrtError> {
         Some(path) => searched.push(format!("{} (not there)", path.display())),
         None => searched.push("the onnxruntime Python package (not installed)".to_owned()),
     }
+    if let Some(path) = workspace_cache() {
+        return Ok((path, LibrarySource::WorkspaceCache));
+    }
+    searched.push(".ort/ in the working directory and its parents".to_owned());
     if let Some(path) = system_library() {
         return Ok((path, LibrarySource::System));
     }
@@ -141,6 +150,19 @@ fn python_package_library() -> Option<PathBuf> {
         (output.status.success() && !package.is_empty())
             .then(|| Path::new(package).join("capi").join(LIBRARY_NAME))
     })
+}
+
+/// The CPU build that the README's commands fetch into `.ort/`, so that
+/// examples run straight after them need no `ORT_DYLIB_PATH`.
+fn workspace_cache() -> Option<PathBuf> {
+    let cwd = std::env::current_dir().ok()?;
+    cwd.ancestors()
+        .map(|dir| {
+            dir.join(".ort")
+                .join("onnxruntime-1.31.1")
+                .join(LIBRARY_NAME)
+        })
+        .find(|path| path.is_file())
 }
 
 /// The usual system library folders; a bare name handed to the loader would
