@@ -7,6 +7,7 @@ pub mod batch_log;
 pub mod burst;
 pub mod closed_loop;
 pub mod contenders;
+pub mod embeddings;
 pub mod memory;
 pub mod onnx;
 pub mod report;

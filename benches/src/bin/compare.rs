@@ -14,6 +14,7 @@ use std::time::Duration;
 use batch_serving_benches::burst::{self, Bursts};
 use batch_serving_benches::closed_loop::{self, Cell};
 use batch_serving_benches::contenders::{Contender, Kind, Setup};
+use batch_serving_benches::embeddings::{Batching, EmbedCell, EmbedSetup};
 use batch_serving_benches::memory;
 use batch_serving_benches::onnx::OnnxSetup;
 use batch_serving_benches::report::{Spread, rate, table};
@@ -69,6 +70,7 @@ async fn closed_loop_scenario(
     setup: Setup,
     levels: &[usize],
     max_calls: u64,
+    cell: Duration,
     options: &Options,
 ) -> Cells {
     let contenders = start_all(setup);
@@ -81,7 +83,7 @@ async fn closed_loop_scenario(
                     Arc::clone(contender),
                     callers,
                     max_calls,
-                    options.cell,
+                    cell,
                     setup.batch_size,
                 )
                 .await;
@@ -357,7 +359,12 @@ fn main() {
             cost: Cost::Free,
         };
         let s1_cells = rt.block_on(closed_loop_scenario(
-            "S1", s1, &s1_levels, 200_000, &options,
+            "S1",
+            s1,
+            &s1_levels,
+            200_000,
+            options.cell,
+            &options,
         ));
         doc.push_str("## S1: overhead\n\nIdentity function (`x + 1`), `batch_size` 64, wait 1 ms, closed-loop callers, 200 000 calls or the cell time per cell.\n\n");
         doc.push_str(&closed_loop_table(&s1_cells, &s1_levels, None));
@@ -374,6 +381,10 @@ fn main() {
 
     if options.runs("s2") {
         let s2_levels = [1, 8, 64, 256];
+        // 2 s cells rather than 3 keep the whole run, S5 included, within
+        // five minutes; every S2 cell is time-bound, so this is where the
+        // time goes, and 2 s still covers thousands of batches per cell.
+        let s2_cell = options.cell.min(Duration::from_secs(2));
         let s2 = Setup {
             batch_size: 32,
             max_wait: Duration::from_millis(2),
@@ -384,9 +395,10 @@ fn main() {
             s2,
             &s2_levels,
             u64::MAX,
+            s2_cell,
             &options,
         ));
-        doc.push_str("\n## S2: costed batches\n\nThe function busy-spins 300 µs + 4 µs per item, `batch_size` 32, wait 2 ms. Efficiency is against the bound 32 / 428 µs = 74 766 calls/s; below 32 callers, also against min(C,32) / (300 + 4·min(C,32)) µs.\n\n");
+        doc.push_str("\n## S2: costed batches\n\nThe function busy-spins 300 µs + 4 µs per item, `batch_size` 32, wait 2 ms, 2 s per cell. Efficiency is against the bound 32 / 428 µs = 74 766 calls/s; below 32 callers, also against min(C,32) / (300 + 4·min(C,32)) µs.\n\n");
         let efficiency = |callers: usize, per_second: f64| {
             let full = per_second / S2_BOUND * 100.0;
             if callers < 32 {
@@ -479,6 +491,19 @@ fn main() {
         match OnnxSetup::find() {
             Err(why) => doc.push_str(&format!("Skipped: {why}.\n")),
             Ok(onnx) => doc.push_str(&rt.block_on(onnx_scenario(&onnx, &options, &mut targets))),
+        }
+    }
+
+    if options.runs("s5") {
+        doc.push_str("\n## S5: sentence embeddings (all-MiniLM-L6-v2, CPU)\n\n");
+        match EmbedSetup::find() {
+            Err(why) => doc.push_str(&format!("Skipped: {why}.\n")),
+            Ok(setup) => doc.push_str(&rt.block_on(embeddings_scenario(
+                &setup,
+                &options,
+                quick,
+                &mut targets,
+            ))),
         }
     }
 
@@ -596,5 +621,128 @@ async fn onnx_scenario(onnx: &OnnxSetup, options: &Options, targets: &mut String
         1.0,
         format!("{worst:.3}×"),
     ));
+    out
+}
+
+/// A corpus for S5: its name, its token range and the target it carries.
+struct EmbedCorpus {
+    name: &'static str,
+    tokens: std::ops::RangeInclusive<usize>,
+    sentences: usize,
+}
+
+async fn embeddings_scenario(
+    setup: &EmbedSetup,
+    options: &Options,
+    quick: bool,
+    targets: &mut String,
+) -> String {
+    let corpora = [
+        EmbedCorpus {
+            name: "short sentences, 6–32 tokens",
+            tokens: 6..=32,
+            sentences: if quick { 96 } else { 192 },
+        },
+        EmbedCorpus {
+            name: "mixed lengths, 8–128 tokens",
+            tokens: 8..=128,
+            sentences: if quick { 64 } else { 128 },
+        },
+    ];
+    let mut out = String::from(
+        "Every sentence of a generated corpus (`synthetic_corpus`, fixed seeds) is embedded once, as its own call, by 64 closed-loop callers. One partition with 2 intra-op threads, eager policy; batches hold at most 16 sentences. (d) uses the default bucket edges (`DEFAULT_BUCKET_EDGES`: 8, 10, 12, 16, 20, 24, 32, 40, 48, 64, 80, 96, 112, 128). Token counts include `[CLS]` and `[SEP]`.\n",
+    );
+    // corpus -> batching -> repetitions, run interleaved so that drift in
+    // the machine's speed hits every variant alike.
+    let mut cells: Vec<Vec<Vec<EmbedCell>>> =
+        vec![vec![Vec::new(); Batching::ALL.len()]; corpora.len()];
+    let texts: Vec<Arc<Vec<String>>> = corpora
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            Arc::new(batch_serving_ort::embedding::synthetic_corpus(
+                c.sentences,
+                c.tokens.clone(),
+                100 + i as u64,
+            ))
+        })
+        .collect();
+    for rep in 0..options.reps {
+        for (c, corpus) in corpora.iter().enumerate() {
+            for (b, batching) in Batching::ALL.iter().enumerate() {
+                match setup.run(*batching, &texts[c], 64).await {
+                    Ok(cell) => {
+                        eprintln!(
+                            "S5 rep {rep} {} {}: {:.0}/s, mean batch {:.1}",
+                            corpus.name,
+                            batching.name(),
+                            cell.per_second,
+                            cell.mean_batch
+                        );
+                        cells[c][b].push(cell);
+                    }
+                    Err(e) => return format!("Failed: {e}.\n"),
+                }
+            }
+        }
+    }
+    let median = |reps: &[EmbedCell], f: &dyn Fn(&EmbedCell) -> f64| {
+        Spread::of(&reps.iter().map(f).collect::<Vec<_>>())
+    };
+    for (c, corpus) in corpora.iter().enumerate() {
+        let rate_of = |b: Batching| {
+            let index = Batching::ALL.iter().position(|x| *x == b).unwrap_or(0);
+            median(&cells[c][index], &|x| x.per_second).median
+        };
+        let unbatched = rate_of(Batching::Unbatched).max(1e-9);
+        let rows: Vec<Vec<String>> = Batching::ALL
+            .iter()
+            .zip(&cells[c])
+            .map(|(batching, reps)| {
+                let per_second = median(reps, &|x| x.per_second);
+                vec![
+                    batching.name().to_owned(),
+                    per_second.show(1.0, 1),
+                    format!("{:.0}", median(reps, &|x| x.p50.as_secs_f64() * 1e3).median),
+                    format!("{:.0}", median(reps, &|x| x.p99.as_secs_f64() * 1e3).median),
+                    format!("{:.1}", median(reps, &|x| x.mean_batch).median),
+                    format!("{:.2}×", per_second.median / unbatched),
+                ]
+            })
+            .collect();
+        out.push_str(&format!(
+            "\n{} sentences, {}:\n\n",
+            corpus.sentences, corpus.name
+        ));
+        out.push_str(&table(
+            &[
+                "batching",
+                "sentences/s median (min–max)",
+                "p50 ms",
+                "p99 ms",
+                "mean batch",
+                "vs (a)",
+            ],
+            &rows,
+        ));
+        let bucketed = rate_of(Batching::LengthBuckets);
+        if c == 0 {
+            let ratio = bucketed / unbatched;
+            targets.push_str(&verdict(
+                "S5 short corpus: (d) buckets ≥ 1.5× (a) unbatched",
+                ratio,
+                1.5,
+                format!("{ratio:.2}×"),
+            ));
+        } else {
+            let ratio = bucketed / rate_of(Batching::FixedPadding).max(1e-9);
+            targets.push_str(&verdict(
+                "S5 mixed corpus: (d) buckets ≥ 1.6× (b) padded to 128",
+                ratio,
+                1.6,
+                format!("{ratio:.2}×"),
+            ));
+        }
+    }
     out
 }

@@ -1,0 +1,160 @@
+//! S5: all-MiniLM-L6-v2 sentence embeddings under 64 concurrent callers,
+//! four ways: one sentence at a time, batches padded to a fixed 128 tokens,
+//! batches padded to their longest sentence, and batches keyed by length
+//! bucket.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use batch_serving::Policy;
+use batch_serving_ort::embedding::{Embedder, LengthBuckets, Padding};
+use batch_serving_ort::{MiniLmFiles, SessionOptions};
+use hdrhistogram::Histogram;
+
+/// How the serving forms batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Batching {
+    /// (a) `batch_size` 1: every sentence runs alone at its exact length.
+    Unbatched,
+    /// (b) Batches of 16 in arrival order, every one padded to 128 tokens
+    /// (what the tokenizer's shipped padding setting does).
+    FixedPadding,
+    /// (c) Batches of 16 in arrival order, padded to their longest sentence.
+    PadToLongest,
+    /// (d) Batches of 16 keyed by length bucket, padded to their longest.
+    LengthBuckets,
+}
+
+impl Batching {
+    /// All four, in the report's order.
+    pub const ALL: [Batching; 4] = [
+        Self::Unbatched,
+        Self::FixedPadding,
+        Self::PadToLongest,
+        Self::LengthBuckets,
+    ];
+
+    /// The report's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Unbatched => "(a) unbatched",
+            Self::FixedPadding => "(b) batched, padded to 128",
+            Self::PadToLongest => "(c) batched, padded to longest",
+            Self::LengthBuckets => "(d) length-bucket keys",
+        }
+    }
+}
+
+/// One measured run over a corpus.
+#[derive(Debug, Clone, Copy)]
+pub struct EmbedCell {
+    /// Sentences per second over the whole corpus.
+    pub per_second: f64,
+    /// Median call latency.
+    pub p50: Duration,
+    /// 99th percentile call latency.
+    pub p99: Duration,
+    /// Mean sentences per batch.
+    pub mean_batch: f64,
+}
+
+/// The encoder's files, with the runtime loaded.
+#[derive(Debug, Clone)]
+pub struct EmbedSetup {
+    files: MiniLmFiles,
+}
+
+impl EmbedSetup {
+    /// Finds the runtime and the MiniLM files, or says why not.
+    ///
+    /// # Errors
+    ///
+    /// The runtime's or the files' error, as text.
+    pub fn find() -> Result<Self, String> {
+        batch_serving_ort::Runtime::get().map_err(|e| e.to_string())?;
+        let files = MiniLmFiles::locate(None).map_err(|e| e.to_string())?;
+        Ok(Self { files })
+    }
+
+    fn start(&self, batching: Batching) -> Result<Embedder, String> {
+        let (batch_size, padding, buckets) = match batching {
+            Batching::Unbatched => (1, Padding::Longest, LengthBuckets::single()),
+            Batching::FixedPadding => (16, Padding::Fixed(128), LengthBuckets::single()),
+            Batching::PadToLongest => (16, Padding::Longest, LengthBuckets::single()),
+            Batching::LengthBuckets => (16, Padding::Longest, LengthBuckets::default()),
+        };
+        Embedder::builder(self.files.clone())
+            .session_options(SessionOptions::default().intra_threads(2))
+            .padding(padding)
+            .buckets(buckets)
+            .serving(move |b| b.batch_size(batch_size).policy(Policy::Eager))
+            .start()
+            .map_err(|e| e.to_string())
+    }
+
+    /// Embeds every sentence of `corpus` once, each as its own call, from
+    /// `callers` closed-loop callers that take the next sentence in order.
+    ///
+    /// # Errors
+    ///
+    /// When the serving cannot start or a call fails.
+    pub async fn run(
+        &self,
+        batching: Batching,
+        corpus: &Arc<Vec<String>>,
+        callers: usize,
+    ) -> Result<EmbedCell, String> {
+        let embedder = self.start(batching)?;
+        // One warm-up call: the first run of a session allocates its arenas.
+        embedder
+            .embed(&corpus[0])
+            .await
+            .map_err(|e| e.to_string())?;
+        let before = embedder.serving().stats();
+        let next = Arc::new(AtomicUsize::new(0));
+        let started = Instant::now();
+        let tasks: Vec<_> = (0..callers)
+            .map(|_| {
+                let (embedder, corpus, next) =
+                    (embedder.clone(), Arc::clone(corpus), Arc::clone(&next));
+                tokio::spawn(async move {
+                    let mut latencies = new_histogram();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(sentence) = corpus.get(i) else { break };
+                        let sent = Instant::now();
+                        let vector = embedder.embed(sentence).await.map_err(|e| e.to_string())?;
+                        if vector.len() != 384 {
+                            return Err(format!("a {}-d vector", vector.len()));
+                        }
+                        let _ = latencies.record(sent.elapsed().as_micros() as u64);
+                    }
+                    Ok::<_, String>(latencies)
+                })
+            })
+            .collect();
+        let mut latencies = new_histogram();
+        for task in tasks {
+            let _ = latencies.add(task.await.map_err(|e| e.to_string())??);
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        let after = embedder.serving().stats();
+        embedder
+            .serving()
+            .shutdown(None)
+            .await
+            .map_err(|e| e.to_string())?;
+        let batches = after.batches.saturating_sub(before.batches).max(1);
+        Ok(EmbedCell {
+            per_second: corpus.len() as f64 / elapsed,
+            p50: Duration::from_micros(latencies.value_at_quantile(0.5)),
+            p99: Duration::from_micros(latencies.value_at_quantile(0.99)),
+            mean_batch: after.items.saturating_sub(before.items) as f64 / batches as f64,
+        })
+    }
+}
+
+fn new_histogram() -> Histogram<u64> {
+    Histogram::<u64>::new(3).unwrap_or_else(|_| unreachable!("3 significant figures is valid"))
+}
