@@ -5,7 +5,9 @@
 #   1. classifies the sample photos with the `classify` CLI,
 #   2. runs the in-process load test, batched against unbatched,
 #   3. starts the HTTP server, sends it load over HTTP, and stops it with
-#      Ctrl-C (SIGINT) to show the graceful drain.
+#      Ctrl-C (SIGINT) to show the graceful drain,
+#   4. where the MiniLM files are there too, indexes a generated corpus with
+#      sentence embeddings, where batching does pay on a CPU.
 # DEMO_SECONDS (default 3) sets the time per load-test row.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -60,4 +62,13 @@ curl -fsS "http://127.0.0.1:$port/metrics" | grep -E '^batch_serving_(batches_to
 kill -INT $server
 wait $server
 trap - EXIT
+
+echo; echo "== 4. sentence embeddings with length-bucket keys =="
+if [[ -f "$BATCH_SERVING_MODELS/minilm/tokenizer.json" ]]; then
+    out=$(mktemp)
+    "$bin/embed_index" --generate $(( seconds * 300 )) --out "$out" --query "a dog playing with a ball in the park"
+    rm -f "$out"
+else
+    echo "(no minilm/ folder in $BATCH_SERVING_MODELS; skipping: docs/embeddings.md says how to get it)"
+fi
 echo; echo "demo finished"

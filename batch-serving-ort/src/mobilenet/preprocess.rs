@@ -16,6 +16,19 @@ pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 /// The ImageNet per-channel standard deviation.
 pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
 
+/// The largest width or height decoded. A few hundred bytes of PNG can
+/// declare an image of gigapixels; past this the caller gets an error
+/// instead of the process running out of memory.
+pub const MAX_IMAGE_SIDE: u32 = 16_384;
+
+/// The most memory the decoder may allocate for one image.
+const MAX_DECODE_BYTES: u64 = 512 * 1024 * 1024;
+
+/// The longest side kept, as a multiple of the short side, before resizing:
+/// the model sees only the centre, and a 1 × 16 384 strip would otherwise
+/// be resized to 256 × 4 194 304 pixels (3 GiB).
+const MAX_ASPECT: u32 = 4;
+
 /// Decodes JPEG or PNG bytes and pre-processes them into a `[3, 224, 224]`
 /// tensor.
 ///
@@ -23,9 +36,14 @@ pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
 ///
 /// [`OrtError::Image`] for bytes that are not a decodable JPEG or PNG.
 pub fn preprocess(bytes: &[u8]) -> Result<Array3<f32>, OrtError> {
-    let reader = ImageReader::new(std::io::Cursor::new(bytes))
+    let mut reader = ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| OrtError::Image(e.to_string()))?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_IMAGE_SIDE);
+    limits.max_image_height = Some(MAX_IMAGE_SIDE);
+    limits.max_alloc = Some(MAX_DECODE_BYTES);
+    reader.limits(limits);
     if reader.format().is_none() {
         return Err(OrtError::Image("not a JPEG or PNG image".to_owned()));
     }
@@ -48,7 +66,7 @@ pub fn preprocess(bytes: &[u8]) -> Result<Array3<f32>, OrtError> {
 /// assert!((tensor[[0, 0, 0]] - (1.0 - 0.485) / 0.229).abs() < 1e-5);
 /// ```
 pub fn preprocess_image(image: &DynamicImage) -> Array3<f32> {
-    let rgb = image.to_rgb8();
+    let rgb = centre_within_aspect(image.to_rgb8());
     let resized = resize_short_side(&rgb, RESIZE_SHORT_SIDE);
     let left = (resized.width().saturating_sub(CROP_SIZE)) / 2;
     let top = (resized.height().saturating_sub(CROP_SIZE)) / 2;
@@ -59,6 +77,19 @@ pub fn preprocess_image(image: &DynamicImage) -> Array3<f32> {
         let value = f32::from(pixel[channel]) / 255.0;
         (value - IMAGENET_MEAN[channel]) / IMAGENET_STD[channel]
     })
+}
+
+/// Crops the long side of an extreme strip to `MAX_ASPECT` times the
+/// short side, around the centre. Ordinary photos are untouched; for a strip
+/// the crop keeps far more than the centre square the model sees.
+fn centre_within_aspect(image: RgbImage) -> RgbImage {
+    let (width, height) = image.dimensions();
+    let limit = width.min(height).max(1).saturating_mul(MAX_ASPECT);
+    if width <= limit && height <= limit {
+        return image;
+    }
+    let (w, h) = (width.min(limit), height.min(limit));
+    image::imageops::crop_imm(&image, (width - w) / 2, (height - h) / 2, w, h).to_image()
 }
 
 /// Scales so the shorter side is `short`, keeping the aspect ratio; the longer
@@ -154,6 +185,46 @@ mod tests {
         for channel in 0..3 {
             assert!((tensor[[channel, 0, 0]] - normalised(64, channel)).abs() < 1e-5);
         }
+    }
+
+    #[test]
+    fn an_extreme_strip_is_cropped_before_resizing_and_keeps_its_centre() {
+        // 1 x 10 000: resized as is it would be 256 x 2 560 000 pixels.
+        let strip = RgbImage::from_fn(1, 10_000, |_, y| {
+            image::Rgb([if (4_990..5_010).contains(&y) { 255 } else { 0 }; 3])
+        });
+        let tensor = preprocess_image(&DynamicImage::ImageRgb8(strip));
+        assert_eq!(tensor.shape(), &[3, 224, 224]);
+        // The 20 white rows at the centre fill the crop's middle rows.
+        assert!((tensor[[0, 112, 112]] - normalised(255, 0)).abs() < 1e-5);
+        assert!((tensor[[0, 0, 112]] - normalised(0, 0)).abs() < 1e-5);
+    }
+
+    #[test]
+    fn an_image_declaring_huge_dimensions_is_refused_before_decoding() {
+        // A valid PNG header that declares 100 000 x 100 000 pixels.
+        let mut png = Vec::new();
+        DynamicImage::ImageLuma8(image::GrayImage::new(1, 1))
+            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
+        png[16..20].copy_from_slice(&100_000u32.to_be_bytes());
+        png[20..24].copy_from_slice(&100_000u32.to_be_bytes());
+        // Keep the header chunk's checksum valid, so the size is what fails.
+        let crc = crc32(&png[12..29]);
+        png[29..33].copy_from_slice(&crc.to_be_bytes());
+        let error = preprocess(&png).unwrap_err();
+        assert!(error.to_string().contains("limit"), "{error}");
+    }
+
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for &byte in bytes {
+            crc ^= u32::from(byte);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            }
+        }
+        !crc
     }
 
     #[test]
