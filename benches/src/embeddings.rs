@@ -93,8 +93,11 @@ impl EmbedSetup {
             .map_err(|e| e.to_string())
     }
 
-    /// Embeds every sentence of `corpus` once, each as its own call, from
-    /// `callers` closed-loop callers that take the next sentence in order.
+    /// Sentences per second in steady state: `callers` closed-loop callers
+    /// cycle through `corpus` (each call takes the next sentence), and the
+    /// calls that finish inside `window`, which opens after `warm_up`, are
+    /// counted, so the start (an idle partition takes the first sentence
+    /// alone) and the drain at the end do not weigh on the batched variants.
     ///
     /// # Errors
     ///
@@ -104,53 +107,67 @@ impl EmbedSetup {
         batching: Batching,
         corpus: &Arc<Vec<String>>,
         callers: usize,
+        warm_up: Duration,
+        window: Duration,
     ) -> Result<EmbedCell, String> {
         let embedder = self.start(batching)?;
-        // One warm-up call: the first run of a session allocates its arenas.
+        // The first run of a session allocates its arenas.
         embedder
             .embed(&corpus[0])
             .await
             .map_err(|e| e.to_string())?;
-        let before = embedder.serving().stats();
         let next = Arc::new(AtomicUsize::new(0));
-        let started = Instant::now();
+        let from = Instant::now() + warm_up;
+        let until = from + window;
         let tasks: Vec<_> = (0..callers)
             .map(|_| {
                 let (embedder, corpus, next) =
                     (embedder.clone(), Arc::clone(corpus), Arc::clone(&next));
                 tokio::spawn(async move {
                     let mut latencies = new_histogram();
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(sentence) = corpus.get(i) else { break };
+                    let mut counted = 0u64;
+                    while Instant::now() < until {
+                        let i = next.fetch_add(1, Ordering::Relaxed) % corpus.len();
                         let sent = Instant::now();
-                        let vector = embedder.embed(sentence).await.map_err(|e| e.to_string())?;
+                        // A call still waiting when the window closes is
+                        // dropped, which withdraws it: the cell ends within
+                        // one batch of the window instead of draining the queue.
+                        let call = embedder.embed(&corpus[i]);
+                        let Ok(vector) = tokio::time::timeout_at(until.into(), call).await else {
+                            break;
+                        };
+                        let vector = vector.map_err(|e| e.to_string())?;
                         if vector.len() != 384 {
                             return Err(format!("a {}-d vector", vector.len()));
                         }
-                        let _ = latencies.record(sent.elapsed().as_micros() as u64);
+                        let done = Instant::now();
+                        if done >= from && done <= until {
+                            counted += 1;
+                            let _ = latencies.record((done - sent).as_micros() as u64);
+                        }
                     }
-                    Ok::<_, String>(latencies)
+                    Ok::<_, String>((counted, latencies))
                 })
             })
             .collect();
         let mut latencies = new_histogram();
+        let mut counted = 0;
         for task in tasks {
-            let _ = latencies.add(task.await.map_err(|e| e.to_string())??);
+            let (n, histogram) = task.await.map_err(|e| e.to_string())??;
+            counted += n;
+            let _ = latencies.add(histogram);
         }
-        let elapsed = started.elapsed().as_secs_f64();
-        let after = embedder.serving().stats();
+        let stats = embedder.serving().stats();
         embedder
             .serving()
             .shutdown(None)
             .await
             .map_err(|e| e.to_string())?;
-        let batches = after.batches.saturating_sub(before.batches).max(1);
         Ok(EmbedCell {
-            per_second: corpus.len() as f64 / elapsed,
+            per_second: counted as f64 / window.as_secs_f64(),
             p50: Duration::from_micros(latencies.value_at_quantile(0.5)),
             p99: Duration::from_micros(latencies.value_at_quantile(0.99)),
-            mean_batch: after.items.saturating_sub(before.items) as f64 / batches as f64,
+            mean_batch: stats.mean_batch_size,
         })
     }
 }

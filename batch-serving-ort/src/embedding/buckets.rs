@@ -8,15 +8,14 @@
 
 use batch_serving::BatchKey;
 
-/// The default bucket edges, in tokens (special tokens included). Each edge
-/// is about 1.25× the one before, so padding a batch to its longest sentence
-/// wastes at most about a fifth of its work. Finer steps than that leave
-/// buckets too thin to fill; coarser ones waste more than batching gains on
-/// long sentences, where a CPU gains almost nothing from batching (on the
-/// benchmark's mixed 8–128-token corpus, 1.5× steps ran 1.6× faster than
-/// padding to 128, and these 1.8–1.9×).
-pub const DEFAULT_BUCKET_EDGES: [usize; 14] =
-    [8, 10, 12, 16, 20, 24, 32, 40, 48, 64, 80, 96, 112, 128];
+/// The default bucket edges, in tokens (special tokens included): steps of
+/// 1.5× up to 48 tokens, then about 1.25× up to 128.
+///
+/// Short sentences gain most from batching, so their buckets are wide
+/// enough to fill. Long sentences gain almost nothing from batching on a CPU
+/// but pay for every padding token, so their buckets are narrow: a batch
+/// there wastes at most about a fifth of its work on padding.
+pub const DEFAULT_BUCKET_EDGES: [usize; 12] = [8, 12, 16, 24, 32, 40, 48, 64, 80, 96, 112, 128];
 
 /// Sequence-length buckets: a sentence of `n` tokens belongs to the first
 /// bucket whose edge is at least `n`; one longer than every edge to a last,

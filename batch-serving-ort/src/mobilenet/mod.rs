@@ -8,5 +8,6 @@ mod preprocess;
 pub use classifier::{MobileNet, MobileNetBuilder};
 pub use labels::{Labels, Prediction, top_k};
 pub use preprocess::{
-    CROP_SIZE, IMAGENET_MEAN, IMAGENET_STD, RESIZE_SHORT_SIDE, preprocess, preprocess_image,
+    CROP_SIZE, IMAGENET_MEAN, IMAGENET_STD, MAX_IMAGE_SIDE, RESIZE_SHORT_SIDE, preprocess,
+    preprocess_image,
 };
