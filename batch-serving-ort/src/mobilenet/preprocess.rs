@@ -189,15 +189,24 @@ mod tests {
 
     #[test]
     fn an_extreme_strip_is_cropped_before_resizing_and_keeps_its_centre() {
-        // 1 x 10 000: resized as is it would be 256 x 2 560 000 pixels.
-        let strip = RgbImage::from_fn(1, 10_000, |_, y| {
-            image::Rgb([if (4_990..5_010).contains(&y) { 255 } else { 0 }; 3])
+        // 10 x 10 000: resized as is it would be 256 x 256 000 pixels. The
+        // crop keeps rows 4 980..5 020; the model's centre square sees about
+        // rows 4 995.6..5 004.4 of those, so the white rows 4 998..5 002 sit
+        // in its middle and its top row is black.
+        let strip = RgbImage::from_fn(10, 10_000, |_, y| {
+            image::Rgb([if (4_998..5_002).contains(&y) { 255 } else { 0 }; 3])
         });
         let tensor = preprocess_image(&DynamicImage::ImageRgb8(strip));
         assert_eq!(tensor.shape(), &[3, 224, 224]);
-        // The 20 white rows at the centre fill the crop's middle rows.
         assert!((tensor[[0, 112, 112]] - normalised(255, 0)).abs() < 1e-5);
         assert!((tensor[[0, 0, 112]] - normalised(0, 0)).abs() < 1e-5);
+    }
+
+    #[test]
+    fn only_strips_beyond_four_to_one_are_cropped() {
+        assert_eq!(centre_within_aspect(RgbImage::new(10, 10_000)).dimensions(), (10, 40));
+        assert_eq!(centre_within_aspect(RgbImage::new(16_384, 1)).dimensions(), (4, 1));
+        assert_eq!(centre_within_aspect(RgbImage::new(640, 160)).dimensions(), (640, 160));
     }
 
     #[test]
