@@ -11,4 +11,5 @@ pub mod embeddings;
 pub mod memory;
 pub mod onnx;
 pub mod report;
+pub mod soak;
 pub mod workload;

@@ -204,9 +204,18 @@ mod tests {
 
     #[test]
     fn only_strips_beyond_four_to_one_are_cropped() {
-        assert_eq!(centre_within_aspect(RgbImage::new(10, 10_000)).dimensions(), (10, 40));
-        assert_eq!(centre_within_aspect(RgbImage::new(16_384, 1)).dimensions(), (4, 1));
-        assert_eq!(centre_within_aspect(RgbImage::new(640, 160)).dimensions(), (640, 160));
+        assert_eq!(
+            centre_within_aspect(RgbImage::new(10, 10_000)).dimensions(),
+            (10, 40)
+        );
+        assert_eq!(
+            centre_within_aspect(RgbImage::new(16_384, 1)).dimensions(),
+            (4, 1)
+        );
+        assert_eq!(
+            centre_within_aspect(RgbImage::new(640, 160)).dimensions(),
+            (640, 160)
+        );
     }
 
     #[test]
