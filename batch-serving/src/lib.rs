@@ -56,8 +56,11 @@ mod scheduler;
 mod serving;
 mod stats;
 mod stream;
+mod sync;
 #[cfg(feature = "ndarray")]
 pub mod tensor;
+#[cfg(all(test, loom))]
+mod tests;
 
 pub use batch::Batch;
 pub use builder::{Builder, DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TIMEOUT, DEFAULT_QUEUE_BATCHES};

@@ -1,17 +1,16 @@
 //! One call's shared state: the rendezvous between the caller's future and
 //! the partition that runs its items.
 
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::PoisonError;
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
-
-use futures::task::AtomicWaker;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::error::Failure;
 use crate::hook::{Hook, HookSink};
 use crate::stream::Event;
+use crate::sync::{AtomicU8, AtomicUsize, AtomicWaker, Mutex};
 
 /// Items are queued and may be taken into a batch.
 const LIVE: u8 = 0;

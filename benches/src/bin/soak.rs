@@ -61,7 +61,11 @@ fn restarts_range(samples: &[u64]) -> String {
         .skip(1)
         .map(|b| format!("{:.1}", *b as f64 / 1048576.0))
         .collect();
-    if later.is_empty() { "-".to_owned() } else { format!("{} MiB", later.join(", ")) }
+    if later.is_empty() {
+        "-".to_owned()
+    } else {
+        format!("{} MiB", later.join(", "))
+    }
 }
 
 fn mib(bytes: u64) -> String {
