@@ -65,30 +65,10 @@ pub fn embed_router(embedder: Embedder) -> Router {
 
 async fn embed(State(embedder): State<Embedder>, body: Bytes) -> Response {
     let started = Instant::now();
-    let texts = match serde_json::from_slice::<EmbedRequest>(&body) {
-        Ok(request) => request.into_texts(),
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("expected a JSON list of strings or {{\"texts\": [...]}}: {e}"),
-            );
-        }
+    let texts = match parse_embed_body(&body) {
+        Ok(texts) => texts,
+        Err((status, message)) => return error(status, message),
     };
-    if texts.is_empty() {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "the list of texts is empty".to_owned(),
-        );
-    }
-    if texts.len() > MAX_TEXTS {
-        return error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "{} texts in one request; the limit is {MAX_TEXTS}",
-                texts.len()
-            ),
-        );
-    }
     // try_embed_many sheds load with 503 once the queue is full.
     match embedder.try_embed_many(&texts).await {
         Ok(embeddings) => Json(EmbedResponse {
@@ -99,6 +79,40 @@ async fn embed(State(embedder): State<Embedder>, body: Bytes) -> Response {
         .into_response(),
         Err(e) => error(status_of(&e), e.to_string()),
     }
+}
+
+/// The texts of a request body, or the status and message to answer with.
+/// Public so that it can be fuzzed.
+///
+/// # Errors
+///
+/// 400 for a body that is not a JSON list of strings or `{"texts": [...]}`,
+/// or an empty list; 413 for more than [`MAX_TEXTS`] texts.
+pub fn parse_embed_body(body: &[u8]) -> Result<Vec<String>, (StatusCode, String)> {
+    let texts = serde_json::from_slice::<EmbedRequest>(body)
+        .map_err(|e| {
+            (
+                StatusCode::BAD_REQUEST,
+                format!("expected a JSON list of strings or {{\"texts\": [...]}}: {e}"),
+            )
+        })?
+        .into_texts();
+    if texts.is_empty() {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            "the list of texts is empty".to_owned(),
+        ));
+    }
+    if texts.len() > MAX_TEXTS {
+        return Err((
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "{} texts in one request; the limit is {MAX_TEXTS}",
+                texts.len()
+            ),
+        ));
+    }
+    Ok(texts)
 }
 
 fn error(status: StatusCode, message: String) -> Response {

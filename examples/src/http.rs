@@ -60,7 +60,10 @@ async fn classify(
     body: Bytes,
 ) -> Response {
     let started = Instant::now();
-    let image = match image_bytes(&headers, &body) {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let image = match parse_classify_body(content_type, &body) {
         Ok(image) => image,
         Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
@@ -88,12 +91,14 @@ async fn classify(
 }
 
 /// The image bytes of a request: the raw body, or `{"image": base64}` when
-/// the content type is JSON.
-fn image_bytes(headers: &HeaderMap, body: &Bytes) -> Result<Vec<u8>, String> {
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
+/// the content type is JSON. Public so that it can be fuzzed.
+///
+/// # Errors
+///
+/// A message for the client (sent with 400) for an empty body, invalid JSON
+/// or invalid base64.
+pub fn parse_classify_body(content_type: Option<&str>, body: &[u8]) -> Result<Vec<u8>, String> {
+    let is_json = content_type.is_some_and(|v| v.starts_with("application/json"));
     if body.is_empty() {
         return Err(
             "the request body is empty: send image bytes or {\"image\": base64}".to_owned(),
