@@ -12,4 +12,5 @@ pub mod memory;
 pub mod onnx;
 pub mod report;
 pub mod soak;
+pub mod wakeup;
 pub mod workload;

@@ -127,7 +127,7 @@ fn check_counters(outcome: &Outcome) -> Vec<Vec<String>> {
             .tally
             .violate("stats() disagrees with the runner", mismatch.clone());
     }
-    let ok = |good: bool| if good { "equal" } else { "**differs**" }.to_owned();
+    let ok = |good: bool| if good { "holds" } else { "**broken**" }.to_owned();
     vec![
         vec![
             "batches run".into(),
