@@ -5,14 +5,14 @@ use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use batch_serving_ort::embedding::Embedder;
 use serde::{Deserialize, Serialize};
 
-use crate::http::status_of;
+use crate::http::{error, health_response, metrics_response, status_of};
 
 /// The most texts one request may carry; larger jobs belong in several
 /// requests (or in `embed_index`), so one client cannot fill the queue.
@@ -115,19 +115,10 @@ pub fn parse_embed_body(body: &[u8]) -> Result<Vec<String>, (StatusCode, String)
     Ok(texts)
 }
 
-fn error(status: StatusCode, message: String) -> Response {
-    (status, Json(serde_json::json!({ "error": message }))).into_response()
-}
-
 async fn health(State(embedder): State<Embedder>) -> Response {
-    if embedder.serving().is_closed() {
-        error(StatusCode::SERVICE_UNAVAILABLE, "shutting down".to_owned())
-    } else {
-        Json(serde_json::json!({ "status": "ok" })).into_response()
-    }
+    health_response(embedder.serving().is_closed())
 }
 
 async fn metrics(State(embedder): State<Embedder>) -> Response {
-    let text = crate::metrics::prometheus(&embedder.serving().stats());
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+    metrics_response(&embedder.serving().stats())
 }

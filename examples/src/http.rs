@@ -124,19 +124,48 @@ pub fn status_of(error: &Error<OrtError>) -> StatusCode {
     }
 }
 
-fn error(status: StatusCode, message: String) -> Response {
+/// A JSON error body, `{"error": message}`, with `status`.
+pub fn error(status: StatusCode, message: String) -> Response {
     (status, Json(serde_json::json!({ "error": message }))).into_response()
 }
 
-async fn health(State(classifier): State<MobileNet>) -> Response {
-    if classifier.serving().is_closed() {
+/// `/health`: 200 while the serving takes calls, 503 once it shuts down.
+pub fn health_response(closed: bool) -> Response {
+    if closed {
         error(StatusCode::SERVICE_UNAVAILABLE, "shutting down".to_owned())
     } else {
         Json(serde_json::json!({ "status": "ok" })).into_response()
     }
 }
 
-async fn metrics(State(classifier): State<MobileNet>) -> Response {
-    let text = crate::metrics::prometheus(&classifier.serving().stats());
+/// `/metrics`: the serving's stats as Prometheus text.
+pub fn metrics_response(stats: &batch_serving::Stats) -> Response {
+    let text = crate::metrics::prometheus(stats);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+/// Serves `app` until Ctrl-C, then stops accepting connections and lets
+/// in-flight requests finish.
+///
+/// # Errors
+///
+/// When the server fails.
+pub async fn serve_until_ctrl_c(
+    listener: tokio::net::TcpListener,
+    app: Router,
+) -> std::io::Result<()> {
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+            println!("shutting down: finishing in-flight requests");
+        })
+        .await
+}
+
+async fn health(State(classifier): State<MobileNet>) -> Response {
+    health_response(classifier.serving().is_closed())
+}
+
+async fn metrics(State(classifier): State<MobileNet>) -> Response {
+    metrics_response(&classifier.serving().stats())
 }

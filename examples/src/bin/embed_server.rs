@@ -19,6 +19,7 @@ use std::time::Duration;
 use batch_serving_examples::args::Args;
 use batch_serving_examples::embed_http::embed_router;
 use batch_serving_examples::embed_setup::EmbedConfig;
+use batch_serving_examples::http::serve_until_ctrl_c;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -35,12 +36,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         listener.local_addr()?,
         config.describe()
     );
-    axum::serve(listener, embed_router(embedder.clone()))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-            println!("shutting down: finishing in-flight requests");
-        })
-        .await?;
+    serve_until_ctrl_c(listener, embed_router(embedder.clone())).await?;
     embedder
         .serving()
         .shutdown(Some(Duration::from_secs(30)))

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use batch_serving_examples::args::Args;
 use batch_serving_examples::http::router;
+use batch_serving_examples::http::serve_until_ctrl_c;
 use batch_serving_examples::setup::ServingConfig;
 
 #[tokio::main]
@@ -35,12 +36,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         config.describe()
     );
     let app = router(classifier.clone());
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-            println!("shutting down: finishing in-flight requests");
-        })
-        .await?;
+    serve_until_ctrl_c(listener, app).await?;
     classifier
         .serving()
         .shutdown(Some(Duration::from_secs(30)))
