@@ -9,12 +9,12 @@
 use batch_serving::BatchKey;
 
 /// The default bucket edges, in tokens (special tokens included): steps of
-/// 1.5× up to 48 tokens, then about 1.25× up to 128.
+/// 1.33–1.5× up to 32 tokens, then 1.14–1.33× up to 128.
 ///
 /// Short sentences gain most from batching, so their buckets are wide
 /// enough to fill. Long sentences gain almost nothing from batching on a CPU
 /// but pay for every padding token, so their buckets are narrow: a batch
-/// there wastes at most about a fifth of its work on padding.
+/// of 64 tokens or more wastes at most a fifth of its work on padding.
 pub const DEFAULT_BUCKET_EDGES: [usize; 12] = [8, 12, 16, 24, 32, 40, 48, 64, 80, 96, 112, 128];
 
 /// Sequence-length buckets: a sentence of `n` tokens belongs to the first
