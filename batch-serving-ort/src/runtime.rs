@@ -155,8 +155,12 @@ fn python_package_library() -> Option<PathBuf> {
 /// The CPU build that the README's commands fetch into `.ort/`, so that
 /// examples run straight after them need no `ORT_DYLIB_PATH`.
 fn workspace_cache() -> Option<PathBuf> {
-    let cwd = std::env::current_dir().ok()?;
-    cwd.ancestors()
+    cached_below(&std::env::current_dir().ok()?)
+}
+
+/// The cached library in `.ort/` of `dir` or its nearest parent that has one.
+fn cached_below(dir: &Path) -> Option<PathBuf> {
+    dir.ancestors()
         .map(|dir| {
             dir.join(".ort")
                 .join("onnxruntime-1.31.1")
@@ -184,4 +188,26 @@ fn system_library() -> Option<PathBuf> {
         .into_iter()
         .map(|folder| folder.join(LIBRARY_NAME))
         .find(|path| path.is_file())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_workspace_cache_is_found_from_a_sub_folder() {
+        let root = std::env::temp_dir().join(format!("ort-cache-{}", std::process::id()));
+        let library = root
+            .join(".ort")
+            .join("onnxruntime-1.31.1")
+            .join(LIBRARY_NAME);
+        let deep = root.join("examples").join("src");
+        std::fs::create_dir_all(library.parent().unwrap()).unwrap();
+        std::fs::create_dir_all(&deep).unwrap();
+        assert_ne!(cached_below(&deep), Some(library.clone()), "no file yet");
+        std::fs::write(&library, b"").unwrap();
+        assert_eq!(cached_below(&deep), Some(library.clone()));
+        std::fs::remove_dir_all(&root).unwrap();
+    }
 }
