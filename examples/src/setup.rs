@@ -1,5 +1,6 @@
-//! The MobileNet configuration the examples share: where the model is, and
-//! the serving settings, from flags or the environment.
+//! The serving settings the examples share (where the models are, batch
+//! size, timeout, partitions, threads, queue, policy), from flags or the
+//! environment, and the MobileNet classifier they configure.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -65,15 +66,20 @@ impl ServingConfig {
                     .batch_timeout(self.batch_timeout)
                     .partitions(self.partitions)
                     .queue_capacity(self.queue_capacity)
-                    .policy(if self.eager {
-                        Policy::Eager
-                    } else {
-                        Policy::Timeout
-                    })
+                    .policy(self.policy())
             })
             .start()
             .map_err(|e: Error<OrtError>| e.to_string())?;
         Ok(classifier)
+    }
+
+    /// The batching policy chosen.
+    pub fn policy(&self) -> Policy {
+        if self.eager {
+            Policy::Eager
+        } else {
+            Policy::Timeout
+        }
     }
 
     /// One line describing the settings.

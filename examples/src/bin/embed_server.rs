@@ -10,7 +10,7 @@
 //!
 //! Flags (or environment): `--addr` (`BS_ADDR`), `--models`
 //! (`BATCH_SERVING_MODELS`), `--batch-size`, `--batch-timeout-ms`,
-//! `--partitions`, `--threads`, `--max-tokens`, `--buckets`, `--policy`
+//! `--partitions`, `--threads`, `--queue-capacity`, `--max-tokens`, `--buckets`, `--policy`
 //! (`BS_*`). Ctrl-C stops accepting connections, lets in-flight requests
 //! finish, drains the queue, then exits.
 
