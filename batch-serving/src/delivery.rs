@@ -1,7 +1,39 @@
 //! Routing a batch's outputs (or its failure) back to the calls it came from.
 
 use crate::error::Failure;
+use crate::partition::ClockHold;
 use crate::queue::Route;
+
+/// A finished batch's answers, handed from a partition's own thread to the
+/// scheduler task, which delivers them on a runtime worker.
+///
+/// Why: waking a caller's task from a thread outside the runtime goes
+/// through tokio's shared inject queue and often has to unpark a worker, and
+/// on a small machine the woken worker competes with the partition thread
+/// for a core. A batch of 32 callers cost the partition 6 to 53 µs between
+/// batches that way (measured in the S3 bursts); handing the answers over is
+/// one channel send, so the partition starts its next batch at once, and the
+/// scheduler's wakes land in its worker's local run queue.
+#[derive(Debug)]
+pub(crate) struct Answers<O, E> {
+    pub(crate) routes: Vec<Route<O, E>>,
+    pub(crate) result: Result<Vec<O>, Failure<E>>,
+    /// Holds tokio's paused clock until the callers are answered.
+    pub(crate) clock_hold: ClockHold,
+}
+
+impl<O, E> Answers<O, E> {
+    /// Answers the callers, then lets the paused clock (in tests) move on.
+    pub(crate) fn deliver(self) {
+        let Answers {
+            routes,
+            result,
+            // Dropped at the end of this function, after the answers.
+            clock_hold: _clock_hold,
+        } = self;
+        deliver(routes, result);
+    }
+}
 
 /// Hands each call its own outputs, one lock and at most one wake-up per call
 /// per batch: consecutive items of the same call are delivered as one run.

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use crate::batch::Batch;
-use crate::delivery::deliver;
+use crate::delivery::Answers;
 use crate::error::{Error, Failure, panic_message};
 use crate::queue::Route;
 use crate::scheduler::Msg;
@@ -140,6 +140,7 @@ impl<I, O, E> PartitionContext<I, O, E> {
         if job.routes.is_empty() {
             let _ = self.scheduler.send(Msg::Done {
                 partition: self.index,
+                answers: None,
             });
             return None;
         }
@@ -150,19 +151,21 @@ impl<I, O, E> PartitionContext<I, O, E> {
         Some(job)
     }
 
-    /// Common bookkeeping after a batch ran: count it, answer its callers,
-    /// then tell the scheduler this partition is free.
+    /// Common bookkeeping after a batch ran: count it, then tell the
+    /// scheduler this partition is free. With `hand_off` (a partition on its
+    /// own thread) the answers go along for the scheduler to deliver;
+    /// otherwise they are delivered here first.
     fn finish(
         &self,
-        routes: Vec<Route<O, E>>,
+        answers: Answers<O, E>,
         len: usize,
-        result: Result<Vec<O>, Failure<E>>,
         took: std::time::Duration,
         span: &tracing::Span,
+        hand_off: bool,
     ) {
         use std::sync::atomic::Ordering::Relaxed;
         span.record("exec_us", took.as_micros() as u64);
-        match &result {
+        match &answers.result {
             Ok(_) => {}
             Err(Failure::Panicked(_)) => Recorder::bump(&self.recorder.panicked),
             Err(_) => Recorder::bump(&self.recorder.failed),
@@ -171,11 +174,25 @@ impl<I, O, E> PartitionContext<I, O, E> {
         self.recorder.batches.fetch_add(1, Relaxed);
         self.recorder.items.fetch_add(len as u64, Relaxed);
         self.recorder.in_flight.fetch_sub(len as u64, Relaxed);
-        deliver(routes, result);
-        // The scheduler may already be gone after a shutdown: nothing to tell.
-        let _ = self.scheduler.send(Msg::Done {
+        let answers = if hand_off {
+            Some(Box::new(answers))
+        } else {
+            answers.deliver();
+            None
+        };
+        let done = Msg::Done {
             partition: self.index,
-        });
+            answers,
+        };
+        // After a shutdown the scheduler may be gone: then the answers are
+        // delivered here.
+        if let Err(mpsc::error::SendError(Msg::Done {
+            answers: Some(answers),
+            ..
+        })) = self.scheduler.send(done)
+        {
+            answers.deliver();
+        }
     }
 }
 
@@ -275,9 +292,8 @@ where
                         mut batch,
                         routes,
                         span,
-                        // Released at the end of this iteration, after the
-                        // callers are answered.
-                        clock_hold: _clock_hold,
+                        // Released once the callers are answered.
+                        clock_hold,
                         ..
                     }) = ctx.accept(work)
                     else {
@@ -290,7 +306,12 @@ where
                     let outcome =
                         catch_unwind(AssertUnwindSafe(|| (self.function)(&mut state, batch)));
                     let took = started.elapsed();
-                    ctx.finish(routes, len, judge(len, outcome), took, &span);
+                    let answers = Answers {
+                        routes,
+                        result: judge(len, outcome),
+                        clock_hold,
+                    };
+                    ctx.finish(answers, len, took, &span, true);
                 }
             })
             .map_err(|e| Error::Spawn(Arc::new(e)))?;
@@ -353,6 +374,7 @@ where
                         mut batch,
                         routes,
                         span,
+                        clock_hold,
                         ..
                     }) = ctx.accept(work)
                     else {
@@ -368,7 +390,14 @@ where
                         .instrument(span.clone())
                         .await;
                     let took = started.elapsed();
-                    ctx.finish(routes, len, judge(len, outcome), took, &span);
+                    let answers = Answers {
+                        routes,
+                        result: judge(len, outcome),
+                        clock_hold,
+                    };
+                    // Already on a runtime worker: answering here is as
+                    // cheap as anywhere.
+                    ctx.finish(answers, len, took, &span, false);
                 }
             }
             .instrument(span),

@@ -9,7 +9,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::time::{Instant, Sleep};
 
 use crate::batch::Batch;
-use crate::delivery::deliver;
+use crate::delivery::{Answers, deliver};
 use crate::error::Failure;
 use crate::key::BatchKey;
 use crate::options::Priority;
@@ -38,8 +38,13 @@ pub(crate) enum Msg<I, O, E> {
         offset: usize,
         priority: Priority,
     },
-    /// A partition finished its batch and is free.
-    Done { partition: usize },
+    /// A partition finished its batch and is free. A partition on its own
+    /// thread sends its callers' answers along for the scheduler to deliver
+    /// (see [`Answers`]); an async partition has answered them itself.
+    Done {
+        partition: usize,
+        answers: Option<Box<Answers<O, E>>>,
+    },
     /// A caller abandoned a call; its queued items can be swept out.
     Abandoned,
     /// Stop intake and drain; answer `done` once everything queued has run.
@@ -164,7 +169,10 @@ where
                     state.queues.push(key, priority, entry, now);
                 }
             }
-            Msg::Done { partition } => {
+            Msg::Done { partition, answers } => {
+                if let Some(answers) = answers {
+                    answers.deliver();
+                }
                 state.running -= 1;
                 state.load[partition] -= 1;
                 if state.load[partition] == 0 {
@@ -350,7 +358,12 @@ where
                 Msg::One { request, .. } => request.fail(&Failure::Closed, 1),
                 Msg::Many { items, request, .. } => request.fail(&Failure::Closed, items.len()),
                 Msg::Close { done } => state.waiters.extend(done),
-                Msg::Done { .. } | Msg::Abandoned | Msg::Abort => {}
+                Msg::Done { answers, .. } => {
+                    if let Some(answers) = answers {
+                        answers.deliver();
+                    }
+                }
+                Msg::Abandoned | Msg::Abort => {}
             }
         }
         let leftovers = state.queues.drain_all();
