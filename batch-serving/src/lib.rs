@@ -47,6 +47,7 @@ mod error;
 mod hook;
 mod key;
 mod mapped;
+mod one_call;
 mod options;
 mod partition;
 mod policy;

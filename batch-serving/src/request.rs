@@ -23,18 +23,21 @@ const EXPIRED: u8 = 3;
 
 pub(crate) type EventSender<O, E> = mpsc::UnboundedSender<Result<Event<O>, Failure<E>>>;
 
-/// Where a non-streaming call's outputs collect. A single-item call needs no
-/// vector, which saves an allocation on the hottest path.
+/// What a non-streaming call has collected. One enum rather than outputs
+/// plus an optional failure keeps every call's shared state smaller; a
+/// failure replaces whatever outputs had arrived, since the caller gets only
+/// the failure. A single-item call needs no vector, which saves an
+/// allocation on the hottest path.
 #[derive(Debug)]
-enum Outputs<O> {
-    One(Option<O>),
+enum Slot<O, E> {
+    /// A single-item call still waiting (or whose output was taken).
+    Empty,
+    /// A single-item call's output.
+    One(O),
+    /// A many-item call's outputs, by position.
     Many(Vec<Option<O>>),
-}
-
-#[derive(Debug)]
-struct Slot<O, E> {
-    outputs: Outputs<O>,
-    failure: Option<Failure<E>>,
+    /// The first failure of any of the call's batches.
+    Failed(Failure<E>),
 }
 
 /// Shared by the caller (through its future) and every queue entry of the call.
@@ -54,21 +57,16 @@ pub(crate) struct Request<O, E> {
 
 impl<O, E> Request<O, E> {
     pub(crate) fn new(len: usize, events: Option<EventSender<O, E>>) -> Self {
-        let outputs = if len == 1 {
-            Outputs::One(None)
-        } else if events.is_some() {
-            Outputs::Many(Vec::new())
+        let slot = if len == 1 || events.is_some() {
+            Slot::Empty
         } else {
-            Outputs::Many((0..len).map(|_| None).collect())
+            Slot::Many((0..len).map(|_| None).collect())
         };
         let span = tracing::Span::current();
         Request {
             state: AtomicU8::new(LIVE),
             remaining: AtomicUsize::new(len),
-            slot: Mutex::new(Slot {
-                outputs,
-                failure: None,
-            }),
+            slot: Mutex::new(slot),
             waker: AtomicWaker::new(),
             events,
             enqueued_at: Instant::now(),
@@ -137,11 +135,18 @@ impl<O, E> Request<O, E> {
             }));
         } else {
             let mut slot = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
-            match &mut slot.outputs {
-                Outputs::One(out) => *out = outputs.into_iter().next(),
-                Outputs::Many(outs) => {
+            match &mut *slot {
+                Slot::Many(outs) => {
                     for (place, output) in outs[offset..offset + len].iter_mut().zip(outputs) {
                         *place = Some(output);
+                    }
+                }
+                // A failed call keeps its failure; outputs of its other
+                // batches are dropped.
+                Slot::Failed(_) => {}
+                one => {
+                    if let Some(output) = outputs.into_iter().next() {
+                        *one = Slot::One(output);
                     }
                 }
             }
@@ -155,7 +160,9 @@ impl<O, E> Request<O, E> {
             let _ = events.send(Err(failure.clone()));
         } else {
             let mut slot = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
-            slot.failure.get_or_insert_with(|| failure.clone());
+            if !matches!(*slot, Slot::Failed(_)) {
+                *slot = Slot::Failed(failure.clone());
+            }
         }
         self.settle(len);
     }
@@ -184,26 +191,23 @@ impl<O, E> Request<O, E> {
 
     fn take_results(&self) -> Result<Vec<O>, Failure<E>> {
         let mut slot = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(failure) = slot.failure.take() {
-            return Err(failure);
+        match std::mem::replace(&mut *slot, Slot::Empty) {
+            Slot::Failed(failure) => Err(failure),
+            Slot::Empty => Ok(Vec::new()),
+            Slot::One(out) => Ok(vec![out]),
+            Slot::Many(outs) => Ok(outs.into_iter().flatten().collect()),
         }
-        let outputs = match std::mem::replace(&mut slot.outputs, Outputs::Many(Vec::new())) {
-            Outputs::One(out) => out.into_iter().collect::<Vec<_>>(),
-            Outputs::Many(outs) => outs.into_iter().flatten().collect(),
-        };
-        Ok(outputs)
     }
 
     /// The single output of a one-item call.
     pub(crate) fn take_single(&self) -> Result<Option<O>, Failure<E>> {
         let mut slot = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(failure) = slot.failure.take() {
-            return Err(failure);
+        match std::mem::replace(&mut *slot, Slot::Empty) {
+            Slot::Failed(failure) => Err(failure),
+            Slot::Empty => Ok(None),
+            Slot::One(out) => Ok(Some(out)),
+            Slot::Many(outs) => Ok(outs.into_iter().next().flatten()),
         }
-        Ok(match &mut slot.outputs {
-            Outputs::One(out) => out.take(),
-            Outputs::Many(outs) => outs.first_mut().and_then(Option::take),
-        })
     }
 
     /// Waits for completion without taking results (for single-item calls).

@@ -29,15 +29,9 @@ pub(crate) enum Msg<I, O, E> {
         key: BatchKey,
         priority: Priority,
     },
-    /// A piece of a many-item call: `items[i]` is the call's item `offset + i`.
-    Many {
-        items: Vec<I>,
-        /// One key per item, or empty when every item has the default key.
-        keys: Vec<BatchKey>,
-        request: Arc<Request<O, E>>,
-        offset: usize,
-        priority: Priority,
-    },
+    /// A piece of a many-item call, boxed so that the one-item messages,
+    /// which are most of the traffic, stay small in the channel.
+    Many(Box<Piece<I, O, E>>),
     /// A partition finished its batch and is free. A partition on its own
     /// thread sends its callers' answers along for the scheduler to deliver
     /// (see [`Answers`]); an async partition has answered them itself.
@@ -51,6 +45,17 @@ pub(crate) enum Msg<I, O, E> {
     Close { done: Option<oneshot::Sender<()>> },
     /// A shutdown ran out of time: fail everything still queued.
     Abort,
+}
+
+/// A piece of a many-item call: `items[i]` is the call's item `offset + i`.
+#[derive(Debug)]
+pub(crate) struct Piece<I, O, E> {
+    pub(crate) items: Vec<I>,
+    /// One key per item, or empty when every item has the default key.
+    pub(crate) keys: Vec<BatchKey>,
+    pub(crate) request: Arc<Request<O, E>>,
+    pub(crate) offset: usize,
+    pub(crate) priority: Priority,
 }
 
 pub(crate) struct Scheduler<I, O, E> {
@@ -152,13 +157,14 @@ where
                     now,
                 );
             }
-            Msg::Many {
-                items,
-                keys,
-                request,
-                offset,
-                priority,
-            } => {
+            Msg::Many(piece) => {
+                let Piece {
+                    items,
+                    keys,
+                    request,
+                    offset,
+                    priority,
+                } = *piece;
                 for (i, item) in items.into_iter().enumerate() {
                     let key = keys.get(i).copied().unwrap_or_default();
                     let entry = Entry {
@@ -356,7 +362,7 @@ where
         while let Ok(msg) = self.rx.try_recv() {
             match msg {
                 Msg::One { request, .. } => request.fail(&Failure::Closed, 1),
-                Msg::Many { items, request, .. } => request.fail(&Failure::Closed, items.len()),
+                Msg::Many(piece) => piece.request.fail(&Failure::Closed, piece.items.len()),
                 Msg::Close { done } => state.waiters.extend(done),
                 Msg::Done { answers, .. } => {
                     if let Some(answers) = answers {

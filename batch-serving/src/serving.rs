@@ -9,10 +9,11 @@ use tokio::time::{Duration, Instant};
 use crate::batch::Batch;
 use crate::error::Error;
 use crate::key::BatchKey;
+use crate::one_call::OneCall;
 use crate::options::{CallOptions, Priority};
 use crate::partition::Runner;
 use crate::request::Request;
-use crate::scheduler::Msg;
+use crate::scheduler::{Msg, Piece};
 use crate::stats::{Recorder, Stats};
 
 pub(crate) type KeyFn<I> = Arc<dyn Fn(&I) -> BatchKey + Send + Sync>;
@@ -111,7 +112,7 @@ impl<I, O, E> Inner<I, O, E> {
         }
     }
 
-    fn key_of(&self, item: &I) -> BatchKey {
+    pub(crate) fn key_of(&self, item: &I) -> BatchKey {
         self.key_fn
             .as_ref()
             .map_or(BatchKey::DEFAULT, |key_fn| key_fn(item))
@@ -129,7 +130,7 @@ impl<I, O, E> Inner<I, O, E> {
 
     /// Takes room for `n` items if there is some now: `Ok(false)` when the
     /// caller has to wait for it.
-    fn try_admit(&self, n: usize, admission: Admission) -> Result<bool, Error<E>> {
+    pub(crate) fn try_admit(&self, n: usize, admission: Admission) -> Result<bool, Error<E>> {
         let wanted = u32::try_from(n).map_err(|_| self.overloaded(n))?;
         match self.permits.try_acquire_many(wanted) {
             Ok(permit) => {
@@ -169,7 +170,7 @@ impl<I, O, E> Inner<I, O, E> {
         }
     }
 
-    fn send(&self, msg: Msg<I, O, E>) -> Result<(), Error<E>> {
+    pub(crate) fn send(&self, msg: Msg<I, O, E>) -> Result<(), Error<E>> {
         self.tx.send(msg).map_err(|_| Error::Closed)
     }
 
@@ -205,13 +206,13 @@ impl<I, O, E> Inner<I, O, E> {
                 Some(key_fn) => chunk.iter().map(|item| key_fn(item)).collect(),
                 None => Vec::new(),
             };
-            self.send(Msg::Many {
+            self.send(Msg::Many(Box::new(Piece {
                 items: chunk,
                 keys,
                 request: Arc::clone(request),
                 offset,
                 priority,
-            })?;
+            })))?;
             offset += len;
         }
         Ok(())
@@ -237,7 +238,7 @@ impl<I, O, E> Inner<I, O, E> {
         }
     }
 
-    async fn call_one(
+    pub(crate) async fn call_one(
         &self,
         item: I,
         options: CallOptions,
@@ -355,10 +356,8 @@ where
     /// assert_eq!(serving.dispatch(1).await?, 2);
     /// # Ok(()) }
     /// ```
-    pub async fn dispatch(&self, item: I) -> Result<O, Error<E>> {
-        self.inner
-            .call_one(item, CallOptions::default(), Admission::Wait)
-            .await
+    pub fn dispatch(&self, item: I) -> impl Future<Output = Result<O, Error<E>>> + Send + '_ {
+        OneCall::new(&self.inner, item, CallOptions::default(), Admission::Wait)
     }
 
     /// [`dispatch`](Self::dispatch) with a deadline and priority.
@@ -382,8 +381,12 @@ where
     /// # Cancel safety
     ///
     /// As [`dispatch`](Self::dispatch).
-    pub async fn dispatch_with(&self, item: I, options: CallOptions) -> Result<O, Error<E>> {
-        self.inner.call_one(item, options, Admission::Wait).await
+    pub fn dispatch_with(
+        &self,
+        item: I,
+        options: CallOptions,
+    ) -> impl Future<Output = Result<O, Error<E>>> + Send + '_ {
+        OneCall::new(&self.inner, item, options, Admission::Wait)
     }
 
     /// Like [`dispatch`](Self::dispatch), but fails at once with
@@ -407,10 +410,13 @@ where
     /// assert_eq!(serving.try_dispatch(1).await?, 2);
     /// # Ok(()) }
     /// ```
-    pub async fn try_dispatch(&self, item: I) -> Result<O, Error<E>> {
-        self.inner
-            .call_one(item, CallOptions::default(), Admission::FailFast)
-            .await
+    pub fn try_dispatch(&self, item: I) -> impl Future<Output = Result<O, Error<E>>> + Send + '_ {
+        OneCall::new(
+            &self.inner,
+            item,
+            CallOptions::default(),
+            Admission::FailFast,
+        )
     }
 
     /// Queues several items and returns their outputs in the same order.
