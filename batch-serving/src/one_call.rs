@@ -163,6 +163,6 @@ mod tests {
         );
         assert_eq!(call.await.ok(), Some(7));
         assert!(size_of::<Msg<u64, u64, Infallible>>() <= 32);
-        assert!(size_of::<Request<u64, Infallible>>() <= 112);
+        assert!(size_of::<Request<u64, Infallible>>() <= 104);
     }
 }

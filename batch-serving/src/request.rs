@@ -49,10 +49,19 @@ pub(crate) struct Request<O, E> {
     remaining: AtomicUsize,
     slot: Mutex<Slot<O, E>>,
     waker: AtomicWaker,
-    events: Option<EventSender<O, E>>,
     pub(crate) enqueued_at: Instant,
+    /// What only some calls need, boxed so that the others do not pay for
+    /// it in every queued call.
+    extras: Option<Box<Extras<O, E>>>,
+}
+
+/// The parts of a call's state that most calls do not have.
+#[derive(Debug)]
+struct Extras<O, E> {
+    /// Where a streaming call's events go.
+    events: Option<EventSender<O, E>>,
     /// The caller's span, kept only when tracing is on for it.
-    pub(crate) span: Option<Box<tracing::Span>>,
+    span: Option<tracing::Span>,
 }
 
 impl<O, E> Request<O, E> {
@@ -68,14 +77,27 @@ impl<O, E> Request<O, E> {
             remaining: AtomicUsize::new(len),
             slot: Mutex::new(slot),
             waker: AtomicWaker::new(),
-            events,
             enqueued_at: Instant::now(),
-            span: (!span.is_none()).then(|| Box::new(span)),
+            extras: (events.is_some() || !span.is_none()).then(|| {
+                Box::new(Extras {
+                    events,
+                    span: (!span.is_none()).then_some(span),
+                })
+            }),
         }
     }
 
+    fn events(&self) -> Option<&EventSender<O, E>> {
+        self.extras.as_ref()?.events.as_ref()
+    }
+
+    /// The caller's span, when tracing is on for it.
+    pub(crate) fn span(&self) -> Option<&tracing::Span> {
+        self.extras.as_ref()?.span.as_ref()
+    }
+
     pub(crate) fn is_streaming(&self) -> bool {
-        self.events.is_some()
+        self.events().is_some()
     }
 
     /// Whether the caller gave up (cancelled or expired).
@@ -127,7 +149,7 @@ impl<O, E> Request<O, E> {
 
     /// Stores the outputs of `len` consecutive items starting at `offset`.
     pub(crate) fn deliver(&self, offset: usize, outputs: impl Iterator<Item = O>, len: usize) {
-        if let Some(events) = &self.events {
+        if let Some(events) = self.events() {
             // A closed receiver means the stream was dropped: nothing to do.
             let _ = events.send(Ok(Event::Output {
                 offset,
@@ -156,7 +178,7 @@ impl<O, E> Request<O, E> {
 
     /// Records that `len` items of this call failed with `failure`.
     pub(crate) fn fail(&self, failure: &Failure<E>, len: usize) {
-        if let Some(events) = &self.events {
+        if let Some(events) = self.events() {
             let _ = events.send(Err(failure.clone()));
         } else {
             let mut slot = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
@@ -224,7 +246,7 @@ impl<O, E> Request<O, E> {
 
 impl<O: Send, E: Send + Sync> HookSink for Request<O, E> {
     fn deliver_hook(&self, hook: Hook) {
-        if let Some(events) = &self.events {
+        if let Some(events) = self.events() {
             let _ = events.send(Ok(Event::Hook(hook)));
         }
     }

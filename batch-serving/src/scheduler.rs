@@ -402,8 +402,8 @@ fn link_callers<O, E>(span: &tracing::Span, routes: &[Route<O, E>]) {
             continue;
         }
         last = Some(ptr);
-        if let Some(caller) = &route.request.span {
-            span.follows_from(caller.as_ref());
+        if let Some(caller) = route.request.span() {
+            span.follows_from(caller);
         }
     }
 }
