@@ -14,6 +14,7 @@ use hdrhistogram::Histogram;
 use tokio::time::Instant;
 
 use crate::batch_log::{BatchCounts, LOG};
+use crate::batch_times::TIMES;
 use crate::closed_loop::unique_input;
 use crate::contenders::Contender;
 
@@ -31,6 +32,14 @@ pub struct Bursts {
     /// Mean time from the instant a burst was set for to its first caller
     /// firing: the timer's lateness, outside any contender's control.
     pub timer_lag: Duration,
+    /// Mean time from a burst's first firing to its first batch starting.
+    pub to_first_batch: Duration,
+    /// Mean time per burst that the batch function was running.
+    pub in_batches: Duration,
+    /// Mean time per burst between one batch's end and the next's start.
+    pub between_batches: Duration,
+    /// Mean time from a burst's last batch ending to its last reply.
+    pub after_last_batch: Duration,
     /// Calls that failed or got a wrong reply.
     pub bad: u64,
     /// What the batch function saw.
@@ -46,6 +55,7 @@ pub async fn run(
     batch_size: usize,
 ) -> Bursts {
     LOG.reset(batch_size);
+    TIMES.start();
     let start = Instant::now() + Duration::from_millis(20);
     let tasks: Vec<_> = (0..callers)
         .map(|caller| {
@@ -118,6 +128,25 @@ pub async fn run(
             )
         })
         .collect();
+    let batches = TIMES.stop();
+    let mut parts = Vec::with_capacity(bursts);
+    for (fired, replied) in first_fired.iter().zip(&last_reply) {
+        let (Some(fired), Some(replied)) = (fired, replied) else {
+            continue;
+        };
+        let (fired, replied) = (fired.into_std(), replied.into_std());
+        parts.push(split_burst(
+            fired,
+            replied,
+            batches.iter().filter(|(s, _)| (fired..replied).contains(s)),
+        ));
+    }
+    let part =
+        |pick: fn(&BurstParts) -> Duration| mean(&parts.iter().map(pick).collect::<Vec<_>>());
+    result.to_first_batch = part(|p| p.to_first_batch);
+    result.in_batches = part(|p| p.in_batches);
+    result.between_batches = part(|p| p.between_batches);
+    result.after_last_batch = part(|p| p.after_last_batch);
     result.p50 = Duration::from_nanos(latencies.value_at_quantile(0.5));
     result.p99 = Duration::from_nanos(latencies.value_at_quantile(0.99));
     result.mean_burst = mean(&spans);
@@ -129,4 +158,39 @@ pub async fn run(
 
 fn mean(durations: &[Duration]) -> Duration {
     durations.iter().sum::<Duration>() / durations.len().max(1) as u32
+}
+
+/// Where one burst's time went.
+struct BurstParts {
+    to_first_batch: Duration,
+    in_batches: Duration,
+    between_batches: Duration,
+    after_last_batch: Duration,
+}
+
+/// Splits the time from `fired` to `replied` by the batches that ran in it
+/// (in order of their start).
+fn split_burst<'a>(
+    fired: std::time::Instant,
+    replied: std::time::Instant,
+    batches: impl Iterator<Item = &'a (std::time::Instant, std::time::Instant)>,
+) -> BurstParts {
+    let mut parts = BurstParts {
+        to_first_batch: Duration::ZERO,
+        in_batches: Duration::ZERO,
+        between_batches: Duration::ZERO,
+        after_last_batch: Duration::ZERO,
+    };
+    let mut last_end: Option<std::time::Instant> = None;
+    for &(started, ended) in batches {
+        match last_end {
+            None => parts.to_first_batch = started - fired,
+            Some(end) => parts.between_batches += started.saturating_duration_since(end),
+        }
+        parts.in_batches += ended - started;
+        last_end = Some(ended);
+    }
+    parts.after_last_batch =
+        last_end.map_or(Duration::ZERO, |end| replied.saturating_duration_since(end));
+    parts
 }

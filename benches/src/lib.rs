@@ -4,6 +4,7 @@
 //! process and writes `docs/benchmarks.md`.
 
 pub mod batch_log;
+pub mod batch_times;
 pub mod burst;
 pub mod closed_loop;
 pub mod contenders;

@@ -6,6 +6,7 @@ use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::batch_log::LOG;
+use crate::batch_times::TIMES;
 
 /// Holds every batch function at its start while closed, so items pile up
 /// in the queue for the memory measurement. Open by default; the check is
@@ -77,10 +78,14 @@ pub fn run_batch(cost: Cost, items: impl ExactSizeIterator<Item = u64>) -> Vec<u
     LOG.record(len);
     GATE.pass();
     if let Cost::Spin { fixed, per_item } = cost {
-        let until = Instant::now() + fixed + per_item * len as u32;
-        while Instant::now() < until {
+        let started = Instant::now();
+        let until = started + fixed + per_item * len as u32;
+        let mut now = started;
+        while now < until {
             std::hint::spin_loop();
+            now = Instant::now();
         }
+        TIMES.record(started, now);
     }
     items.map(|x| x.wrapping_add(1)).collect()
 }

@@ -1,5 +1,5 @@
 //! batch-serving itself: one partition, a synchronous batch function on the
-//! serving's own thread.
+//! serving's own thread, or an async batch function on the runtime.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -26,6 +26,23 @@ pub(super) fn start(setup: Setup, policy: Policy) -> Result<Arc<dyn Contender>, 
     .batch_size(setup.batch_size)
     .batch_timeout(setup.max_wait)
     .policy(policy)
+    .queue_capacity(1 << 20)
+    .start()
+    .map_err(|e| e.to_string())?;
+    Ok(Arc::new(Ours(serving)))
+}
+
+/// The same function as an async batch function: its partition is a task on
+/// the runtime, so no batch crosses to another thread.
+pub(super) fn start_async(setup: Setup) -> Result<Arc<dyn Contender>, String> {
+    let cost = setup.cost;
+    let serving = Serving::new_async(move |batch: Batch<u64>| {
+        let outputs = run_batch(cost, batch.iter().copied());
+        async move { Ok::<_, Infallible>(outputs) }
+    })
+    .batch_size(setup.batch_size)
+    .batch_timeout(setup.max_wait)
+    .policy(Policy::Eager)
     .queue_capacity(1 << 20)
     .start()
     .map_err(|e| e.to_string())?;

@@ -40,6 +40,10 @@ pub enum Kind {
     ServingTimeout,
     /// batch-serving, `Policy::Eager`.
     ServingEager,
+    /// batch-serving, `Policy::Eager`, with the function as an async batch
+    /// function: partitions are tasks on the runtime, as for the textbook
+    /// loop, instead of threads of their own.
+    ServingAsync,
     /// batched-fn 0.2.5.
     BatchedFn,
     /// tower-batch-control 1.1.1.
@@ -50,9 +54,10 @@ pub enum Kind {
 
 impl Kind {
     /// Every contender, in report order.
-    pub const ALL: [Kind; 5] = [
+    pub const ALL: [Kind; 6] = [
         Kind::ServingTimeout,
         Kind::ServingEager,
+        Kind::ServingAsync,
         Kind::BatchedFn,
         Kind::TowerBatch,
         Kind::Textbook,
@@ -63,6 +68,7 @@ impl Kind {
         match self {
             Kind::ServingTimeout => "batch-serving (timeout)",
             Kind::ServingEager => "batch-serving (eager)",
+            Kind::ServingAsync => "batch-serving (eager, async fn)",
             Kind::BatchedFn => "batched-fn 0.2.5",
             Kind::TowerBatch => "tower-batch-control 1.1.1",
             Kind::Textbook => "textbook mpsc+select! loop",
@@ -71,7 +77,10 @@ impl Kind {
 
     /// Whether this is one of ours.
     pub fn is_ours(self) -> bool {
-        matches!(self, Kind::ServingTimeout | Kind::ServingEager)
+        matches!(
+            self,
+            Kind::ServingTimeout | Kind::ServingEager | Kind::ServingAsync
+        )
     }
 
     /// Starts the contender on the current tokio runtime.
@@ -83,6 +92,7 @@ impl Kind {
         match self {
             Kind::ServingTimeout => batch_serving::start(setup, ::batch_serving::Policy::Timeout),
             Kind::ServingEager => batch_serving::start(setup, ::batch_serving::Policy::Eager),
+            Kind::ServingAsync => batch_serving::start_async(setup),
             Kind::BatchedFn => batched_fn::start(setup),
             Kind::TowerBatch => Ok(tower_batch::start(setup)),
             Kind::Textbook => Ok(textbook::start(setup)),
