@@ -18,6 +18,8 @@ use crate::queue::Route;
 pub(crate) struct Answers<O, E> {
     pub(crate) routes: Vec<Route<O, E>>,
     pub(crate) result: Result<Vec<O>, Failure<E>>,
+    /// How long the batch function ran.
+    pub(crate) took: std::time::Duration,
     /// Holds tokio's paused clock until the callers are answered.
     pub(crate) clock_hold: ClockHold,
 }
@@ -28,6 +30,7 @@ impl<O, E> Answers<O, E> {
         let Answers {
             routes,
             result,
+            took: _,
             // Dropped at the end of this function, after the answers.
             clock_hold: _clock_hold,
         } = self;

@@ -309,6 +309,7 @@ where
                     let answers = Answers {
                         routes,
                         result: judge(len, outcome),
+                        took,
                         clock_hold,
                     };
                     ctx.finish(answers, len, took, &span, true);
@@ -393,6 +394,7 @@ where
                     let answers = Answers {
                         routes,
                         result: judge(len, outcome),
+                        took,
                         clock_hold,
                     };
                     // Already on a runtime worker: answering here is as

@@ -128,3 +128,49 @@ async fn eager_batches_fill_while_the_partition_is_busy() {
     assert_eq!(waiting.await.unwrap().unwrap(), (2..=9).collect::<Vec<_>>());
     assert_eq!(fake.recorded(), vec![vec![0], (1..=8).collect()]);
 }
+
+/// Eight closed-loop callers of a costly synchronous function (each batch
+/// takes a real millisecond on the partition's thread). The callers of one
+/// batch get their answers together and call again at once, so under the
+/// eager policy every batch after the first should hold all eight: starting
+/// the next batch before they are back would run it with only the first
+/// one or two, at the full cost of a run.
+///
+/// It needs two runtime workers: on one, the answered callers always run
+/// before the scheduler does. Nothing here depends on time, only on the
+/// order in which tasks run, so the clock is left real.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eager_batches_take_the_callers_just_answered_when_the_function_is_costly() {
+    let sizes = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&sizes);
+    let serving = Serving::new(move |batch: Batch<u64>| {
+        seen.lock().unwrap().push(batch.len());
+        std::thread::sleep(Duration::from_millis(1));
+        Ok::<_, std::convert::Infallible>(batch.iter().map(|x| x + 1).collect())
+    })
+    .batch_size(8)
+    .policy(Policy::Eager)
+    .start()
+    .unwrap();
+    let callers: Vec<_> = (0..8u64)
+        .map(|caller| {
+            let serving = serving.clone();
+            tokio::spawn(async move {
+                for round in 0..25 {
+                    let x = caller * 1000 + round;
+                    assert_eq!(serving.dispatch(x).await.unwrap(), x + 1);
+                }
+            })
+        })
+        .collect();
+    for caller in callers {
+        caller.await.unwrap();
+    }
+    let sizes = sizes.lock().unwrap();
+    assert_eq!(sizes.iter().sum::<usize>(), 200);
+    let mean = 200.0 / sizes.len() as f64;
+    assert!(
+        mean >= 6.0,
+        "mean batch {mean:.1} ({sizes:?}): the answered callers were left behind"
+    );
+}
