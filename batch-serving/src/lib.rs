@@ -46,6 +46,8 @@ mod delivery;
 mod error;
 mod hook;
 mod key;
+#[doc(hidden)]
+pub mod layout;
 mod mapped;
 mod one_call;
 mod options;
