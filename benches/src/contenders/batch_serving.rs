@@ -12,9 +12,8 @@ use crate::workload::run_batch;
 struct Ours(Serving<u64, u64, Infallible>);
 
 impl Contender for Ours {
-    fn call(&self, x: u64) -> CallFuture {
-        let serving = self.0.clone();
-        Box::pin(async move { serving.dispatch(x).await.map_err(|e| e.to_string()) })
+    fn call(&self, x: u64) -> CallFuture<'_> {
+        Box::pin(async move { self.0.dispatch(x).await.map_err(|e| e.to_string()) })
     }
 }
 

@@ -32,7 +32,7 @@ struct BatchedFn {
 }
 
 impl Contender for BatchedFn {
-    fn call(&self, x: u64) -> CallFuture {
+    fn call(&self, x: u64) -> CallFuture<'_> {
         let costed = self.costed;
         Box::pin(async move {
             let reply = if costed { s2(x).await } else { s1(x).await };

@@ -13,13 +13,15 @@ use std::time::Duration;
 
 use crate::workload::Cost;
 
-/// One call's future: the reply, or an error message.
-pub type CallFuture = Pin<Box<dyn Future<Output = Result<u64, String>> + Send>>;
+/// One call's future: the reply, or an error message. It may borrow the
+/// contender, so a contender whose calls take `&self` (as batch-serving's
+/// do) is not made to clone its handle per call.
+pub type CallFuture<'a> = Pin<Box<dyn Future<Output = Result<u64, String>> + Send + 'a>>;
 
 /// A started batching layer.
 pub trait Contender: Send + Sync {
     /// Sends `x` and waits for its reply.
-    fn call(&self, x: u64) -> CallFuture;
+    fn call(&self, x: u64) -> CallFuture<'_>;
 }
 
 /// The settings every contender gets in a scenario.

@@ -15,7 +15,7 @@ type Message = (u64, oneshot::Sender<u64>);
 struct Textbook(mpsc::UnboundedSender<Message>);
 
 impl Contender for Textbook {
-    fn call(&self, x: u64) -> CallFuture {
+    fn call(&self, x: u64) -> CallFuture<'_> {
         let (tx, rx) = oneshot::channel();
         let sent = self.0.send((x, tx));
         Box::pin(async move {

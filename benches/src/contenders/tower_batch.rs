@@ -67,7 +67,7 @@ impl Service<BatchControl<Item>> for Collector {
 struct Tower(Batch<Collector, Item>);
 
 impl Contender for Tower {
-    fn call(&self, x: u64) -> CallFuture {
+    fn call(&self, x: u64) -> CallFuture<'_> {
         let service = self.0.clone();
         Box::pin(async move { service.oneshot(Item(x)).await.map_err(|e| e.to_string()) })
     }
