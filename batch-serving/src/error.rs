@@ -42,7 +42,8 @@ pub enum Error<E> {
     #[error("serving is closed")]
     Closed,
     /// The queue had no room for this call and it asked not to wait
-    /// (`try_dispatch`), or the call is larger than the whole queue.
+    /// (`try_dispatch`), or the call is larger than the whole queue, or it
+    /// holds more than `u32::MAX` items (the most one call may hold).
     #[error("serving is overloaded: {requested} items requested, queue capacity is {capacity}")]
     Overloaded {
         /// Items this call wanted to queue.

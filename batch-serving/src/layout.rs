@@ -26,7 +26,7 @@ pub struct Part {
 pub fn queued_u64_call() -> [Part; 4] {
     [
         Part {
-            name: "the call's shared state (`Arc<Request>`: progress, reply slot, waker, enqueue time)",
+            name: "the call's shared state (`Arc<Request>`: progress, reply slot, waker)",
             bytes: 2 * size_of::<usize>() + size_of::<Request<u64, Infallible>>(),
             held: true,
         },
@@ -36,7 +36,7 @@ pub fn queued_u64_call() -> [Part; 4] {
             held: true,
         },
         Part {
-            name: "the queue entry (item, call, position)",
+            name: "the queue entry (item, call, position, time queued)",
             bytes: size_of::<Entry<u64, u64, Infallible>>(),
             held: true,
         },

@@ -142,6 +142,7 @@ mod tests {
     use std::convert::Infallible;
     use std::mem::size_of;
 
+    use crate::queue::Entry;
     use crate::request::Request;
     use crate::scheduler::Msg;
     use crate::{Batch, Serving};
@@ -163,6 +164,7 @@ mod tests {
         );
         assert_eq!(call.await.ok(), Some(7));
         assert!(size_of::<Msg<u64, u64, Infallible>>() <= 32);
-        assert!(size_of::<Request<u64, Infallible>>() <= 104);
+        assert!(size_of::<Request<u64, Infallible>>() <= 88);
+        assert!(size_of::<Entry<u64, u64, Infallible>>() <= 24);
     }
 }

@@ -17,8 +17,13 @@ use crate::request::Request;
 pub(crate) struct Entry<I, O, E> {
     pub(crate) item: I,
     pub(crate) request: Arc<Request<O, E>>,
-    /// The item's position within its call.
-    pub(crate) index: usize,
+    /// The item's position within its call (calls hold at most `u32::MAX`
+    /// items: see `Inner::enqueue_all`).
+    pub(crate) index: u32,
+    /// When the scheduler received it (see [`Queues::stamp`]): its queue
+    /// wait runs from here. Two `u32`s instead of a `usize` and an
+    /// `Instant` keep every queued entry at 24 bytes for a `u64` item.
+    pub(crate) queued_at: u32,
 }
 
 /// Where an item's output goes once its batch has run.
@@ -80,6 +85,8 @@ pub(crate) struct Queues<I, O, E> {
     /// queue between batches, and a stream of one-off keys (shape hashes,
     /// say) cannot grow memory without bound.
     sweep_at: usize,
+    /// Entries' times are microseconds since this instant.
+    epoch: Instant,
 }
 
 /// Key queues kept, at least, before sweeping empty ones.
@@ -92,7 +99,16 @@ impl<I, O: Send + 'static, E: Send + Sync + 'static> Queues<I, O, E> {
             index: HashMap::new(),
             len: 0,
             sweep_at: MIN_SWEEP_AT,
+            epoch: Instant::now(),
         }
+    }
+
+    /// `now` as an entry's time: microseconds since the queue's epoch, modulo
+    /// 2^32. Waits are differences taken modulo 2^32 too, so they are exact
+    /// up to 71 minutes, and only the queue-wait statistics read them.
+    pub(crate) fn stamp(&self, now: Instant) -> u32 {
+        // Truncation is the wrap-around this relies on.
+        now.saturating_duration_since(self.epoch).as_micros() as u32
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -197,6 +213,7 @@ impl<I, O: Send + 'static, E: Send + Sync + 'static> Queues<I, O, E> {
 
     /// Takes up to `batch_size` live items from key queue `at`, highest
     /// priority first, skipping (and removing) items of abandoned calls.
+    /// Each taken item's queue wait is pushed onto `waits`.
     /// With `claim`, each item is claimed for its call now; without, the
     /// partition claims them when the batch starts (see `Job::claim`).
     pub(crate) fn take(
@@ -206,7 +223,9 @@ impl<I, O: Send + 'static, E: Send + Sync + 'static> Queues<I, O, E> {
         reason: StartReason,
         now: Instant,
         claim: bool,
+        waits: &mut Vec<Duration>,
     ) -> Taken<I, O, E> {
+        let stamp_now = self.stamp(now);
         let queue = &mut self.keys[at];
         let mut items = Vec::with_capacity(batch_size.min(queue.len));
         let mut routes = Vec::with_capacity(items.capacity());
@@ -227,10 +246,13 @@ impl<I, O: Send + 'static, E: Send + Sync + 'static> Queues<I, O, E> {
                 if entry.request.is_streaming() {
                     note_listener(&mut listeners, &entry, items.len());
                 }
+                waits.push(Duration::from_micros(u64::from(
+                    stamp_now.wrapping_sub(entry.queued_at),
+                )));
                 items.push(entry.item);
                 routes.push(Route {
                     request: entry.request,
-                    index: entry.index,
+                    index: entry.index as usize,
                 });
             }
         }
@@ -306,7 +328,9 @@ where
 {
     if let Some(last) = listeners.last_mut() {
         let same_call = std::ptr::addr_eq(Arc::as_ptr(&last.sink), Arc::as_ptr(&entry.request));
-        if same_call && last.range.end == position && last.offset + last.range.len() == entry.index
+        if same_call
+            && last.range.end == position
+            && last.offset + last.range.len() == entry.index as usize
         {
             last.range.end += 1;
             return;
@@ -314,7 +338,7 @@ where
     }
     listeners.push(Listener {
         range: position..position + 1,
-        offset: entry.index,
+        offset: entry.index as usize,
         sink: Arc::clone(&entry.request) as Arc<dyn crate::hook::HookSink>,
     });
 }
@@ -328,6 +352,7 @@ mod tests {
             item,
             request: Arc::new(Request::new(1, None)),
             index: 0,
+            queued_at: 0,
         }
     }
 
@@ -349,7 +374,7 @@ mod tests {
                     false,
                 )
                 .unwrap_or_else(|| unreachable!("an eager queue with an item is ready"));
-            let taken = queues.take(at, 8, reason, now, true);
+            let taken = queues.take(at, 8, reason, now, true, &mut Vec::new());
             assert_eq!((taken.key, taken.items), (BatchKey::new(id), vec![id]));
         }
         assert!(
@@ -368,14 +393,14 @@ mod tests {
             queues.push(BatchKey::new(id), Priority::Normal, entry(id), now);
             if id % 2 == 0 {
                 let at = queues.index[&BatchKey::new(id)];
-                let _ = queues.take(at, 8, StartReason::Full, now, true);
+                let _ = queues.take(at, 8, StartReason::Full, now, true, &mut Vec::new());
             }
         }
         assert_eq!(queues.len(), 250);
         for id in (1..=500u64).step_by(2) {
             let at = queues.index[&BatchKey::new(id)];
             assert_eq!(queues.keys[at].key, BatchKey::new(id));
-            let taken = queues.take(at, 8, StartReason::Full, now, true);
+            let taken = queues.take(at, 8, StartReason::Full, now, true, &mut Vec::new());
             assert_eq!(taken.items, vec![id]);
         }
         assert_eq!(queues.len(), 0);

@@ -5,7 +5,6 @@ use std::sync::PoisonError;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use tokio::sync::mpsc;
-use tokio::time::Instant;
 
 use crate::error::Failure;
 use crate::hook::{Hook, HookSink};
@@ -49,7 +48,6 @@ pub(crate) struct Request<O, E> {
     remaining: AtomicUsize,
     slot: Mutex<Slot<O, E>>,
     waker: AtomicWaker,
-    pub(crate) enqueued_at: Instant,
     /// What only some calls need, boxed so that the others do not pay for
     /// it in every queued call.
     extras: Option<Box<Extras<O, E>>>,
@@ -77,7 +75,6 @@ impl<O, E> Request<O, E> {
             remaining: AtomicUsize::new(len),
             slot: Mutex::new(slot),
             waker: AtomicWaker::new(),
-            enqueued_at: Instant::now(),
             extras: (events.is_some() || !span.is_none()).then(|| {
                 Box::new(Extras {
                     events,

@@ -90,6 +90,8 @@ struct State<I, O, E> {
     abandoned_hints: usize,
     draining: bool,
     waiters: Vec<oneshot::Sender<()>>,
+    /// The queue waits of the batch being taken (kept to reuse its room).
+    waits: Vec<Duration>,
 }
 
 impl<I, O, E> Scheduler<I, O, E>
@@ -107,6 +109,7 @@ where
             abandoned_hints: 0,
             draining: false,
             waiters: Vec::new(),
+            waits: Vec::new(),
         };
         let mut inbox = Vec::with_capacity(256);
         // One timer, re-armed only when the earliest batch deadline changes.
@@ -183,11 +186,13 @@ where
                         item,
                         request,
                         index: 0,
+                        queued_at: state.queues.stamp(now),
                     },
                     now,
                 );
             }
             Msg::Many(piece) => {
+                let queued_at = state.queues.stamp(now);
                 let Piece {
                     items,
                     keys,
@@ -200,7 +205,9 @@ where
                     let entry = Entry {
                         item,
                         request: Arc::clone(&request),
-                        index: offset + i,
+                        // In range: a call holds at most u32::MAX items.
+                        index: u32::try_from(offset + i).unwrap_or(u32::MAX),
+                        queued_at,
                     };
                     state.queues.push(key, priority, entry, now);
                 }
@@ -251,15 +258,22 @@ where
             else {
                 break;
             };
-            let taken = state
-                .queues
-                .take(at, self.rules.batch_size, reason, now, true);
+            state.waits.clear();
+            let taken = state.queues.take(
+                at,
+                self.rules.batch_size,
+                reason,
+                now,
+                true,
+                &mut state.waits,
+            );
             self.permits.add_permits(taken.removed);
             if taken.items.is_empty() {
                 continue; // every item there belonged to an abandoned call
             }
             state.idle.pop();
-            self.hand_over(state, partition, self.job(taken, partition, now, false));
+            let job = self.job(taken, partition, false, &state.waits);
+            self.hand_over(state, partition, job);
         }
         while self.rules.pipeline && state.idle.is_empty() {
             let Some(partition) = state.load.iter().position(|&load| load == 1) else {
@@ -268,15 +282,22 @@ where
             let Some(at) = state.queues.pick_full(self.rules.batch_size) else {
                 break;
             };
-            let taken = state
-                .queues
-                .take(at, self.rules.batch_size, StartReason::Full, now, false);
+            state.waits.clear();
+            let taken = state.queues.take(
+                at,
+                self.rules.batch_size,
+                StartReason::Full,
+                now,
+                false,
+                &mut state.waits,
+            );
             if taken.items.is_empty() {
                 self.permits.add_permits(taken.removed);
                 continue;
             }
             // Its room in the queue is given back when it starts.
-            self.hand_over(state, partition, self.job(taken, partition, now, true));
+            let job = self.job(taken, partition, true, &state.waits);
+            self.hand_over(state, partition, job);
         }
     }
 
@@ -335,8 +356,8 @@ where
         &self,
         taken: Taken<I, O, E>,
         partition: usize,
-        now: Instant,
         claim_on_start: bool,
+        waits: &[Duration],
     ) -> Job<I, O, E> {
         let Taken {
             key,
@@ -352,16 +373,8 @@ where
                 .in_flight
                 .fetch_add(len as u64, std::sync::atomic::Ordering::Relaxed);
         }
-        self.recorder.record_queue_waits(
-            routes
-                .iter()
-                .map(|r| now.saturating_duration_since(r.request.enqueued_at)),
-        );
-        let oldest = routes
-            .iter()
-            .map(|r| r.request.enqueued_at)
-            .min()
-            .unwrap_or(now);
+        self.recorder.record_queue_waits(waits.iter().copied());
+        let longest_wait = waits.iter().copied().max().unwrap_or_default();
         let span = tracing::info_span!(
             parent: None,
             "batch",
@@ -370,7 +383,7 @@ where
             key = key.id(),
             size = len,
             reason = reason.as_str(),
-            queue_wait_us = now.saturating_duration_since(oldest).as_micros() as u64,
+            queue_wait_us = longest_wait.as_micros() as u64,
             exec_us = tracing::field::Empty,
         );
         if !span.is_disabled() {
@@ -418,7 +431,7 @@ fn fail_entries<I, O, E>(entries: Vec<Entry<I, O, E>>, failure: &Failure<E>) {
         .into_iter()
         .map(|e| Route {
             request: e.request,
-            index: e.index,
+            index: e.index as usize,
         })
         .collect();
     deliver(routes, Err(failure.clone()));

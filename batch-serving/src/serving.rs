@@ -38,6 +38,11 @@ impl<I, O, E> Drop for Inner<I, O, E> {
     }
 }
 
+/// The most items one call may hold: a queued item records its position in
+/// its call in 32 bits, which keeps every queue entry small. Larger calls
+/// fail with `Overloaded` (admission already counted items in 32 bits).
+pub(crate) const MAX_CALL_ITEMS: usize = u32::MAX as usize;
+
 /// Whether admission waits for queue room or fails fast.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Admission {
@@ -184,7 +189,7 @@ impl<I, O, E> Inner<I, O, E> {
         admission: Admission,
     ) -> Result<(), Error<E>> {
         let total = items.len();
-        if admission == Admission::FailFast && total > self.capacity {
+        if total > MAX_CALL_ITEMS || (admission == Admission::FailFast && total > self.capacity) {
             return Err(self.overloaded(total));
         }
         let piece = if total <= self.capacity {
@@ -293,6 +298,10 @@ impl<I, O, E> Inner<I, O, E> {
     ) -> Result<Vec<O>, Error<E>> {
         if items.is_empty() {
             return Ok(Vec::new());
+        }
+        if items.len() > MAX_CALL_ITEMS {
+            // Before the reply slots are allocated.
+            return Err(self.overloaded(items.len()));
         }
         if options.deadline.is_some_and(|at| at <= Instant::now()) {
             Recorder::bump(&self.recorder.expired);

@@ -42,7 +42,8 @@ pub struct Stats {
     pub failed: u64,
     /// Batches whose function panicked.
     pub panicked: u64,
-    /// How long items waited in the queue before their batch started.
+    /// How long items waited in the queue, from the scheduler receiving
+    /// them to their batch being taken for a partition.
     pub queue_wait: Percentiles,
     /// How long the batch function ran, per batch.
     pub execution: Percentiles,

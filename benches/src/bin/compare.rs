@@ -885,7 +885,7 @@ fn memory_accounting(measured: f64) -> String {
     out.push_str(&format!(
         "\nThat is {held} B held per call before the queue's ring buffer, which doubles as it grows (1 to 2 entries of room per queued entry), and the harness's own wrapper around each call's future. \
          The textbook loop's figure is one channel slot and one oneshot, which hold only the item and the reply; a batch-serving call also carries what cancellation, deadlines, many-item calls (outputs by position, partial failure), streaming, tracing and queue-wait statistics need. \
-         The shared state's allocation alone is {} B, the whole of the 128 B target. Packing it tighter (the enqueue time as an offset, the two counters in one word) would save one 16-byte step of the allocator, not the {:.0} B the target needs; getting there would take the reply slot inside the caller's future, with the queue pointing into it, which needs unsafe code this crate forbids. \
+         The shared state's allocation alone is {} B of the 128 B target. Packing it tighter (the two progress counters in one word) would save at most one 16-byte step of the allocator, not the {:.0} B the target needs; getting there would take the reply slot inside the caller's future, with the queue pointing into it, which needs unsafe code this crate forbids. \
          The per-item cost of a many-item call, which shares one state, is in the last row.\n",
         chunk(parts[0].bytes),
         measured - 128.0,
