@@ -1,5 +1,7 @@
 //! Routing a batch's outputs (or its failure) back to the calls it came from.
 
+use std::collections::VecDeque;
+
 use crate::error::Failure;
 use crate::partition::ClockHold;
 use crate::queue::Route;
@@ -43,11 +45,14 @@ impl<O, E> Answers<O, E> {
 pub(crate) fn deliver<O, E>(routes: Vec<Route<O, E>>, result: Result<Vec<O>, Failure<E>>) {
     match result {
         Ok(outputs) => {
-            let mut outputs = outputs.into_iter();
+            // Each run's outputs are drained off the front, so the next run
+            // starts at its own outputs even when a call does not use its
+            // run's (a call that already failed drops them).
+            let mut outputs = VecDeque::from(outputs);
             for_each_run(&routes, |route, len| {
                 route
                     .request
-                    .deliver(route.index, outputs.by_ref().take(len), len);
+                    .deliver(route.index, outputs.drain(..len), len);
             });
         }
         Err(failure) => {

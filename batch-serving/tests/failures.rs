@@ -7,7 +7,7 @@ mod support;
 
 use std::sync::Arc;
 
-use batch_serving::{Batch, Error, Serving};
+use batch_serving::{Batch, BatchKey, Error, Policy, Serving};
 use support::{Behaviour, Fake, FakeError};
 
 /// Runs two concurrent callers into one batch and returns their results.
@@ -158,4 +158,65 @@ async fn failing_factory_stops_start_with_its_error() {
         }) => assert_eq!(*source, FakeError("no gpu")),
         other => panic!("expected a partition start error, got {other:?}"),
     }
+}
+
+/// A many-item call whose first batch failed is answered with that failure;
+/// when a later batch holds its other item and then another caller's, that
+/// caller must still get its own output. (The failed call's outputs were
+/// once left unconsumed, and every caller after it in the batch got its
+/// neighbour's output.)
+#[tokio::test]
+async fn a_failed_call_does_not_shift_the_outputs_of_the_callers_after_it_in_a_batch() {
+    const BLOCKER: u64 = 0;
+    const FAILS: u64 = 1000;
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let held = Arc::clone(&gate);
+    let serving = Serving::new_async(move |batch: Batch<u64>| {
+        let (held, items) = (Arc::clone(&held), batch.to_vec());
+        async move {
+            if items.contains(&BLOCKER) {
+                let _ = held.acquire().await;
+            }
+            if items.contains(&FAILS) {
+                return Err("this batch fails");
+            }
+            Ok(items.iter().map(|x| x + 1).collect())
+        }
+    })
+    .batch_size(4)
+    .policy(Policy::Eager)
+    // The failing item, the others, and the blocker each get their own key,
+    // so the failing item's batch runs alone, before the other two's.
+    .key_by(|x: &u64| {
+        BatchKey::new(match *x {
+            FAILS => 1,
+            BLOCKER => 3,
+            _ => 2,
+        })
+    })
+    .start()
+    .unwrap();
+    let blocker = tokio::spawn({
+        let serving = serving.clone();
+        async move { serving.dispatch(BLOCKER).await }
+    });
+    support::until(|| serving.stats().in_flight == 1).await;
+    let failing = tokio::spawn({
+        let serving = serving.clone();
+        async move { serving.dispatch_many(vec![FAILS, 5]).await }
+    });
+    support::until(|| serving.stats().queue_depth == 2).await;
+    let after = tokio::spawn({
+        let serving = serving.clone();
+        async move { serving.dispatch(7).await }
+    });
+    support::until(|| serving.stats().queue_depth == 3).await;
+    gate.add_permits(1);
+    assert_eq!(blocker.await.unwrap().unwrap(), BLOCKER + 1);
+    assert!(matches!(failing.await.unwrap(), Err(Error::Batch(_))));
+    assert_eq!(
+        after.await.unwrap().unwrap(),
+        8,
+        "got its neighbour's output"
+    );
 }
