@@ -155,15 +155,9 @@ impl<I, O, E> PartitionContext<I, O, E> {
     /// scheduler this partition is free. With `hand_off` (a partition on its
     /// own thread) the answers go along for the scheduler to deliver;
     /// otherwise they are delivered here first.
-    fn finish(
-        &self,
-        answers: Answers<O, E>,
-        len: usize,
-        took: std::time::Duration,
-        span: &tracing::Span,
-        hand_off: bool,
-    ) {
+    fn finish(&self, answers: Answers<O, E>, span: &tracing::Span, hand_off: bool) {
         use std::sync::atomic::Ordering::Relaxed;
+        let (len, took) = (answers.routes.len(), answers.took);
         span.record("exec_us", took.as_micros() as u64);
         match &answers.result {
             Ok(_) => {}
@@ -305,14 +299,13 @@ where
                     let started = std::time::Instant::now();
                     let outcome =
                         catch_unwind(AssertUnwindSafe(|| (self.function)(&mut state, batch)));
-                    let took = started.elapsed();
                     let answers = Answers {
                         routes,
                         result: judge(len, outcome),
-                        took,
+                        took: started.elapsed(),
                         clock_hold,
                     };
-                    ctx.finish(answers, len, took, &span, true);
+                    ctx.finish(answers, &span, true);
                 }
             })
             .map_err(|e| Error::Spawn(Arc::new(e)))?;
@@ -390,16 +383,15 @@ where
                         .catch_unwind()
                         .instrument(span.clone())
                         .await;
-                    let took = started.elapsed();
                     let answers = Answers {
                         routes,
                         result: judge(len, outcome),
-                        took,
+                        took: started.elapsed(),
                         clock_hold,
                     };
                     // Already on a runtime worker: answering here is as
                     // cheap as anywhere.
-                    ctx.finish(answers, len, took, &span, false);
+                    ctx.finish(answers, &span, false);
                 }
             }
             .instrument(span),
