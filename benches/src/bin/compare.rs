@@ -783,7 +783,7 @@ async fn wake_up_note(cells: &Cells) -> String {
         let mut rounds = Vec::new();
         for _ in 0..5 {
             rounds.push(
-                batch_serving_benches::wakeup::round_trip(20_000)
+                batch_serving_benches::wakeup::round_trip(10_000)
                     .await
                     .as_secs_f64(),
             );
@@ -805,7 +805,7 @@ async fn wake_up_note(cells: &Cells) -> String {
     let (peer, peer_name) = best_of(cells, 1024, false);
     let budget_ns = 2.0 / (1.5 * peer.max(1.0)) * 1e9;
     format!(
-        "\nOne hand-off from a tokio task to an OS thread and back (a tokio channel the thread waits on with `blocking_recv`, a oneshot back), measured here: **{:.1} µs** per round trip (median of 5 × 20 000; {:.1}–{:.1}). \
+        "\nOne hand-off from a tokio task to an OS thread and back (a tokio channel the thread waits on with `blocking_recv`, a oneshot back), measured here: **{:.1} µs** per round trip (median of 5 × 10 000; {:.1}–{:.1}). \
          A synchronous batch function runs on its partition's own thread, so each batch crosses to that thread and its answers cross back. \
          At C=1024 the eager serving ran {:.1} items per batch at {:.2} M calls/s, {:.1} µs per batch, {:.0}% of one round trip: crossings overlap (while one batch crosses, the scheduler forms the next, and a full one waits on deck). \
          The async-function serving (\"eager, async fn\", `Serving::new_async`), whose partition is a task on the runtime and which crosses no thread, ran {:.2} M calls/s; the synchronous one ran {:.2}× that, so at this load the hand-off costs {}. \
@@ -841,7 +841,7 @@ async fn s2_overhead_note(cells: &Cells) -> String {
     let mut wakes = Vec::new();
     for _ in 0..3 {
         wakes.push(
-            batch_serving_benches::wakeup::waker_side(2_000)
+            batch_serving_benches::wakeup::waker_side(1_000)
                 .await
                 .as_secs_f64(),
         );
@@ -856,7 +856,7 @@ async fn s2_overhead_note(cells: &Cells) -> String {
     };
     format!(
         "\nAt C=64 the best of ours ({name}) spent **{per_batch:.1} µs per batch** beyond the function's {batch_us:.0} µs; 98% of the bound leaves {:.1} µs. \
-         Between two batches a partition thread must hand the finished batch's answers back to the runtime, and with the runtime's workers asleep (they have nothing to do while the function spins) that is a wake-up: measured here, waking a parked task costs the waking thread **{:.1} µs** (median of 3 × 2 000; {:.1}–{:.1}), on top of which the woken worker may be placed on the partition's own core. \
+         Between two batches a partition thread must hand the finished batch's answers back to the runtime, and with the runtime's workers asleep (they have nothing to do while the function spins) that is a wake-up: measured here, waking a parked task costs the waking thread **{:.1} µs** (median of 3 × 1 000; {:.1}–{:.1}), on top of which the woken worker may be placed on the partition's own core. \
          Peers that run the function on a runtime worker pay their own wake-ups to answer callers, which is why every contender lands within a few percent of the others here.\n",
         batch_us / 0.98 - batch_us,
         wake.median * 1e6,
