@@ -12,8 +12,7 @@ use std::task::{Context, Poll, ready};
 use crate::error::Error;
 use crate::options::{CallOptions, Priority};
 use crate::request::Request;
-use crate::scheduler::Msg;
-use crate::serving::{Admission, Inner};
+use crate::serving::{Admission, Inner, answer_of_one};
 
 type Boxed<'a, O, E> = Pin<Box<dyn Future<Output = Result<O, Error<E>>> + Send + 'a>>;
 
@@ -100,20 +99,14 @@ where
                         }
                     }
                     let request = Arc::new(Request::new(1, None));
-                    let key = this.inner.key_of(&item);
-                    this.inner.send(Msg::One {
-                        item,
-                        request: Arc::clone(&request),
-                        key,
-                        priority,
-                    })?;
+                    this.inner.queue_one(item, &request, priority)?;
                     this.stage = Stage::Queued(request);
                 }
                 Stage::Queued(request) => {
                     ready!(request.poll_ready(cx));
-                    let answer = request.take_single();
+                    let answer = answer_of_one(request);
                     this.stage = Stage::Finished;
-                    return Poll::Ready(answer?.ok_or(Error::Closed));
+                    return Poll::Ready(answer);
                 }
                 Stage::General(call) => {
                     let answer = ready!(call.as_mut().poll(cx));

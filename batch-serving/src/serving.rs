@@ -43,6 +43,11 @@ impl<I, O, E> Drop for Inner<I, O, E> {
 /// fail with `Overloaded` (admission already counted items in 32 bits).
 pub(crate) const MAX_CALL_ITEMS: usize = u32::MAX as usize;
 
+/// A completed one-item call's answer.
+pub(crate) fn answer_of_one<O, E>(request: &Request<O, E>) -> Result<O, Error<E>> {
+    request.take_single()?.ok_or(Error::Closed)
+}
+
 /// Whether admission waits for queue room or fails fast.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Admission {
@@ -117,7 +122,7 @@ impl<I, O, E> Inner<I, O, E> {
         }
     }
 
-    pub(crate) fn key_of(&self, item: &I) -> BatchKey {
+    fn key_of(&self, item: &I) -> BatchKey {
         self.key_fn
             .as_ref()
             .map_or(BatchKey::DEFAULT, |key_fn| key_fn(item))
@@ -175,7 +180,7 @@ impl<I, O, E> Inner<I, O, E> {
         }
     }
 
-    pub(crate) fn send(&self, msg: Msg<I, O, E>) -> Result<(), Error<E>> {
+    fn send(&self, msg: Msg<I, O, E>) -> Result<(), Error<E>> {
         self.tx.send(msg).map_err(|_| Error::Closed)
     }
 
@@ -259,12 +264,8 @@ impl<I, O, E> Inner<I, O, E> {
             request: &request,
         };
         let work = self.enqueue_one_and_wait(item, &request, options.priority, admission);
-        let result = match options.deadline {
-            // The deadline's timer is boxed: calls without one (most) keep a
-            // small future.
-            Some(at) => Box::pin(self.with_deadline(Some(at), &request, work)).await,
-            None => work.await,
-        };
+        // Only `OneCall`'s general path comes here, already boxed.
+        let result = self.with_deadline(options.deadline, &request, work).await;
         std::mem::forget(guard);
         result
     }
@@ -279,15 +280,25 @@ impl<I, O, E> Inner<I, O, E> {
         if !self.try_admit(1, admission)? {
             Box::pin(self.admit_waiting(1)).await?;
         }
+        self.queue_one(item, request, priority)?;
+        poll_fn(|cx| request.poll_ready(cx)).await;
+        answer_of_one(request)
+    }
+
+    /// Sends a one-item call's item to the scheduler (room already taken).
+    pub(crate) fn queue_one(
+        &self,
+        item: I,
+        request: &Arc<Request<O, E>>,
+        priority: Priority,
+    ) -> Result<(), Error<E>> {
         let key = self.key_of(&item);
         self.send(Msg::One {
             item,
             request: Arc::clone(request),
             key,
             priority,
-        })?;
-        poll_fn(|cx| request.poll_ready(cx)).await;
-        request.take_single()?.ok_or(Error::Closed)
+        })
     }
 
     async fn call_many(
