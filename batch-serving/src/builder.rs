@@ -71,6 +71,7 @@ pub struct Builder<I, O, E> {
     partitions: usize,
     policy: Policy,
     pipeline: bool,
+    busy_poll: Duration,
     queue_capacity: Option<usize>,
     key_fn: Option<KeyFn<I>>,
     name: Cow<'static, str>,
@@ -85,6 +86,7 @@ impl<I, O, E> std::fmt::Debug for Builder<I, O, E> {
             .field("policy", &self.policy)
             .field("queue_capacity", &self.queue_capacity)
             .field("pipeline", &self.pipeline)
+            .field("busy_poll", &self.busy_poll)
             .field("keyed", &self.key_fn.is_some())
             .field("name", &self.name)
             .finish()
@@ -189,6 +191,7 @@ where
             partitions: 1,
             policy: Policy::default(),
             pipeline: true,
+            busy_poll: Duration::ZERO,
             queue_capacity: None,
             key_fn: None,
             name: Cow::Borrowed("batch-serving"),
@@ -295,6 +298,42 @@ where
     /// ```
     pub fn pipeline(mut self, pipeline: bool) -> Self {
         self.pipeline = pipeline;
+        self
+    }
+
+    /// While a batch runs on a partition's thread, the scheduler polls for
+    /// its answers for up to this long instead of sleeping (default zero:
+    /// off). Only synchronous batch functions are affected; an async one
+    /// answers from the runtime, where no thread has to be woken.
+    ///
+    /// When a partition finishes a batch it hands the answers to the
+    /// scheduler. If the scheduler's runtime worker is asleep, that hand-off
+    /// is a wake-up, and the partition thread pays for it before it can
+    /// start the next batch. On virtual machines a wake-up is expensive
+    /// (7 µs measured on the benchmark machine, against a few hundred
+    /// nanoseconds for a plain hand-off), and it is paid once per batch. With
+    /// busy polling the scheduler's worker stays awake and the hand-off is a
+    /// plain push (S2 in `docs/benchmarks.md`).
+    ///
+    /// The price is one runtime worker's CPU while batches run, up to this
+    /// long per wait; between polls the worker still runs every other ready
+    /// task first. Choose a budget a little above your batch function's run
+    /// time, and use it where a core is to spare and throughput per batch
+    /// matters more than CPU: a costly function kept busy by many callers.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
+    /// use std::time::Duration;
+    /// use batch_serving::{Batch, Serving};
+    /// let serving = Serving::new(|b: Batch<u8>| Ok::<_, std::convert::Infallible>(b.to_vec()))
+    ///     .busy_poll(Duration::from_millis(1))
+    ///     .start()?;
+    /// assert_eq!(serving.dispatch(1).await?, 1);
+    /// # Ok(()) }
+    /// ```
+    pub fn busy_poll(mut self, budget: Duration) -> Self {
+        self.busy_poll = budget;
         self
     }
 
@@ -443,6 +482,7 @@ where
             recorder: Arc::clone(&recorder),
             name: Arc::clone(&name),
             off_runtime: runner.runs_off_runtime(),
+            busy_poll: self.busy_poll,
         };
         runtime.spawn(scheduler.run());
         Ok(Serving::from_inner(Inner {

@@ -76,6 +76,9 @@ pub(crate) struct Scheduler<I, O, E> {
     pub(crate) name: Arc<str>,
     /// Whether batches run on partition threads (see `hold_clock`).
     pub(crate) off_runtime: bool,
+    /// How long to poll for answers instead of sleeping while a batch runs
+    /// on a partition thread (see `Builder::busy_poll`).
+    pub(crate) busy_poll: Duration,
 }
 
 struct State<I, O, E> {
@@ -127,15 +130,20 @@ where
                 }
                 armed = wanted;
             }
-            tokio::select! {
-                biased;
-                received = self.rx.recv_many(&mut inbox, 256) => {
-                    if received == 0 {
-                        break; // every sender is gone: nothing can arrive or wait
+            if self.off_runtime && state.running > 0 && !self.busy_poll.is_zero() {
+                self.poll_busily(&mut inbox, armed).await;
+            }
+            if inbox.is_empty() {
+                tokio::select! {
+                    biased;
+                    received = self.rx.recv_many(&mut inbox, 256) => {
+                        if received == 0 {
+                            break; // every sender is gone: nothing can arrive or wait
+                        }
                     }
-                }
-                () = timer.as_mut(), if armed.is_some() => {
-                    armed = None;
+                    () = timer.as_mut(), if armed.is_some() => {
+                        armed = None;
+                    }
                 }
             }
             let mut now = Instant::now();
@@ -166,6 +174,33 @@ where
             }
         }
         self.finish(state);
+    }
+
+    /// Busy polling (see `Builder::busy_poll`): takes messages without
+    /// registering for a wake-up, yielding to the runtime's other tasks
+    /// between tries, until one arrives, the batch timer is `due`, or the
+    /// budget is spent. Because the scheduler's worker never sleeps
+    /// meanwhile, a partition thread that finishes hands its answers over
+    /// with a plain push instead of waking that worker first.
+    async fn poll_busily(&mut self, inbox: &mut Vec<Msg<I, O, E>>, due: Option<Instant>) {
+        // The budget is wall-clock time: with tokio's clock paused (tests) a
+        // tokio deadline would never come while this task keeps running.
+        let until = std::time::Instant::now() + self.busy_poll;
+        loop {
+            while inbox.len() < 256 {
+                let Ok(msg) = self.rx.try_recv() else { break };
+                inbox.push(msg);
+            }
+            if !inbox.is_empty() || due.is_some_and(|at| Instant::now() >= at) {
+                Recorder::bump(&self.recorder.busy_poll_caught);
+                return;
+            }
+            if std::time::Instant::now() >= until {
+                Recorder::bump(&self.recorder.busy_poll_gave_up);
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
     }
 
     /// Handles one message; returns how long the batch function ran for

@@ -42,6 +42,14 @@ pub struct Stats {
     pub failed: u64,
     /// Batches whose function panicked.
     pub panicked: u64,
+    /// With busy polling (`Builder::busy_poll`): waits that ended while the
+    /// scheduler polled (a message arrived or a batch timer came due), so
+    /// no thread had to be woken.
+    pub busy_poll_caught: u64,
+    /// With busy polling: waits in which the budget ran out first, so the
+    /// scheduler went to sleep. Many of these against `busy_poll_caught`
+    /// mean the budget is shorter than the batches.
+    pub busy_poll_gave_up: u64,
     /// How long items waited in the queue, from the scheduler receiving
     /// them to their batch being taken for a partition.
     pub queue_wait: Percentiles,
@@ -164,6 +172,8 @@ pub(crate) struct Recorder {
     pub(crate) rejected: AtomicU64,
     pub(crate) failed: AtomicU64,
     pub(crate) panicked: AtomicU64,
+    pub(crate) busy_poll_caught: AtomicU64,
+    pub(crate) busy_poll_gave_up: AtomicU64,
     queue_wait: Mutex<Histogram>,
     execution: Mutex<Histogram>,
 }
@@ -179,6 +189,8 @@ impl Recorder {
             rejected: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             panicked: AtomicU64::new(0),
+            busy_poll_caught: AtomicU64::new(0),
+            busy_poll_gave_up: AtomicU64::new(0),
             queue_wait: Mutex::new(Histogram::new()),
             execution: Mutex::new(Histogram::new()),
         }
@@ -226,6 +238,8 @@ impl Recorder {
             rejected: self.rejected.load(Relaxed),
             failed: self.failed.load(Relaxed),
             panicked: self.panicked.load(Relaxed),
+            busy_poll_caught: self.busy_poll_caught.load(Relaxed),
+            busy_poll_gave_up: self.busy_poll_gave_up.load(Relaxed),
             queue_wait: self
                 .queue_wait
                 .lock()

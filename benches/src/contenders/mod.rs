@@ -46,6 +46,10 @@ pub enum Kind {
     /// function: partitions are tasks on the runtime, as for the textbook
     /// loop, instead of threads of their own.
     ServingAsync,
+    /// batch-serving, `Policy::Eager`, with busy polling
+    /// (`Builder::busy_poll`): the scheduler's worker stays awake while a
+    /// batch runs, so the partition thread's hand-off wakes no one.
+    ServingBusyPoll,
     /// batched-fn 0.2.5.
     BatchedFn,
     /// tower-batch-control 1.1.1.
@@ -56,10 +60,11 @@ pub enum Kind {
 
 impl Kind {
     /// Every contender, in report order.
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 7] = [
         Kind::ServingTimeout,
         Kind::ServingEager,
         Kind::ServingAsync,
+        Kind::ServingBusyPoll,
         Kind::BatchedFn,
         Kind::TowerBatch,
         Kind::Textbook,
@@ -71,6 +76,7 @@ impl Kind {
             Kind::ServingTimeout => "batch-serving (timeout)",
             Kind::ServingEager => "batch-serving (eager)",
             Kind::ServingAsync => "batch-serving (eager, async fn)",
+            Kind::ServingBusyPoll => "batch-serving (eager, busy poll)",
             Kind::BatchedFn => "batched-fn 0.2.5",
             Kind::TowerBatch => "tower-batch-control 1.1.1",
             Kind::Textbook => "textbook mpsc+select! loop",
@@ -81,8 +87,14 @@ impl Kind {
     pub fn is_ours(self) -> bool {
         matches!(
             self,
-            Kind::ServingTimeout | Kind::ServingEager | Kind::ServingAsync
+            Kind::ServingTimeout | Kind::ServingEager | Kind::ServingAsync | Kind::ServingBusyPoll
         )
+    }
+
+    /// Whether this is a variant of ours that only the scenarios it is
+    /// about run (the default configurations run everywhere).
+    pub fn is_variant(self) -> bool {
+        matches!(self, Kind::ServingAsync | Kind::ServingBusyPoll)
     }
 
     /// Starts the contender on the current tokio runtime.
@@ -95,6 +107,7 @@ impl Kind {
             Kind::ServingTimeout => batch_serving::start(setup, ::batch_serving::Policy::Timeout),
             Kind::ServingEager => batch_serving::start(setup, ::batch_serving::Policy::Eager),
             Kind::ServingAsync => batch_serving::start_async(setup),
+            Kind::ServingBusyPoll => batch_serving::start_busy_poll(setup),
             Kind::BatchedFn => batched_fn::start(setup),
             Kind::TowerBatch => Ok(tower_batch::start(setup)),
             Kind::Textbook => Ok(textbook::start(setup)),

@@ -1,0 +1,100 @@
+//! Busy polling: while a batch runs on a partition thread the scheduler
+//! polls for its answers instead of sleeping, within a budget.
+
+#![allow(clippy::unwrap_used)] // a panicking unwrap is the failure a test wants
+
+mod support;
+
+use std::time::Duration;
+
+use batch_serving::{Batch, Policy, Serving};
+use support::Fake;
+
+/// A budget no wait in these tests comes near, so giving up can only mean
+/// the polling missed what it was waiting for.
+const AMPLE: Duration = Duration::from_secs(10);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_are_caught_while_polling_and_each_caller_gets_its_own() {
+    let serving = Serving::new(|batch: Batch<u64>| {
+        std::thread::sleep(Duration::from_micros(200));
+        Ok::<_, std::convert::Infallible>(batch.iter().map(|x| x + 1).collect())
+    })
+    .batch_size(8)
+    .policy(Policy::Eager)
+    .busy_poll(AMPLE)
+    .start()
+    .unwrap();
+    let callers: Vec<_> = (0..16u64)
+        .map(|caller| {
+            let serving = serving.clone();
+            tokio::spawn(async move {
+                for round in 0..20 {
+                    let x = caller * 1000 + round;
+                    assert_eq!(serving.dispatch(x).await.unwrap(), x + 1);
+                }
+            })
+        })
+        .collect();
+    for caller in callers {
+        caller.await.unwrap();
+    }
+    let stats = serving.stats();
+    assert_eq!(stats.items, 320);
+    assert!(stats.busy_poll_caught > 0, "never polled: {stats:?}");
+    assert_eq!(stats.busy_poll_gave_up, 0, "missed a hand-off: {stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polling_gives_up_after_its_budget_and_the_serving_still_answers() {
+    let fake = Fake::new();
+    let serving = fake
+        .builder()
+        .busy_poll(Duration::from_millis(1))
+        .start()
+        .unwrap();
+    let blocked = support::occupy_partition(&fake, &serving).await;
+    // The batch is held far longer than the budget: the scheduler must stop
+    // polling and sleep rather than keep a worker spinning.
+    support::until(|| serving.stats().busy_poll_gave_up >= 1).await;
+    let queued = support::spawn_dispatch(&serving, 5);
+    fake.gate.open();
+    assert_eq!(blocked.await.unwrap().unwrap(), 1);
+    assert_eq!(queued.await.unwrap().unwrap(), 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_timer_coming_due_ends_the_polling() {
+    let fake = Fake::new();
+    let serving = fake
+        .builder()
+        .partitions(2)
+        .batch_size(4)
+        .batch_timeout(Duration::from_millis(5))
+        .policy(Policy::Timeout)
+        .busy_poll(AMPLE)
+        .start()
+        .unwrap();
+    let blocked = support::occupy_partition(&fake, &serving).await;
+    // Partition 0 is held, so the scheduler polls; this lone call must
+    // start on partition 1 when its timer comes due, not when the budget
+    // runs out.
+    fake.set(support::Behaviour::Ok);
+    let answer = serving.dispatch(7).await;
+    let gave_up = serving.stats().busy_poll_gave_up;
+    // Opened before asserting, so a failure does not leave the partition held.
+    fake.gate.open();
+    assert_eq!(answer.unwrap(), 8);
+    assert_eq!(gave_up, 0, "the call waited for the budget, not its timer");
+    assert_eq!(blocked.await.unwrap().unwrap(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_budget_the_scheduler_never_polls() {
+    let fake = Fake::new();
+    let serving = fake.builder().start().unwrap();
+    let answers = futures::future::join_all((0..40).map(|x| serving.dispatch(x))).await;
+    assert!(answers.into_iter().enumerate().all(|(x, y)| y.unwrap() == x as u64 + 1));
+    let stats = serving.stats();
+    assert_eq!((stats.busy_poll_caught, stats.busy_poll_gave_up), (0, 0));
+}
