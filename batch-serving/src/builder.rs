@@ -320,6 +320,9 @@ where
     /// task first. Choose a budget a little above your batch function's run
     /// time, and use it where a core is to spare and throughput per batch
     /// matters more than CPU: a costly function kept busy by many callers.
+    /// Where cores are few and the runtime has other work while batches run
+    /// (S3's bursts on two cores), the polling worker takes a core that the
+    /// partition and the callers need, and it costs more than it saves.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]

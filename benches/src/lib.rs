@@ -13,5 +13,6 @@ pub mod memory;
 pub mod onnx;
 pub mod report;
 pub mod soak;
+pub mod thread_sched;
 pub mod wakeup;
 pub mod workload;

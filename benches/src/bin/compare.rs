@@ -18,6 +18,7 @@ use batch_serving_benches::embeddings::{Batching, EmbedCell, EmbedSetup};
 use batch_serving_benches::memory;
 use batch_serving_benches::onnx::OnnxSetup;
 use batch_serving_benches::report::{Spread, rate, table};
+use batch_serving_benches::thread_sched::{ThreadSched, threads_named};
 use batch_serving_benches::workload::Cost;
 
 /// The S2 ideal: 32 items per 300 + 4·32 µs.
@@ -25,6 +26,8 @@ use batch_serving_benches::workload::Cost;
 const S2_BATCH: Duration = Duration::from_micros(428);
 const S2_BOUND: f64 = 32.0 / 428e-6;
 /// The S3 ideal burst: 8 full batches of the S2 function.
+/// Bursts per S3 run.
+const S3_BURSTS: usize = 20;
 const S3_IDEAL: Duration = Duration::from_micros(3424);
 
 struct Options {
@@ -214,7 +217,14 @@ fn eager_over_batched_fn(scenario: &str, cells: &Cells, callers: usize, target: 
     )
 }
 
-async fn bursts_scenario(options: &Options) -> BTreeMap<usize, Vec<Bursts>> {
+/// S3's runs by contender, and for ours how the kernel scheduled the
+/// partition thread during each run.
+type BurstRuns = (
+    BTreeMap<usize, Vec<Bursts>>,
+    BTreeMap<usize, Vec<ThreadSched>>,
+);
+
+async fn bursts_scenario(options: &Options) -> BurstRuns {
     let setup = Setup {
         batch_size: 32,
         max_wait: Duration::from_millis(2),
@@ -222,13 +232,17 @@ async fn bursts_scenario(options: &Options) -> BTreeMap<usize, Vec<Bursts>> {
     };
     let contenders = start_all(setup, &[Kind::ServingBusyPoll]);
     let mut runs: BTreeMap<usize, Vec<Bursts>> = BTreeMap::new();
+    let mut scheduled: BTreeMap<usize, Vec<ThreadSched>> = BTreeMap::new();
     for rep in 0..options.reps {
         for (kind, contender) in &contenders {
             let index = Kind::ALL.iter().position(|k| k == kind).unwrap_or(0);
+            // Every serving of ours names its partition threads after the
+            // serving; only the one under test is busy meanwhile.
+            let before = threads_named(PARTITION_THREADS);
             let result = burst::run(
                 Arc::clone(contender),
                 256,
-                20,
+                S3_BURSTS,
                 Duration::from_millis(50),
                 32,
             )
@@ -238,10 +252,76 @@ async fn bursts_scenario(options: &Options) -> BTreeMap<usize, Vec<Bursts>> {
                 kind.name(),
                 result.mean_burst
             );
+            if let (true, Some(before), Some(after)) =
+                (kind.is_ours(), before, threads_named(PARTITION_THREADS))
+            {
+                scheduled.entry(index).or_default().push(after.since(before));
+            }
             runs.entry(index).or_default().push(result);
         }
     }
-    runs
+    (runs, scheduled)
+}
+
+/// The name our partition threads start with (the default serving name).
+const PARTITION_THREADS: &str = "batch-serving-p";
+
+/// S3's note on where the gaps between batches go: the partition thread's
+/// preemptions and run-queue waits during the timeout serving's bursts.
+fn burst_gaps_note(runs: &BTreeMap<usize, Vec<Bursts>>, scheduled: &BTreeMap<usize, Vec<ThreadSched>>, bursts: usize) -> String {
+    let index = Kind::ALL
+        .iter()
+        .position(|k| *k == Kind::ServingTimeout)
+        .unwrap_or(0);
+    let (Some(ours), Some(scheduled)) = (runs.get(&index), scheduled.get(&index)) else {
+        return String::new();
+    };
+    // The quickest any contender got its first batch going.
+    let fastest_first = runs
+        .values()
+        .map(|r| {
+            Spread::of(
+                &r.iter()
+                    .map(|b| b.to_first_batch.as_secs_f64() * 1e6)
+                    .collect::<Vec<_>>(),
+            )
+            .median
+        })
+        .fold(f64::INFINITY, f64::min);
+    let per_burst = bursts.max(1) as f64;
+    let preempted = Spread::of(
+        &scheduled
+            .iter()
+            .map(|s| s.preempted as f64 / per_burst)
+            .collect::<Vec<_>>(),
+    );
+    let waited = Spread::of(
+        &scheduled
+            .iter()
+            .map(|s| s.run_queue_wait.as_secs_f64() * 1e6 / per_burst)
+            .collect::<Vec<_>>(),
+    );
+    let gaps = Spread::of(
+        &ours
+            .iter()
+            .map(|r| r.between_batches.as_secs_f64() * 1e6)
+            .collect::<Vec<_>>(),
+    );
+    let overhead = (S3_IDEAL.as_secs_f64() * 0.05) * 1e6;
+    format!(
+        "\nWhere the time beyond the ideal goes, for the timeout serving: its partition thread was switched out while it still had work **{:.1} times per burst** and waited **{:.0} µs per burst** for a core (the kernel's own counts, `/proc/self/task/*/status` and `schedstat`, median of the runs), against {:.0} µs of gaps between batches. \
+         On two cores the batch function's thread shares the machine with the runtime's two workers: each finished batch wakes a worker to deliver its 32 answers and run those callers, the kernel favours the just-woken worker, and the partition thread waits its turn before it can start the next batch. \
+         The 5% allowance is {overhead:.0} µs per burst for everything beyond the 3 424 µs of function time; the partition thread's waits for a core alone {}, before the first batch's wait for 32 callers to fire ({:.0} µs at the quickest of all contenders here).\n",
+        preempted.median,
+        waited.median,
+        gaps.median,
+        if waited.median > overhead {
+            "exceed it".to_owned()
+        } else {
+            format!("take {:.0}% of it", waited.median / overhead * 100.0)
+        },
+        fastest_first,
+    )
 }
 
 fn memory_in_child(what: &str) -> Option<f64> {
@@ -438,7 +518,7 @@ fn main() {
     }
 
     if options.runs("s3") {
-        let bursts = rt.block_on(bursts_scenario(&options));
+        let (bursts, scheduled) = rt.block_on(bursts_scenario(&options));
         doc.push_str("\n## S3: bursts\n\n256 callers fire together every 50 ms, 20 bursts, with the S2 function and settings. The ideal burst is 8 full batches = 3.42 ms. A burst runs from its first caller firing to its last reply, and each call's latency is counted from that same first firing; the callers' tokio timers fire late by the \"timer lag\" (rounded up to the timer's 1 ms tick, then 256 sleepers woken one by one), which is the same for every contender and is not counted. The next four columns split the mean burst: from the first firing to the first batch's start, the batch function running, the gaps between batches, and from the last batch's end to the last reply.\n\n");
         let mut rows = Vec::new();
         for (index, runs) in &bursts {
@@ -488,6 +568,7 @@ fn main() {
             ],
             &rows,
         ));
+        doc.push_str(&burst_gaps_note(&bursts, &scheduled, S3_BURSTS));
         let best_burst = bursts
             .iter()
             .filter(|(i, _)| Kind::ALL[**i].is_ours())
