@@ -157,7 +157,7 @@ mod tests {
         );
         assert_eq!(call.await.ok(), Some(7));
         assert!(size_of::<Msg<u64, u64, Infallible>>() <= 32);
-        assert!(size_of::<Request<u64, Infallible>>() <= 88);
+        assert!(size_of::<Request<u64, Infallible>>() <= 72);
         assert!(size_of::<Entry<u64, u64, Infallible>>() <= 24);
     }
 }

@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 use crate::error::Failure;
 use crate::hook::{Hook, HookSink};
 use crate::stream::Event;
-use crate::sync::{AtomicU8, AtomicUsize, AtomicWaker, Mutex};
+use crate::sync::{AtomicU8, AtomicU32, AtomicWaker, Mutex};
 
 /// Items are queued and may be taken into a batch.
 const LIVE: u8 = 0;
@@ -26,7 +26,9 @@ pub(crate) type EventSender<O, E> = mpsc::UnboundedSender<Result<Event<O>, Failu
 /// plus an optional failure keeps every call's shared state smaller; a
 /// failure replaces whatever outputs had arrived, since the caller gets only
 /// the failure. A single-item call needs no vector, which saves an
-/// allocation on the hottest path.
+/// allocation on the hottest path. The outputs are a boxed slice and the
+/// failure is boxed so that the slot is no larger than two words and a tag:
+/// every queued call holds one, and failures are rare.
 #[derive(Debug)]
 enum Slot<O, E> {
     /// A single-item call still waiting (or whose output was taken).
@@ -34,9 +36,9 @@ enum Slot<O, E> {
     /// A single-item call's output.
     One(O),
     /// A many-item call's outputs, by position.
-    Many(Vec<Option<O>>),
+    Many(Box<[Option<O>]>),
     /// The first failure of any of the call's batches.
-    Failed(Failure<E>),
+    Failed(Box<Failure<E>>),
 }
 
 /// Shared by the caller (through its future) and every queue entry of the call.
@@ -44,8 +46,10 @@ enum Slot<O, E> {
 pub(crate) struct Request<O, E> {
     state: AtomicU8,
     /// Items not yet answered. The partition that brings it to zero wakes the
-    /// caller.
-    remaining: AtomicUsize,
+    /// caller. 32 bits, beside the state, rather than a word of its own: a
+    /// call holds at most `u32::MAX` items (`MAX_CALL_ITEMS`), and every
+    /// queued call pays for this struct.
+    remaining: AtomicU32,
     slot: Mutex<Slot<O, E>>,
     waker: AtomicWaker,
     /// What only some calls need, boxed so that the others do not pay for
@@ -72,7 +76,8 @@ impl<O, E> Request<O, E> {
         let span = tracing::Span::current();
         Request {
             state: AtomicU8::new(LIVE),
-            remaining: AtomicUsize::new(len),
+            // Saturates only for a call that is refused before it is queued.
+            remaining: AtomicU32::new(u32::try_from(len).unwrap_or(u32::MAX)),
             slot: Mutex::new(slot),
             waker: AtomicWaker::new(),
             extras: (events.is_some() || !span.is_none()).then(|| {
@@ -180,7 +185,7 @@ impl<O, E> Request<O, E> {
         } else {
             let mut slot = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
             if !matches!(*slot, Slot::Failed(_)) {
-                *slot = Slot::Failed(failure.clone());
+                *slot = Slot::Failed(Box::new(failure.clone()));
             }
         }
         self.settle(len);
@@ -190,6 +195,8 @@ impl<O, E> Request<O, E> {
         // CORRECTNESS: the slot was written (under its lock) before this
         // release decrement, and the caller reads `remaining` with acquire
         // before taking the slot, so it always sees complete results.
+        // In range: `len` items of this call, which holds at most u32::MAX.
+        let len = len as u32;
         if self.remaining.fetch_sub(len, Ordering::AcqRel) == len {
             self.waker.wake();
         }
@@ -211,7 +218,7 @@ impl<O, E> Request<O, E> {
     fn take_results(&self) -> Result<Vec<O>, Failure<E>> {
         let mut slot = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
         match std::mem::replace(&mut *slot, Slot::Empty) {
-            Slot::Failed(failure) => Err(failure),
+            Slot::Failed(failure) => Err(*failure),
             Slot::Empty => Ok(Vec::new()),
             Slot::One(out) => Ok(vec![out]),
             Slot::Many(outs) => Ok(outs.into_iter().flatten().collect()),
@@ -222,7 +229,7 @@ impl<O, E> Request<O, E> {
     pub(crate) fn take_single(&self) -> Result<Option<O>, Failure<E>> {
         let mut slot = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
         match std::mem::replace(&mut *slot, Slot::Empty) {
-            Slot::Failed(failure) => Err(failure),
+            Slot::Failed(failure) => Err(*failure),
             Slot::Empty => Ok(None),
             Slot::One(out) => Ok(Some(out)),
             Slot::Many(outs) => Ok(outs.into_iter().next().flatten()),

@@ -6,12 +6,12 @@
 #[cfg(not(loom))]
 pub(crate) use std::sync::Mutex;
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{AtomicU8, AtomicUsize};
+pub(crate) use std::sync::atomic::{AtomicU8, AtomicU32};
 
 #[cfg(loom)]
 pub(crate) use loom::sync::Mutex;
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicU8, AtomicUsize};
+pub(crate) use loom::sync::atomic::{AtomicU8, AtomicU32};
 
 /// A slot for the task to wake, with one API over `futures`' and loom's.
 #[derive(Debug, Default)]

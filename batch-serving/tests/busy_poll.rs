@@ -94,7 +94,12 @@ async fn without_a_budget_the_scheduler_never_polls() {
     let fake = Fake::new();
     let serving = fake.builder().start().unwrap();
     let answers = futures::future::join_all((0..40).map(|x| serving.dispatch(x))).await;
-    assert!(answers.into_iter().enumerate().all(|(x, y)| y.unwrap() == x as u64 + 1));
+    assert!(
+        answers
+            .into_iter()
+            .enumerate()
+            .all(|(x, y)| y.unwrap() == x as u64 + 1)
+    );
     let stats = serving.stats();
     assert_eq!((stats.busy_poll_caught, stats.busy_poll_gave_up), (0, 0));
 }

@@ -43,15 +43,16 @@ pub fn threads_named(prefix: &str) -> Option<ThreadSched> {
         let waited: Option<u64> = std::fs::read_to_string(dir.join("schedstat"))
             .ok()
             .and_then(|s| s.split_whitespace().nth(1)?.parse().ok());
-        let preempted: Option<u64> = std::fs::read_to_string(dir.join("status"))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix("nonvoluntary_ctxt_switches:"))?
-                    .trim()
-                    .parse()
-                    .ok()
-            });
+        let preempted: Option<u64> =
+            std::fs::read_to_string(dir.join("status"))
+                .ok()
+                .and_then(|s| {
+                    s.lines()
+                        .find_map(|l| l.strip_prefix("nonvoluntary_ctxt_switches:"))?
+                        .trim()
+                        .parse()
+                        .ok()
+                });
         if let (Some(waited), Some(preempted)) = (waited, preempted) {
             found = true;
             total.preempted += preempted;

@@ -255,7 +255,10 @@ async fn bursts_scenario(options: &Options) -> BurstRuns {
             if let (true, Some(before), Some(after)) =
                 (kind.is_ours(), before, threads_named(PARTITION_THREADS))
             {
-                scheduled.entry(index).or_default().push(after.since(before));
+                scheduled
+                    .entry(index)
+                    .or_default()
+                    .push(after.since(before));
             }
             runs.entry(index).or_default().push(result);
         }
@@ -268,7 +271,11 @@ const PARTITION_THREADS: &str = "batch-serving-p";
 
 /// S3's note on where the gaps between batches go: the partition thread's
 /// preemptions and run-queue waits during the timeout serving's bursts.
-fn burst_gaps_note(runs: &BTreeMap<usize, Vec<Bursts>>, scheduled: &BTreeMap<usize, Vec<ThreadSched>>, bursts: usize) -> String {
+fn burst_gaps_note(
+    runs: &BTreeMap<usize, Vec<Bursts>>,
+    scheduled: &BTreeMap<usize, Vec<ThreadSched>>,
+    bursts: usize,
+) -> String {
     let index = Kind::ALL
         .iter()
         .position(|k| *k == Kind::ServingTimeout)
@@ -979,7 +986,7 @@ fn memory_accounting(measured: f64) -> String {
     out.push_str(&format!(
         "\nThat is {held} B held per call before the queue's ring buffer, which doubles as it grows (1 to 2 entries of room per queued entry), and the harness's own wrapper around each call's future. \
          The textbook loop's figure is one channel slot and one oneshot, which hold only the item and the reply; a batch-serving call also carries what cancellation, deadlines, many-item calls (outputs by position, partial failure), streaming, tracing and queue-wait statistics need. \
-         The shared state's allocation alone is {} B of the 128 B target. Packing it tighter (the two progress counters in one word) would save at most one 16-byte step of the allocator, not the {:.0} B the target needs; getting there would take the reply slot inside the caller's future, with the queue pointing into it, which needs unsafe code this crate forbids. \
+         The shared state's allocation alone is {} B of the 128 B target, and it is already packed: the progress counter is 32 bits beside the state byte, the reply slot is two words and a tag (a many-item call's outputs and a failure are boxed), and what only streaming or traced calls need sits behind one pointer; the next allocator step down would mean dropping the lock or the waker. The {:.0} B the target still needs would take the reply slot inside the caller's future, with the queue pointing into it, which needs unsafe code this crate forbids. \
          The per-item cost of a many-item call, which shares one state, is in the last row.\n",
         chunk(parts[0].bytes),
         measured - 128.0,
