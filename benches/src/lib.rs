@@ -9,6 +9,7 @@ pub mod burst;
 pub mod closed_loop;
 pub mod contenders;
 pub mod embeddings;
+pub mod floor;
 pub mod memory;
 pub mod onnx;
 pub mod report;
