@@ -310,8 +310,8 @@ where
     /// scheduler. If the scheduler's runtime worker is asleep, that hand-off
     /// is a wake-up, and the partition thread pays for it before it can
     /// start the next batch. On virtual machines a wake-up is expensive
-    /// (7 µs measured on the benchmark machine, against a few hundred
-    /// nanoseconds for a plain hand-off), and it is paid once per batch. With
+    /// (microseconds: the S2 note in `docs/benchmarks.md` gives the cost
+    /// measured there), and it is paid once per batch. With
     /// busy polling the scheduler's worker stays awake and the hand-off is a
     /// plain push (S2 in `docs/benchmarks.md`).
     ///
