@@ -302,8 +302,8 @@ where
     }
 
     /// While a batch runs on a partition's thread, the scheduler polls for
-    /// its answers for up to this long instead of sleeping (default zero:
-    /// off). Only synchronous batch functions are affected; an async one
+    /// its answers instead of sleeping, for up to this long from the
+    /// batch's start (default zero: off). Only synchronous batch functions are affected; an async one
     /// answers from the runtime, where no thread has to be woken.
     ///
     /// When a partition finishes a batch it hands the answers to the
@@ -316,8 +316,8 @@ where
     /// plain push (S2 in `docs/benchmarks.md`).
     ///
     /// The price is one runtime worker's CPU while batches run, up to this
-    /// long per wait; between polls the worker still runs every other ready
-    /// task first. Choose a budget a little above your batch function's run
+    /// long per batch however many calls arrive meanwhile; between polls
+    /// the worker still runs every other ready task first. Choose a budget a little above your batch function's run
     /// time, and use it where a core is to spare and throughput per batch
     /// matters more than CPU: a costly function kept busy by many callers.
     /// Where cores are few and the runtime has other work while batches run

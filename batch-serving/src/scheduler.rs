@@ -95,6 +95,11 @@ struct State<I, O, E> {
     waiters: Vec<oneshot::Sender<()>>,
     /// The queue waits of the batch being taken (kept to reuse its room).
     waits: Vec<Duration>,
+    /// With busy polling: until when to poll rather than sleep, counted
+    /// from the latest batch to start, so that a long batch is polled for
+    /// at most the budget however many calls arrive meanwhile (`None`: the
+    /// budget is spent, or polling is off).
+    poll_until: Option<std::time::Instant>,
 }
 
 impl<I, O, E> Scheduler<I, O, E>
@@ -113,6 +118,7 @@ where
             draining: false,
             waiters: Vec::new(),
             waits: Vec::new(),
+            poll_until: None,
         };
         let mut inbox = Vec::with_capacity(256);
         // One timer, re-armed only when the earliest batch deadline changes.
@@ -130,8 +136,10 @@ where
                 }
                 armed = wanted;
             }
-            if self.off_runtime && state.running > 0 && !self.busy_poll.is_zero() {
-                self.poll_busily(&mut inbox, armed).await;
+            if let (Some(until), true) = (state.poll_until, state.running > 0)
+                && !self.poll_busily(&mut inbox, armed, until).await
+            {
+                state.poll_until = None;
             }
             if inbox.is_empty() {
                 tokio::select! {
@@ -182,10 +190,16 @@ where
     /// budget is spent. Because the scheduler's worker never sleeps
     /// meanwhile, a partition thread that finishes hands its answers over
     /// with a plain push instead of waking that worker first.
-    async fn poll_busily(&mut self, inbox: &mut Vec<Msg<I, O, E>>, due: Option<Instant>) {
-        // The budget is wall-clock time: with tokio's clock paused (tests) a
-        // tokio deadline would never come while this task keeps running.
-        let until = std::time::Instant::now() + self.busy_poll;
+    /// Returns false when it gave up: the budget ran out first.
+    ///
+    /// The deadline is wall-clock time: with tokio's clock paused (tests) a
+    /// tokio deadline would never come while this task keeps running.
+    async fn poll_busily(
+        &mut self,
+        inbox: &mut Vec<Msg<I, O, E>>,
+        due: Option<Instant>,
+        until: std::time::Instant,
+    ) -> bool {
         loop {
             while inbox.len() < 256 {
                 let Ok(msg) = self.rx.try_recv() else { break };
@@ -193,14 +207,21 @@ where
             }
             if !inbox.is_empty() || due.is_some_and(|at| Instant::now() >= at) {
                 Recorder::bump(&self.recorder.busy_poll_caught);
-                return;
+                return true;
             }
             if std::time::Instant::now() >= until {
                 Recorder::bump(&self.recorder.busy_poll_gave_up);
-                return;
+                return false;
             }
             tokio::task::yield_now().await;
         }
+    }
+
+    /// Where busy polling is on: the polling deadline for a batch starting
+    /// now on a partition thread.
+    fn poll_deadline(&self) -> Option<std::time::Instant> {
+        (self.off_runtime && !self.busy_poll.is_zero())
+            .then(|| std::time::Instant::now() + self.busy_poll)
     }
 
     /// Handles one message; returns how long the batch function ran for
@@ -256,6 +277,9 @@ where
                 state.load[partition] -= 1;
                 if state.load[partition] == 0 {
                     state.idle.push(partition);
+                } else {
+                    // Its next batch, handed over early, starts now.
+                    state.poll_until = self.poll_deadline();
                 }
             }
             Msg::Abandoned => {
@@ -345,6 +369,7 @@ where
                 .push_back(job);
             Work::OnDeck
         } else {
+            state.poll_until = self.poll_deadline();
             Work::Run(job)
         };
         if let Err(mpsc::error::SendError(work)) = link.work.send(work) {

@@ -46,9 +46,9 @@ pub struct Stats {
     /// scheduler polled (a message arrived or a batch timer came due), so
     /// no thread had to be woken.
     pub busy_poll_caught: u64,
-    /// With busy polling: waits in which the budget ran out first, so the
-    /// scheduler went to sleep. Many of these against `busy_poll_caught`
-    /// mean the budget is shorter than the batches.
+    /// With busy polling: batches whose polling budget ran out before they
+    /// finished, so the scheduler went to sleep until they did. Many of
+    /// these mean the budget is shorter than the batches.
     pub busy_poll_gave_up: u64,
     /// How long items waited in the queue, from the scheduler receiving
     /// them to their batch being taken for a partition.

@@ -64,6 +64,37 @@ async fn polling_gives_up_after_its_budget_and_the_serving_still_answers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_arriving_during_a_long_batch_do_not_extend_its_polling() {
+    let fake = Fake::new();
+    let serving = fake
+        .builder()
+        .busy_poll(Duration::from_millis(1))
+        .start()
+        .unwrap();
+    let blocked = support::occupy_partition(&fake, &serving).await;
+    support::until(|| serving.stats().busy_poll_gave_up >= 1).await;
+    let before = serving.stats();
+    // Each arrival wakes the scheduler; with the batch's budget spent it
+    // queues the call and sleeps again instead of polling anew.
+    let mut queued = Vec::new();
+    for x in 1..=10 {
+        queued.push(support::spawn_dispatch(&serving, x));
+        support::until(|| serving.stats().queue_depth == x).await;
+    }
+    let after = serving.stats();
+    fake.gate.open();
+    assert_eq!(blocked.await.unwrap().unwrap(), 1);
+    for (x, call) in (1..=10).zip(queued) {
+        assert_eq!(call.await.unwrap().unwrap(), x + 1);
+    }
+    assert_eq!(
+        (after.busy_poll_caught, after.busy_poll_gave_up),
+        (before.busy_poll_caught, before.busy_poll_gave_up),
+        "arrivals restarted the polling of a batch whose budget was spent"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_timer_coming_due_ends_the_polling() {
     let fake = Fake::new();
     let serving = fake

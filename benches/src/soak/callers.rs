@@ -51,12 +51,21 @@ pub struct Instance {
     left: Mutex<Vec<(Arc<CallLedger>, usize)>>,
 }
 
+/// Instances started so far: every other one busy-polls, so the soak's
+/// restarts, faults and shutdowns cover both ways the scheduler waits.
+static STARTED: AtomicU64 = AtomicU64::new(0);
+
 /// Starts a serving whose batch function is [`Faulty`].
 ///
 /// # Panics
 ///
 /// If the serving cannot start (a valid fixed configuration).
 pub fn start_instance() -> Arc<Instance> {
+    let busy_poll = if STARTED.fetch_add(1, Relaxed) % 2 == 1 {
+        Duration::from_micros(500)
+    } else {
+        Duration::ZERO
+    };
     let function = Arc::new(Faulty::default());
     let state = Arc::clone(&function);
     let serving = Serving::with_state(
@@ -67,6 +76,7 @@ pub fn start_instance() -> Arc<Instance> {
     .batch_timeout(Duration::from_millis(1))
     .partitions(2)
     .queue_capacity(8192)
+    .busy_poll(busy_poll)
     .key_by(SoakItem::key)
     .name("soak")
     .start()
