@@ -45,18 +45,27 @@ async fn answers_are_caught_while_polling_and_each_caller_gets_its_own() {
     assert_eq!(stats.busy_poll_gave_up, 0, "missed a hand-off: {stats:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn polling_gives_up_after_its_budget_and_the_serving_still_answers() {
-    let fake = Fake::new();
+type Blocked = tokio::task::JoinHandle<Result<u64, batch_serving::Error<support::FakeError>>>;
+
+/// A serving with a 1 ms budget whose only partition holds a batch (item 0)
+/// until the gate opens, once the scheduler has given up polling for it.
+async fn held_past_its_budget(fake: &Fake) -> (Serving<u64, u64, support::FakeError>, Blocked) {
     let serving = fake
         .builder()
         .busy_poll(Duration::from_millis(1))
         .start()
         .unwrap();
-    let blocked = support::occupy_partition(&fake, &serving).await;
+    let blocked = support::occupy_partition(fake, &serving).await;
     // The batch is held far longer than the budget: the scheduler must stop
     // polling and sleep rather than keep a worker spinning.
     support::until(|| serving.stats().busy_poll_gave_up >= 1).await;
+    (serving, blocked)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polling_gives_up_after_its_budget_and_the_serving_still_answers() {
+    let fake = Fake::new();
+    let (serving, blocked) = held_past_its_budget(&fake).await;
     let queued = support::spawn_dispatch(&serving, 5);
     fake.gate.open();
     assert_eq!(blocked.await.unwrap().unwrap(), 1);
@@ -66,13 +75,7 @@ async fn polling_gives_up_after_its_budget_and_the_serving_still_answers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_arriving_during_a_long_batch_do_not_extend_its_polling() {
     let fake = Fake::new();
-    let serving = fake
-        .builder()
-        .busy_poll(Duration::from_millis(1))
-        .start()
-        .unwrap();
-    let blocked = support::occupy_partition(&fake, &serving).await;
-    support::until(|| serving.stats().busy_poll_gave_up >= 1).await;
+    let (serving, blocked) = held_past_its_budget(&fake).await;
     let before = serving.stats();
     // Each arrival wakes the scheduler; with the batch's budget spent it
     // queues the call and sleeps again instead of polling anew.

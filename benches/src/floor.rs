@@ -8,30 +8,13 @@
 
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, oneshot};
-
-use crate::contenders::{CallFuture, Contender};
+use crate::contenders::{Contender, channel_contender};
 use crate::workload::{Cost, run_batch};
-
-type Message = (u64, oneshot::Sender<u64>);
-
-struct Floor(mpsc::UnboundedSender<Message>);
-
-impl Contender for Floor {
-    fn call(&self, x: u64) -> CallFuture<'_> {
-        let (tx, rx) = oneshot::channel();
-        let sent = self.0.send((x, tx));
-        Box::pin(async move {
-            sent.map_err(|_| "closed".to_owned())?;
-            rx.await.map_err(|_| "dropped".to_owned())
-        })
-    }
-}
 
 /// Starts the floor's answering task on the current runtime; it answers
 /// `x + 1` in batches of at most `batch_size`.
 pub fn start(batch_size: usize) -> Arc<dyn Contender> {
-    let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
+    let (contender, mut rx) = channel_contender();
     tokio::spawn(async move {
         let mut batch = Vec::with_capacity(batch_size);
         while rx.recv_many(&mut batch, batch_size).await > 0 {
@@ -44,5 +27,5 @@ pub fn start(batch_size: usize) -> Arc<dyn Contender> {
             }
         }
     });
-    Arc::new(Floor(tx))
+    contender
 }

@@ -6,6 +6,8 @@ mod batched_fn;
 mod textbook;
 mod tower_batch;
 
+pub(crate) use textbook::channel_contender;
+
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;

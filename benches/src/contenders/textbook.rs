@@ -10,9 +10,17 @@ use tokio::sync::{mpsc, oneshot};
 use super::{CallFuture, Contender, Setup};
 use crate::workload::run_batch;
 
-type Message = (u64, oneshot::Sender<u64>);
+/// A call on the channel: the item and where its reply goes.
+pub(crate) type Message = (u64, oneshot::Sender<u64>);
 
 struct Textbook(mpsc::UnboundedSender<Message>);
+
+/// The calling side of a channel of [`Message`]s, and the channel's other
+/// end for whatever answers them (the textbook loop, or `crate::floor`).
+pub(crate) fn channel_contender() -> (Arc<dyn Contender>, mpsc::UnboundedReceiver<Message>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    (Arc::new(Textbook(tx)), rx)
+}
 
 impl Contender for Textbook {
     fn call(&self, x: u64) -> CallFuture<'_> {
@@ -26,7 +34,7 @@ impl Contender for Textbook {
 }
 
 pub(super) fn start(setup: Setup) -> Arc<dyn Contender> {
-    let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
+    let (contender, mut rx) = channel_contender();
     tokio::spawn(async move {
         while let Some(first) = rx.recv().await {
             let mut batch = vec![first];
@@ -50,5 +58,5 @@ pub(super) fn start(setup: Setup) -> Arc<dyn Contender> {
             }
         }
     });
-    Arc::new(Textbook(tx))
+    contender
 }
