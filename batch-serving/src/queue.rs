@@ -227,8 +227,11 @@ impl<I, O: Send + 'static, E: Send + Sync + 'static> Queues<I, O, E> {
     ) -> Taken<I, O, E> {
         let stamp_now = self.stamp(now);
         let queue = &mut self.keys[at];
-        let mut items = Vec::with_capacity(batch_size.min(queue.len));
-        let mut routes = Vec::with_capacity(items.capacity());
+        // Not `items.capacity()` for the routes: for zero-sized items that
+        // is `usize::MAX`.
+        let room = batch_size.min(queue.len);
+        let mut items = Vec::with_capacity(room);
+        let mut routes = Vec::with_capacity(room);
         let mut listeners: Vec<Listener> = Vec::new();
         let mut removed = 0;
         for lane in &mut queue.lanes {

@@ -95,3 +95,29 @@ async fn a_plain_dispatch_future_stays_small() {
     );
     drop((call, many));
 }
+
+/// A call's items are counted in 32 bits, so a larger call is refused at
+/// once, before anything is queued or allocated for it; the serving keeps
+/// answering. The items are `()`, so the test allocates nothing for them.
+#[tokio::test(start_paused = true)]
+async fn a_call_of_more_than_u32_max_items_is_refused_whole() {
+    let serving = Serving::new(|b: Batch<()>| Ok::<_, std::convert::Infallible>(b.to_vec()))
+        .batch_size(4)
+        .queue_capacity(u32::MAX as usize + 8)
+        .start()
+        .unwrap();
+    let too_many = u32::MAX as usize + 1;
+    assert!(matches!(
+        serving.dispatch_many(vec![(); too_many]).await,
+        Err(Error::Overloaded { requested, .. }) if requested == too_many
+    ));
+    let mut stream = serving.dispatch_stream(vec![(); too_many]);
+    let first = futures::StreamExt::next(&mut stream).await;
+    assert!(
+        matches!(first, Some(Err(Error::Overloaded { requested, .. })) if requested == too_many),
+        "{first:?}"
+    );
+    assert!(futures::StreamExt::next(&mut stream).await.is_none());
+    assert_eq!(serving.stats().queue_depth, 0);
+    assert_eq!(serving.dispatch_many(vec![(); 3]).await.unwrap(), vec![(); 3]);
+}

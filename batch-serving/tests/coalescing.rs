@@ -174,3 +174,25 @@ async fn eager_batches_take_the_callers_just_answered_when_the_function_is_costl
         "mean batch {mean:.1} ({sizes:?}): the answered callers were left behind"
     );
 }
+
+/// Items of a zero-sized type (a "run now" trigger, say) batch like any
+/// other; each caller gets its own answer. A vector of them reports a
+/// capacity of `usize::MAX`, which must not leak into other allocations.
+#[tokio::test(start_paused = true)]
+async fn zero_sized_items_batch_and_are_answered() {
+    let serving = Serving::new(|batch: Batch<()>| {
+        Ok::<_, std::convert::Infallible>(vec![batch.len(); batch.len()])
+    })
+    .batch_size(4)
+    .batch_timeout(Duration::from_millis(10))
+    .start()
+    .unwrap();
+    let lone = {
+        let serving = serving.clone();
+        tokio::spawn(async move { serving.dispatch(()).await })
+    };
+    let many = serving.dispatch_many(vec![(); 3]).await.unwrap();
+    assert_eq!(many, vec![4; 3], "the three and the lone call share one batch");
+    assert_eq!(lone.await.unwrap().unwrap(), 4);
+    assert_eq!(serving.dispatch_many(vec![(); 6]).await.unwrap(), vec![4, 4, 4, 4, 2, 2]);
+}
