@@ -2,15 +2,17 @@
 //! them to free partitions. Callers and partitions talk to it through one
 //! unbounded channel (admission is bounded separately by the semaphore).
 
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use futures::FutureExt;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::time::{Duration, Instant, Sleep};
 
 use crate::batch::Batch;
 use crate::delivery::{Answers, deliver};
-use crate::error::Failure;
+use crate::error::{Failure, panic_message};
 use crate::key::BatchKey;
 use crate::options::Priority;
 use crate::partition::{Job, PartitionLink, Work, hold_clock, revoke};
@@ -100,6 +102,9 @@ struct State<I, O, E> {
     /// at most the budget however many calls arrive meanwhile (`None`: the
     /// budget is spent, or polling is off).
     poll_until: Option<std::time::Instant>,
+    /// Messages taken from the channel and not yet handled; kept here so
+    /// that a panic mid-way still answers their calls (see `run`).
+    inbox: Vec<Msg<I, O, E>>,
 }
 
 impl<I, O, E> Scheduler<I, O, E>
@@ -108,6 +113,12 @@ where
     O: Send + 'static,
     E: Send + Sync + 'static,
 {
+    /// Runs until the serving closes. Should the loop panic (a bug of ours,
+    /// or of code that runs inside it, such as a tracing layer), the
+    /// serving closes as for a shutdown: every call still in its channel or
+    /// queue is answered with `Closed` instead of waiting for ever, and new
+    /// calls fail at once. The calls of a batch being formed at the moment
+    /// of the panic go with it.
     pub(crate) async fn run(mut self) {
         let mut state = State {
             queues: Queues::new(),
@@ -119,8 +130,22 @@ where
             waiters: Vec::new(),
             waits: Vec::new(),
             poll_until: None,
+            inbox: Vec::with_capacity(256),
         };
-        let mut inbox = Vec::with_capacity(256);
+        let serving = AssertUnwindSafe(self.serve(&mut state)).catch_unwind();
+        if let Err(payload) = serving.await {
+            tracing::error!(
+                serving = %self.name,
+                panic = %panic_message(payload.as_ref()),
+                "the scheduler panicked: the serving is closed and its calls fail with Closed"
+            );
+        }
+        self.finish(state);
+    }
+
+    /// The scheduler's loop; returns once the serving has closed and
+    /// drained, or every sender is gone.
+    async fn serve(&mut self, state: &mut State<I, O, E>) {
         // One timer, re-armed only when the earliest batch deadline changes.
         let mut timer: Pin<Box<Sleep>> = Box::pin(tokio::time::sleep_until(Instant::now()));
         let mut armed: Option<Instant> = None;
@@ -137,16 +162,16 @@ where
                 armed = wanted;
             }
             if let (Some(until), true) = (state.poll_until, state.running > 0)
-                && !self.poll_busily(&mut inbox, armed, until).await
+                && !self.poll_busily(&mut state.inbox, armed, until).await
             {
                 state.poll_until = None;
             }
-            if inbox.is_empty() {
+            if state.inbox.is_empty() {
                 tokio::select! {
                     biased;
-                    received = self.rx.recv_many(&mut inbox, 256) => {
+                    received = self.rx.recv_many(&mut state.inbox, 256) => {
                         if received == 0 {
-                            break; // every sender is gone: nothing can arrive or wait
+                            return; // every sender is gone: nothing can arrive or wait
                         }
                     }
                     () = timer.as_mut(), if armed.is_some() => {
@@ -155,10 +180,7 @@ where
                 }
             }
             let mut now = Instant::now();
-            let mut answered_after = Duration::ZERO;
-            for msg in inbox.drain(..) {
-                answered_after = answered_after.max(self.handle(&mut state, msg, now));
-            }
+            let answered_after = self.handle_inbox(state, now);
             if answered_after >= WAIT_FOR_ANSWERED_AFTER
                 && self.rules.policy == Policy::Eager
                 && !state.idle.is_empty()
@@ -167,21 +189,31 @@ where
                 // calls: let them run first, so that the eager batch starting
                 // now includes them rather than leaving without them.
                 tokio::task::yield_now().await;
-                while inbox.len() < 256 {
+                while state.inbox.len() < 256 {
                     let Ok(msg) = self.rx.try_recv() else { break };
-                    inbox.push(msg);
+                    state.inbox.push(msg);
                 }
                 now = Instant::now();
-                for msg in inbox.drain(..) {
-                    self.handle(&mut state, msg, now);
-                }
+                self.handle_inbox(state, now);
             }
-            self.start_ready(&mut state, now);
+            self.start_ready(state, now);
             if state.draining && state.queues.len() == 0 && state.running == 0 {
-                break;
+                return;
             }
         }
-        self.finish(state);
+    }
+
+    /// Handles the messages in the inbox, oldest first; returns the longest
+    /// run time of the batches whose callers it answered. Each message
+    /// stays in the inbox until it is handled, so that a panic leaves the
+    /// rest for `finish` to answer.
+    fn handle_inbox(&self, state: &mut State<I, O, E>, now: Instant) -> Duration {
+        let mut answered_after = Duration::ZERO;
+        state.inbox.reverse();
+        while let Some(msg) = state.inbox.pop() {
+            answered_after = answered_after.max(self.handle(state, msg, now));
+        }
+        answered_after
     }
 
     /// Busy polling (see `Builder::busy_poll`): takes messages without
@@ -464,7 +496,11 @@ where
         self.permits.close();
         self.partitions.clear();
         self.rx.close();
+        let mut leftover = std::mem::take(&mut state.inbox);
         while let Ok(msg) = self.rx.try_recv() {
+            leftover.push(msg);
+        }
+        for msg in leftover {
             match msg {
                 Msg::One { request, .. } => request.fail(&Failure::Closed, 1),
                 Msg::Many(piece) => piece.request.fail(&Failure::Closed, piece.items.len()),

@@ -119,5 +119,8 @@ async fn a_call_of_more_than_u32_max_items_is_refused_whole() {
     );
     assert!(futures::StreamExt::next(&mut stream).await.is_none());
     assert_eq!(serving.stats().queue_depth, 0);
-    assert_eq!(serving.dispatch_many(vec![(); 3]).await.unwrap(), vec![(); 3]);
+    assert_eq!(
+        serving.dispatch_many(vec![(); 3]).await.unwrap(),
+        vec![(); 3]
+    );
 }

@@ -192,7 +192,14 @@ async fn zero_sized_items_batch_and_are_answered() {
         tokio::spawn(async move { serving.dispatch(()).await })
     };
     let many = serving.dispatch_many(vec![(); 3]).await.unwrap();
-    assert_eq!(many, vec![4; 3], "the three and the lone call share one batch");
+    assert_eq!(
+        many,
+        vec![4; 3],
+        "the three and the lone call share one batch"
+    );
     assert_eq!(lone.await.unwrap().unwrap(), 4);
-    assert_eq!(serving.dispatch_many(vec![(); 6]).await.unwrap(), vec![4, 4, 4, 4, 2, 2]);
+    assert_eq!(
+        serving.dispatch_many(vec![(); 6]).await.unwrap(),
+        vec![4, 4, 4, 4, 2, 2]
+    );
 }
