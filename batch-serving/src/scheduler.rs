@@ -105,6 +105,9 @@ struct State<I, O, E> {
     /// Messages taken from the channel and not yet handled; kept here so
     /// that a panic mid-way still answers their calls (see `run`).
     inbox: Vec<Msg<I, O, E>>,
+    /// A batch taken from the queue while its job is made, for the same
+    /// reason (see `job`).
+    forming: Option<Taken<I, O, E>>,
 }
 
 impl<I, O, E> Scheduler<I, O, E>
@@ -116,9 +119,8 @@ where
     /// Runs until the serving closes. Should the loop panic (a bug of ours,
     /// or of code that runs inside it, such as a tracing layer), the
     /// serving closes as for a shutdown: every call still in its channel or
-    /// queue is answered with `Closed` instead of waiting for ever, and new
-    /// calls fail at once. The calls of a batch being formed at the moment
-    /// of the panic go with it.
+    /// queue, or in a batch it was handing over, is answered with `Closed`
+    /// instead of waiting for ever, and new calls fail at once.
     pub(crate) async fn run(mut self) {
         let mut state = State {
             queues: Queues::new(),
@@ -131,6 +133,7 @@ where
             waits: Vec::new(),
             poll_until: None,
             inbox: Vec::with_capacity(256),
+            forming: None,
         };
         let serving = AssertUnwindSafe(self.serve(&mut state)).catch_unwind();
         if let Err(payload) = serving.await {
@@ -363,7 +366,10 @@ where
                 continue; // every item there belonged to an abandoned call
             }
             state.idle.pop();
-            let job = self.job(taken, partition, false, &state.waits);
+            state.forming = Some(taken);
+            let Some(job) = self.job(state, partition, false) else {
+                continue;
+            };
             self.hand_over(state, partition, job);
         }
         while self.rules.pipeline && state.idle.is_empty() {
@@ -387,7 +393,10 @@ where
                 continue;
             }
             // Its room in the queue is given back when it starts.
-            let job = self.job(taken, partition, true, &state.waits);
+            state.forming = Some(taken);
+            let Some(job) = self.job(state, partition, true) else {
+                continue;
+            };
             self.hand_over(state, partition, job);
         }
     }
@@ -444,50 +453,55 @@ where
         deliver(job.routes, Err(Failure::Closed));
     }
 
+    /// Makes the job for the batch in `state.forming` (`None` only if there
+    /// is none). The batch stays there while its span is made, when an
+    /// application's tracing layer runs, so that a panic then leaves its
+    /// calls for `finish` to answer.
     fn job(
         &self,
-        taken: Taken<I, O, E>,
+        state: &mut State<I, O, E>,
         partition: usize,
         claim_on_start: bool,
-        waits: &[Duration],
-    ) -> Job<I, O, E> {
-        let Taken {
-            key,
-            items,
-            routes,
-            listeners,
-            reason,
-            removed,
-        } = taken;
-        let len = items.len();
+    ) -> Option<Job<I, O, E>> {
+        let taken = state.forming.as_ref()?;
+        let len = taken.items.len();
         if !claim_on_start {
             self.recorder
                 .in_flight
                 .fetch_add(len as u64, std::sync::atomic::Ordering::Relaxed);
         }
-        self.recorder.record_queue_waits(waits.iter().copied());
-        let longest_wait = waits.iter().copied().max().unwrap_or_default();
+        self.recorder
+            .record_queue_waits(state.waits.iter().copied());
+        let longest_wait = state.waits.iter().copied().max().unwrap_or_default();
         let span = tracing::info_span!(
             parent: None,
             "batch",
             serving = %self.name,
             partition,
-            key = key.id(),
+            key = taken.key.id(),
             size = len,
-            reason = reason.as_str(),
+            reason = taken.reason.as_str(),
             queue_wait_us = longest_wait.as_micros() as u64,
             exec_us = tracing::field::Empty,
         );
         if !span.is_disabled() {
-            link_callers(&span, &routes);
+            link_callers(&span, &taken.routes);
         }
-        Job {
+        let Taken {
+            key,
+            items,
+            routes,
+            listeners,
+            removed,
+            ..
+        } = state.forming.take()?;
+        Some(Job {
             batch: Batch::new(items, key, partition, listeners),
             routes,
             span,
             clock_hold: hold_clock(self.off_runtime),
             queued_permits: claim_on_start.then_some(removed),
-        }
+        })
     }
 
     /// Stops for good: partitions exit once their channels close, and any call
@@ -512,6 +526,9 @@ where
                 }
                 Msg::Abandoned | Msg::Abort => {}
             }
+        }
+        if let Some(forming) = state.forming.take() {
+            deliver(forming.routes, Err(Failure::Closed));
         }
         let leftovers = state.queues.drain_all();
         fail_entries(leftovers, &Failure::Closed);

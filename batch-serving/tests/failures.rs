@@ -220,38 +220,3 @@ async fn a_failed_call_does_not_shift_the_outputs_of_the_callers_after_it_in_a_b
         "got its neighbour's output"
     );
 }
-
-/// A tracing layer that panics when a batch span is created: code of the
-/// application's that runs inside the scheduler.
-struct PanicsOnBatchSpans;
-
-impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for PanicsOnBatchSpans {
-    fn on_new_span(
-        &self,
-        attrs: &tracing::span::Attributes<'_>,
-        _: &tracing::span::Id,
-        _: tracing_subscriber::layer::Context<'_, S>,
-    ) {
-        assert_ne!(attrs.metadata().name(), "batch", "the layer's own bug");
-    }
-}
-
-#[tokio::test(start_paused = true)]
-async fn a_panic_in_the_scheduler_closes_the_serving_and_answers_the_queued_calls() {
-    use tracing_subscriber::layer::SubscriberExt;
-    let _default =
-        tracing::subscriber::set_default(tracing_subscriber::registry().with(PanicsOnBatchSpans));
-    let fake = Fake::new();
-    let serving = fake.builder().batch_size(2).start().unwrap();
-    // The first two make a full batch, whose span panics the scheduler as
-    // it hands the batch over; the third is still queued then.
-    let first = support::spawn_dispatch(&serving, 1);
-    let second = support::spawn_dispatch(&serving, 2);
-    let queued = support::spawn_dispatch(&serving, 3);
-    assert!(matches!(queued.await.unwrap(), Err(Error::Closed)));
-    assert!(matches!(serving.dispatch(4).await, Err(Error::Closed)));
-    assert_eq!(fake.started(), 0, "no batch ran");
-    // The batch being handed over was lost with the panic; its callers are
-    // not awaited here (see the scheduler's `run`).
-    drop((first, second));
-}
