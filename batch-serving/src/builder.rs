@@ -303,8 +303,9 @@ where
 
     /// While a batch runs on a partition's thread, the scheduler polls for
     /// its answers instead of sleeping, for up to this long from the
-    /// batch's start (default zero: off). Only synchronous batch functions are affected; an async one
-    /// answers from the runtime, where no thread has to be woken.
+    /// batch's start (default zero: off). Only synchronous batch functions
+    /// are affected; an async one answers from the runtime, where no thread
+    /// has to be woken.
     ///
     /// When a partition finishes a batch it hands the answers to the
     /// scheduler. If the scheduler's runtime worker is asleep, that hand-off
@@ -317,9 +318,10 @@ where
     ///
     /// The price is one runtime worker's CPU while batches run, up to this
     /// long per batch however many calls arrive meanwhile; between polls
-    /// the worker still runs every other ready task first. Choose a budget a little above your batch function's run
-    /// time, and use it where a core is to spare and throughput per batch
-    /// matters more than CPU: a costly function kept busy by many callers.
+    /// the worker still runs every other ready task first. Choose a budget
+    /// a little above your batch function's run time, and use it where a
+    /// core is to spare and throughput per batch matters more than CPU: a
+    /// costly function kept busy by many callers.
     /// Where cores are few and the runtime has other work while batches run
     /// (S3's bursts on two cores), the polling worker takes a core that the
     /// partition and the callers need, and it costs more than it saves.
