@@ -224,8 +224,8 @@ where
     /// between tries, until one arrives, the batch timer is `due`, or the
     /// budget is spent. Because the scheduler's worker never sleeps
     /// meanwhile, a partition thread that finishes hands its answers over
-    /// with a plain push instead of waking that worker first.
-    /// Returns false when it gave up: the budget ran out first.
+    /// with a plain push instead of waking that worker first. Returns false
+    /// when it gave up: the budget ran out first.
     ///
     /// The deadline is wall-clock time: with tokio's clock paused (tests) a
     /// tokio deadline would never come while this task keeps running.
@@ -366,10 +366,7 @@ where
                 continue; // every item there belonged to an abandoned call
             }
             state.idle.pop();
-            state.forming = Some(taken);
-            let Some(job) = self.job(state, partition, false) else {
-                continue;
-            };
+            let job = self.job(state, taken, partition, false);
             self.hand_over(state, partition, job);
         }
         while self.rules.pipeline && state.idle.is_empty() {
@@ -393,10 +390,7 @@ where
                 continue;
             }
             // Its room in the queue is given back when it starts.
-            state.forming = Some(taken);
-            let Some(job) = self.job(state, partition, true) else {
-                continue;
-            };
+            let job = self.job(state, taken, partition, true);
             self.hand_over(state, partition, job);
         }
     }
@@ -453,17 +447,18 @@ where
         deliver(job.routes, Err(Failure::Closed));
     }
 
-    /// Makes the job for the batch in `state.forming` (`None` only if there
-    /// is none). The batch stays there while its span is made, when an
-    /// application's tracing layer runs, so that a panic then leaves its
-    /// calls for `finish` to answer.
+    /// Makes the job for a batch taken from the queue. The batch waits in
+    /// `state.forming` while its span is made, when an application's
+    /// tracing layer runs, so that a panic then leaves its calls for
+    /// `finish` to answer.
     fn job(
         &self,
         state: &mut State<I, O, E>,
+        taken: Taken<I, O, E>,
         partition: usize,
         claim_on_start: bool,
-    ) -> Option<Job<I, O, E>> {
-        let taken = state.forming.as_ref()?;
+    ) -> Job<I, O, E> {
+        let taken = &*state.forming.insert(taken);
         let len = taken.items.len();
         if !claim_on_start {
             self.recorder
@@ -494,14 +489,17 @@ where
             listeners,
             removed,
             ..
-        } = state.forming.take()?;
-        Some(Job {
+        } = state
+            .forming
+            .take()
+            .unwrap_or_else(|| unreachable!("the batch was put there above"));
+        Job {
             batch: Batch::new(items, key, partition, listeners),
             routes,
             span,
             clock_hold: hold_clock(self.off_runtime),
             queued_permits: claim_on_start.then_some(removed),
-        })
+        }
     }
 
     /// Stops for good: partitions exit once their channels close, and any call
