@@ -26,7 +26,7 @@ pub struct Part {
 pub fn queued_u64_call() -> [Part; 4] {
     [
         Part {
-            name: "the call's shared state (`Arc<Request>`: progress, reply slot, waker)",
+            name: "the call's shared state (`Arc<Request>`: progress, and the reply slot and waker under one lock)",
             bytes: 2 * size_of::<usize>() + size_of::<Request<u64, Infallible>>(),
             held: true,
         },

@@ -3,13 +3,13 @@
 
 use std::sync::PoisonError;
 use std::sync::atomic::Ordering;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use tokio::sync::mpsc;
 
 use crate::error::Failure;
 use crate::hook::{Hook, HookSink};
 use crate::stream::Event;
-use crate::sync::{AtomicU8, AtomicU32, AtomicWaker, Mutex};
+use crate::sync::{AtomicU8, AtomicU32, Mutex, MutexGuard};
 
 /// Items are queued and may be taken into a batch.
 const LIVE: u8 = 0;
@@ -26,9 +26,10 @@ pub(crate) type EventSender<O, E> = mpsc::UnboundedSender<Result<Event<O>, Failu
 /// plus an optional failure keeps every call's shared state smaller; a
 /// failure replaces whatever outputs had arrived, since the caller gets only
 /// the failure. A single-item call needs no vector, which saves an
-/// allocation on the hottest path. The outputs are a boxed slice and the
-/// failure is boxed so that the slot is no larger than two words and a tag:
-/// every queued call holds one, and failures are rare.
+/// allocation on the hottest path. A many-item call's outputs and a failure
+/// sit behind thin pointers so that the slot is one word and a tag for a
+/// word-sized output: every queued call holds one, while many-item calls
+/// share theirs among all their items and failures are rare.
 #[derive(Debug)]
 enum Slot<O, E> {
     /// A single-item call still waiting (or whose output was taken).
@@ -36,9 +37,26 @@ enum Slot<O, E> {
     /// A single-item call's output.
     One(O),
     /// A many-item call's outputs, by position.
-    Many(Box<[Option<O>]>),
+    #[allow(
+        clippy::box_collection,
+        reason = "one pointer rather than a vector's three keeps every one-item call's slot small"
+    )]
+    Many(Box<Vec<Option<O>>>),
     /// The first failure of any of the call's batches.
     Failed(Box<Failure<E>>),
+}
+
+/// What the caller and the partitions exchange under the call's lock.
+///
+/// The waker shares the slot's lock rather than having an atomic cell of its
+/// own: a partition already holds the lock to store outputs, and taking the
+/// waker there costs nothing more, while a separate cell cost every queued
+/// call 24 bytes and pushed its shared state into the next allocator size.
+#[derive(Debug)]
+struct Shared<O, E> {
+    slot: Slot<O, E>,
+    /// The task to wake when the last item is answered.
+    waker: Option<Waker>,
 }
 
 /// Shared by the caller (through its future) and every queue entry of the call.
@@ -49,9 +67,11 @@ pub(crate) struct Request<O, E> {
     /// caller. 32 bits, beside the state, rather than a word of its own: a
     /// call holds at most `u32::MAX` items (`MAX_CALL_ITEMS`), and every
     /// queued call pays for this struct.
+    /// CORRECTNESS: it is only decremented under `shared`'s lock, so a
+    /// caller that reads it nonzero under the lock and leaves its waker
+    /// there is always found by the partition that brings it to zero.
     remaining: AtomicU32,
-    slot: Mutex<Slot<O, E>>,
-    waker: AtomicWaker,
+    shared: Mutex<Shared<O, E>>,
     /// What only some calls need, boxed so that the others do not pay for
     /// it in every queued call.
     extras: Option<Box<Extras<O, E>>>,
@@ -71,15 +91,14 @@ impl<O, E> Request<O, E> {
         let slot = if len == 1 || events.is_some() {
             Slot::Empty
         } else {
-            Slot::Many((0..len).map(|_| None).collect())
+            Slot::Many(Box::new((0..len).map(|_| None).collect()))
         };
         let span = tracing::Span::current();
         Request {
             state: AtomicU8::new(LIVE),
             // Saturates only for a call that is refused before it is queued.
             remaining: AtomicU32::new(u32::try_from(len).unwrap_or(u32::MAX)),
-            slot: Mutex::new(slot),
-            waker: AtomicWaker::new(),
+            shared: Mutex::new(Shared { slot, waker: None }),
             extras: (events.is_some() || !span.is_none()).then(|| {
                 Box::new(Extras {
                     events,
@@ -149,6 +168,10 @@ impl<O, E> Request<O, E> {
         self.remaining.load(Ordering::Acquire) == 0
     }
 
+    fn lock(&self) -> MutexGuard<'_, Shared<O, E>> {
+        self.shared.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Stores the outputs of `len` consecutive items starting at `offset`.
     pub(crate) fn deliver(&self, offset: usize, outputs: impl Iterator<Item = O>, len: usize) {
         if let Some(events) = self.events() {
@@ -157,94 +180,114 @@ impl<O, E> Request<O, E> {
                 offset,
                 outputs: outputs.collect(),
             }));
-        } else {
-            let mut slot = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
-            match &mut *slot {
-                Slot::Many(outs) => {
-                    for (place, output) in outs[offset..offset + len].iter_mut().zip(outputs) {
-                        *place = Some(output);
-                    }
+            self.settle(self.lock(), len);
+            return;
+        }
+        let mut shared = self.lock();
+        match &mut shared.slot {
+            Slot::Many(outs) => {
+                for (place, output) in outs[offset..offset + len].iter_mut().zip(outputs) {
+                    *place = Some(output);
                 }
-                // A failed call keeps its failure; outputs of its other
-                // batches are dropped.
-                Slot::Failed(_) => {}
-                one => {
-                    if let Some(output) = outputs.into_iter().next() {
-                        *one = Slot::One(output);
-                    }
+            }
+            // A failed call keeps its failure; outputs of its other
+            // batches are dropped.
+            Slot::Failed(_) => {}
+            one => {
+                if let Some(output) = outputs.into_iter().next() {
+                    *one = Slot::One(output);
                 }
             }
         }
-        self.settle(len);
+        self.settle(shared, len);
     }
 
     /// Records that `len` items of this call failed with `failure`.
     pub(crate) fn fail(&self, failure: &Failure<E>, len: usize) {
         if let Some(events) = self.events() {
             let _ = events.send(Err(failure.clone()));
-        } else {
-            let mut slot = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
-            if !matches!(*slot, Slot::Failed(_)) {
-                *slot = Slot::Failed(Box::new(failure.clone()));
-            }
+            self.settle(self.lock(), len);
+            return;
         }
-        self.settle(len);
+        let mut shared = self.lock();
+        if !matches!(shared.slot, Slot::Failed(_)) {
+            shared.slot = Slot::Failed(Box::new(failure.clone()));
+        }
+        self.settle(shared, len);
     }
 
-    fn settle(&self, len: usize) {
-        // CORRECTNESS: the slot was written (under its lock) before this
-        // release decrement, and the caller reads `remaining` with acquire
-        // before taking the slot, so it always sees complete results.
-        // In range: `len` items of this call, which holds at most u32::MAX.
+    /// Counts `len` items answered, under the lock that stored their
+    /// outputs, and wakes the caller when they were the last.
+    fn settle(&self, mut shared: MutexGuard<'_, Shared<O, E>>, len: usize) {
+        // CORRECTNESS: the slot was written before this release decrement,
+        // and the caller reads `remaining` with acquire before taking the
+        // slot, so it always sees complete results. In range: `len` items of
+        // this call, which holds at most u32::MAX.
         let len = len as u32;
-        if self.remaining.fetch_sub(len, Ordering::AcqRel) == len {
-            self.waker.wake();
+        let waker = if self.remaining.fetch_sub(len, Ordering::AcqRel) == len {
+            shared.waker.take()
+        } else {
+            None
+        };
+        // Woken outside the lock: the caller's task may run at once on
+        // another thread and lock it to take its outputs.
+        drop(shared);
+        if let Some(waker) = waker {
+            waker.wake();
         }
+    }
+
+    /// Whether the call is complete; if not, leaves `cx`'s waker for the
+    /// partition that completes it.
+    fn register_unless_complete(&self, cx: &Context<'_>) -> bool {
+        if self.is_complete() {
+            return true;
+        }
+        let mut shared = self.lock();
+        // Checked again under the lock, where the last decrement happens, so
+        // the waker cannot be left after the partition has looked for it.
+        if self.is_complete() {
+            return true;
+        }
+        match &mut shared.waker {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            place => *place = Some(cx.waker().clone()),
+        }
+        false
     }
 
     /// Polls for completion; on completion takes the outputs in order.
     pub(crate) fn poll_complete(&self, cx: &mut Context<'_>) -> Poll<Result<Vec<O>, Failure<E>>> {
-        if !self.is_complete() {
-            self.waker.register(cx.waker());
-            // Re-check after registering, or a wake between the first check
-            // and the registration would be lost.
-            if !self.is_complete() {
-                return Poll::Pending;
-            }
+        if !self.register_unless_complete(cx) {
+            return Poll::Pending;
         }
-        Poll::Ready(self.take_results())
-    }
-
-    fn take_results(&self) -> Result<Vec<O>, Failure<E>> {
-        let mut slot = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
-        match std::mem::replace(&mut *slot, Slot::Empty) {
-            Slot::Failed(failure) => Err(*failure),
-            Slot::Empty => Ok(Vec::new()),
-            Slot::One(out) => Ok(vec![out]),
-            Slot::Many(outs) => Ok(outs.into_iter().flatten().collect()),
-        }
+        Poll::Ready(
+            match std::mem::replace(&mut self.lock().slot, Slot::Empty) {
+                Slot::Failed(failure) => Err(*failure),
+                Slot::Empty => Ok(Vec::new()),
+                Slot::One(out) => Ok(vec![out]),
+                Slot::Many(outs) => Ok((*outs).into_iter().flatten().collect()),
+            },
+        )
     }
 
     /// The single output of a one-item call.
     pub(crate) fn take_single(&self) -> Result<Option<O>, Failure<E>> {
-        let mut slot = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
-        match std::mem::replace(&mut *slot, Slot::Empty) {
+        match std::mem::replace(&mut self.lock().slot, Slot::Empty) {
             Slot::Failed(failure) => Err(*failure),
             Slot::Empty => Ok(None),
             Slot::One(out) => Ok(Some(out)),
-            Slot::Many(outs) => Ok(outs.into_iter().next().flatten()),
+            Slot::Many(outs) => Ok((*outs).into_iter().next().flatten()),
         }
     }
 
     /// Waits for completion without taking results (for single-item calls).
     pub(crate) fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<()> {
-        if !self.is_complete() {
-            self.waker.register(cx.waker());
-            if !self.is_complete() {
-                return Poll::Pending;
-            }
+        if self.register_unless_complete(cx) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
         }
-        Poll::Ready(())
     }
 }
 
