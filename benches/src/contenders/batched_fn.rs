@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use batched_fn::batched_fn;
+use futures::TryFutureExt;
 
 use super::{CallFuture, Contender, Setup};
 use crate::workload::{Cost, run_batch};
@@ -33,11 +34,11 @@ struct BatchedFn {
 
 impl Contender for BatchedFn {
     fn call(&self, x: u64) -> CallFuture<'_> {
-        let costed = self.costed;
-        Box::pin(async move {
-            let reply = if costed { s2(x).await } else { s1(x).await };
-            reply.map_err(|e| format!("{e:?}"))
-        })
+        if self.costed {
+            Box::pin(s2(x).map_err(|e| format!("{e:?}")))
+        } else {
+            Box::pin(s1(x).map_err(|e| format!("{e:?}")))
+        }
     }
 }
 

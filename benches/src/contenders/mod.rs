@@ -17,7 +17,11 @@ use crate::workload::Cost;
 
 /// One call's future: the reply, or an error message. It may borrow the
 /// contender, so a contender whose calls take `&self` (as batch-serving's
-/// do) is not made to clone its handle per call.
+/// do) is not made to clone its handle per call. Every contender boxes its
+/// library's own future with only `map_err` around it (no `async` block,
+/// which would keep the item and the handle beside the future), so the
+/// memory per queued call counts the library's future and not a wrapper of
+/// ours.
 pub type CallFuture<'a> = Pin<Box<dyn Future<Output = Result<u64, String>> + Send + 'a>>;
 
 /// A started batching layer.

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use futures::TryFutureExt;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{CallFuture, Contender, Setup};
@@ -25,11 +26,10 @@ pub(crate) fn channel_contender() -> (Arc<dyn Contender>, mpsc::UnboundedReceive
 impl Contender for Textbook {
     fn call(&self, x: u64) -> CallFuture<'_> {
         let (tx, rx) = oneshot::channel();
-        let sent = self.0.send((x, tx));
-        Box::pin(async move {
-            sent.map_err(|_| "closed".to_owned())?;
-            rx.await.map_err(|_| "dropped".to_owned())
-        })
+        match self.0.send((x, tx)) {
+            Ok(()) => Box::pin(rx.map_err(|_| "dropped".to_owned())),
+            Err(_) => Box::pin(std::future::ready(Err("closed".to_owned()))),
+        }
     }
 }
 

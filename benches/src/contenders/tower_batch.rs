@@ -6,6 +6,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
+use futures::TryFutureExt;
 use tokio::sync::oneshot;
 use tower::{Service, ServiceExt};
 use tower_batch_control::{Batch, BatchControl, RequestWeight};
@@ -68,8 +69,7 @@ struct Tower(Batch<Collector, Item>);
 
 impl Contender for Tower {
     fn call(&self, x: u64) -> CallFuture<'_> {
-        let service = self.0.clone();
-        Box::pin(async move { service.oneshot(Item(x)).await.map_err(|e| e.to_string()) })
+        Box::pin(self.0.clone().oneshot(Item(x)).map_err(|e| e.to_string()))
     }
 }
 
