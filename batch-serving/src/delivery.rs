@@ -1,6 +1,8 @@
 //! Routing a batch's outputs (or its failure) back to the calls it came from.
 
 use std::collections::VecDeque;
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
 
 use crate::error::Failure;
 use crate::partition::ClockHold;
@@ -18,7 +20,7 @@ use crate::queue::Route;
 /// scheduler's wakes land in its worker's local run queue.
 #[derive(Debug)]
 pub(crate) struct Answers<O, E> {
-    pub(crate) routes: Vec<Route<O, E>>,
+    pub(crate) routes: Routes<O, E>,
     pub(crate) result: Result<Vec<O>, Failure<E>>,
     /// How long the batch function ran.
     pub(crate) took: std::time::Duration,
@@ -36,7 +38,58 @@ impl<O, E> Answers<O, E> {
             // Dropped at the end of this function, after the answers.
             clock_hold: _clock_hold,
         } = self;
-        deliver(routes, result);
+        deliver(routes.into_inner(), result);
+    }
+}
+
+/// A batch's routes from the moment it leaves the scheduler until its calls
+/// are answered. Dropped with calls still in it, it answers them: a panic
+/// outside the batch function's own guard (an application's tracing layer,
+/// run as a partition enters or records the batch's span) unwinds through
+/// whatever holds the routes, and without this their callers would wait
+/// forever.
+#[derive(Debug)]
+pub(crate) struct Routes<O, E>(Vec<Route<O, E>>);
+
+impl<O, E> Routes<O, E> {
+    pub(crate) fn new(routes: Vec<Route<O, E>>) -> Self {
+        Routes(routes)
+    }
+
+    /// The routes, for whoever answers them now.
+    pub(crate) fn into_inner(mut self) -> Vec<Route<O, E>> {
+        std::mem::take(&mut self.0)
+    }
+}
+
+impl<O, E> Deref for Routes<O, E> {
+    type Target = Vec<Route<O, E>>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl<O, E> DerefMut for Routes<O, E> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl<O, E> Drop for Routes<O, E> {
+    fn drop(&mut self) {
+        if self.0.is_empty() {
+            return;
+        }
+        let failure = if std::thread::panicking() {
+            Failure::Panicked(Arc::from(
+                "a panic outside the batch function (in a tracing layer?) unwound the partition \
+                 running this batch",
+            ))
+        } else {
+            Failure::Closed
+        };
+        deliver(std::mem::take(&mut self.0), Err(failure));
     }
 }
 

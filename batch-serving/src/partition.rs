@@ -11,9 +11,8 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use crate::batch::Batch;
-use crate::delivery::Answers;
+use crate::delivery::{Answers, Routes};
 use crate::error::{Error, Failure, panic_message};
-use crate::queue::Route;
 use crate::scheduler::Msg;
 use crate::stats::Recorder;
 
@@ -21,7 +20,7 @@ use crate::stats::Recorder;
 #[derive(Debug)]
 pub(crate) struct Job<I, O, E> {
     pub(crate) batch: Batch<I>,
-    pub(crate) routes: Vec<Route<O, E>>,
+    pub(crate) routes: Routes<O, E>,
     pub(crate) span: tracing::Span,
     /// Holds tokio's paused clock still until dropped (feature `test-util`).
     pub(crate) clock_hold: ClockHold,
@@ -158,7 +157,11 @@ impl<I, O, E> PartitionContext<I, O, E> {
     fn finish(&self, answers: Answers<O, E>, span: &tracing::Span, hand_off: bool) {
         use std::sync::atomic::Ordering::Relaxed;
         let (len, took) = (answers.routes.len(), answers.took);
-        span.record("exec_us", took.as_micros() as u64);
+        // An application's tracing layer runs here; its panic must not keep
+        // the answers from going out.
+        let _ = catch_unwind(AssertUnwindSafe(|| {
+            span.record("exec_us", took.as_micros() as u64);
+        }));
         match &answers.result {
             Ok(_) => {}
             Err(Failure::Panicked(_)) => Recorder::bump(&self.recorder.panicked),
@@ -293,12 +296,18 @@ where
                     else {
                         continue;
                     };
-                    let _in_batch = span.enter();
                     batch.set_partition(index);
                     let len = batch.len();
                     let started = std::time::Instant::now();
-                    let outcome =
-                        catch_unwind(AssertUnwindSafe(|| (self.function)(&mut state, batch)));
+                    // The span is entered and left inside the outer guard: an
+                    // application's tracing layer runs there, and its panic
+                    // fails this batch like the function's own would, rather
+                    // than ending the partition.
+                    let outcome = catch_unwind(AssertUnwindSafe(|| {
+                        let _in_batch = span.enter();
+                        catch_unwind(AssertUnwindSafe(|| (self.function)(&mut state, batch)))
+                    }))
+                    .unwrap_or_else(Err);
                     let answers = Answers {
                         routes,
                         result: judge(len, outcome),
@@ -306,6 +315,8 @@ where
                         clock_hold,
                     };
                     ctx.finish(answers, &span, true);
+                    // Closing the span runs the layer once more.
+                    let _ = catch_unwind(AssertUnwindSafe(move || drop(span)));
                 }
             })
             .map_err(|e| Error::Spawn(Arc::new(e)))?;
@@ -379,10 +390,17 @@ where
                     let started = std::time::Instant::now();
                     // The call itself sits inside the async block, so a panic
                     // before the function's first await is caught too.
-                    let outcome = AssertUnwindSafe(async { (self.function)(batch).await })
-                        .catch_unwind()
-                        .instrument(span.clone())
-                        .await;
+                    // Instrumented inside the guard, so that a panic of a
+                    // tracing layer entering the span fails this batch; and
+                    // dropped inside one, as dropping it enters the span too.
+                    let mut guarded = Box::pin(
+                        AssertUnwindSafe(
+                            async { (self.function)(batch).await }.instrument(span.clone()),
+                        )
+                        .catch_unwind(),
+                    );
+                    let outcome = (&mut guarded).await;
+                    let _ = catch_unwind(AssertUnwindSafe(move || drop(guarded)));
                     let answers = Answers {
                         routes,
                         result: judge(len, outcome),
@@ -392,6 +410,7 @@ where
                     // Already on a runtime worker: answering here is as
                     // cheap as anywhere.
                     ctx.finish(answers, &span, false);
+                    let _ = catch_unwind(AssertUnwindSafe(move || drop(span)));
                 }
             }
             .instrument(span),

@@ -11,7 +11,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::time::{Duration, Instant, Sleep};
 
 use crate::batch::Batch;
-use crate::delivery::{Answers, deliver};
+use crate::delivery::{Answers, Routes, deliver};
 use crate::error::{Failure, panic_message};
 use crate::key::BatchKey;
 use crate::options::Priority;
@@ -444,7 +444,7 @@ where
                 std::sync::atomic::Ordering::Relaxed,
             );
         }
-        deliver(job.routes, Err(Failure::Closed));
+        deliver(job.routes.into_inner(), Err(Failure::Closed));
     }
 
     /// Makes the job for a batch taken from the queue. The batch waits in
@@ -495,7 +495,7 @@ where
             .unwrap_or_else(|| unreachable!("the batch was put there above"));
         Job {
             batch: Batch::new(items, key, partition, listeners),
-            routes,
+            routes: Routes::new(routes),
             span,
             clock_hold: hold_clock(self.off_runtime),
             queued_permits: claim_on_start.then_some(removed),
