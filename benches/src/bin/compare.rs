@@ -446,6 +446,14 @@ fn main() {
         options.reps
     );
     let mut targets = String::from("| target | measured | |\n|---|---|---|\n");
+    // How long each part took, so that whoever trims the run to its five
+    // minutes sees where the time goes.
+    let mut laps: Vec<(&str, Duration)> = Vec::new();
+    let mut lap_started = std::time::Instant::now();
+    let mut lap = |name: &'static str| {
+        laps.push((name, lap_started.elapsed()));
+        lap_started = std::time::Instant::now();
+    };
 
     if options.runs("s1") {
         let s1_levels = [1, 64, 1024];
@@ -477,6 +485,9 @@ fn main() {
         doc.push_str(&rt.block_on(wake_up_note(&s1_cells)));
     }
 
+    if options.runs("s1") {
+        lap("S1");
+    }
     if options.runs("s2") {
         let s2_levels = [1, 8, 64, 256];
         // 1.6 s cells rather than 3 keep the whole run, S5 included, within
@@ -524,6 +535,9 @@ fn main() {
         doc.push_str(&rt.block_on(s2_overhead_note(&s2_cells)));
     }
 
+    if options.runs("s2") {
+        lap("S2");
+    }
     if options.runs("s3") {
         let (bursts, scheduled) = rt.block_on(bursts_scenario(&options));
         doc.push_str("\n## S3: bursts\n\n256 callers fire together every 50 ms, 20 bursts, with the S2 function and settings. The ideal burst is 8 full batches = 3.42 ms. A burst runs from its first caller firing to its last reply, and each call's latency is counted from that same first firing; the callers' tokio timers fire late by the \"timer lag\" (rounded up to the timer's 1 ms tick, then 256 sleepers woken one by one), which is the same for every contender and is not counted. The next four columns split the mean burst: from the first firing to the first batch's start, the batch function running, the gaps between batches, and from the last batch's end to the last reply.\n\n");
@@ -597,6 +611,9 @@ fn main() {
         ));
     }
 
+    if options.runs("s3") {
+        lap("S3");
+    }
     if options.runs("s4") {
         doc.push_str("\n## S4: MobileNetV2 on ONNX Runtime (CPU)\n\n");
         match OnnxSetup::find() {
@@ -605,6 +622,9 @@ fn main() {
         }
     }
 
+    if options.runs("s4") {
+        lap("S4");
+    }
     if options.runs("s5") {
         doc.push_str("\n## S5: sentence embeddings (all-MiniLM-L6-v2, CPU)\n\n");
         match EmbedSetup::find() {
@@ -618,6 +638,9 @@ fn main() {
         }
     }
 
+    if options.runs("s5") {
+        lap("S5");
+    }
     if options.runs("memory") {
         doc.push_str("\n## Memory per queued call\n\n100 000 calls queued behind a held batch function, in a fresh process per measurement; resident memory beyond the same number of idle futures, each boxed and holding its item, in the same harness. So it counts each call's future (boxed as the library returns it, with only `map_err` around it), its queue entry and its reply slot, and not the item.\n\n");
         let mut rows = Vec::new();
@@ -658,11 +681,19 @@ fn main() {
         ));
     }
 
+    if options.runs("memory") {
+        lap("memory");
+    }
     doc.push_str("\n## Targets\n\nRatios within this run.\n\n");
     doc.push_str(&targets);
+    let parts: Vec<String> = laps
+        .iter()
+        .map(|(name, took)| format!("{name} {:.0} s", took.as_secs_f64()))
+        .collect();
     doc.push_str(&format!(
-        "\nThe whole run took {:.0} s.\n",
-        started.elapsed().as_secs_f64()
+        "\nThe whole run took {:.0} s ({}).\n",
+        started.elapsed().as_secs_f64(),
+        parts.join(", ")
     ));
     if let Err(e) = std::fs::write(&options.out, &doc) {
         eprintln!("cannot write {}: {e}", options.out);
