@@ -145,12 +145,11 @@ async fn a_layer_panicking_as_the_partition_closes_a_batch_span_keeps_the_partit
 #[tokio::test(start_paused = true)]
 async fn a_layer_panicking_as_an_async_partition_enters_a_batch_fails_that_batch_only() {
     let (_default, fired) = panicking_layer(Hook::Enter);
-    let serving: Serving<u64, u64, support::FakeError> =
-        Serving::new_async(|batch: Batch<u64>| async move {
-            Ok(batch.iter().map(|x| x + 1).collect())
-        })
-        .start()
-        .unwrap();
+    let serving: Serving<u64, u64, support::FakeError> = Serving::new_async(
+        |batch: Batch<u64>| async move { Ok(batch.iter().map(|x| x + 1).collect()) },
+    )
+    .start()
+    .unwrap();
     let first = answer_of(serving.dispatch(1)).await;
     assert!(fired.load(Ordering::SeqCst));
     assert!(matches!(first, Err(Error::Panicked { .. })), "{first:?}");

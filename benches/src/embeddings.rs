@@ -77,6 +77,11 @@ impl EmbedSetup {
         Ok(Self { files })
     }
 
+    /// The encoder's files.
+    pub fn files(&self) -> &MiniLmFiles {
+        &self.files
+    }
+
     fn start(&self, batching: Batching) -> Result<Embedder, String> {
         let (batch_size, padding, buckets) = match batching {
             Batching::Unbatched => (1, Padding::Longest, LengthBuckets::single()),

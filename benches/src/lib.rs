@@ -8,6 +8,7 @@ pub mod batch_times;
 pub mod burst;
 pub mod closed_loop;
 pub mod contenders;
+pub mod embed_ceiling;
 pub mod embeddings;
 pub mod floor;
 pub mod memory;
