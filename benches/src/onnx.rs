@@ -41,6 +41,18 @@ impl OnnxSetup {
         ModelInputs::new().with("input", self.image.clone())
     }
 
+    /// What one caller's own copy of the input costs it: the mean time to
+    /// build a fresh `ModelInputs` from the pre-processed image, as every
+    /// served call does and the direct loop never does.
+    pub fn input_copy_cost(&self) -> Duration {
+        const COPIES: u32 = 200;
+        let started = Instant::now();
+        for _ in 0..COPIES {
+            std::hint::black_box(self.item());
+        }
+        started.elapsed() / COPIES
+    }
+
     fn options(threads: usize) -> SessionOptions {
         SessionOptions::default().intra_threads(threads)
     }
