@@ -8,8 +8,8 @@ use crate::error::Error;
 use crate::options::CallOptions;
 use crate::serving::Serving;
 
-type Pre<In, I, E> = Arc<dyn Fn(In) -> Result<I, E> + Send + Sync>;
-type Post<O, Out, E> = Arc<dyn Fn(O) -> Result<Out, E> + Send + Sync>;
+pub(crate) type Pre<In, I, E> = Arc<dyn Fn(In) -> Result<I, E> + Send + Sync>;
+pub(crate) type Post<O, Out, E> = Arc<dyn Fn(O) -> Result<Out, E> + Send + Sync>;
 
 /// A [`Serving`] with client-side processing: callers pass `In` and get
 /// `Out`; the batch function sees `I` and returns `O`.
@@ -17,6 +17,12 @@ type Post<O, Out, E> = Arc<dyn Fn(O) -> Result<Out, E> + Send + Sync>;
 /// An error in either step reaches only that caller, as
 /// [`Error::Preprocess`] or [`Error::Postprocess`]; a pre-processing error
 /// queues nothing.
+///
+/// Every call is admitted before its input is pre-processed: a call the
+/// queue has no room for fails (or waits) before any pre-processing work,
+/// and room taken for an input that then fails pre-processing goes back at
+/// once. [`try_reserve`](Self::try_reserve) exposes the steps, for callers
+/// that pre-process elsewhere (on a blocking pool, say).
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -31,9 +37,9 @@ type Post<O, Out, E> = Arc<dyn Fn(O) -> Result<Out, E> + Send + Sync>;
 /// # Ok(()) }
 /// ```
 pub struct MappedServing<In, Out, I, O, E> {
-    serving: Serving<I, O, E>,
-    pre: Pre<In, I, E>,
-    post: Post<O, Out, E>,
+    pub(crate) serving: Serving<I, O, E>,
+    pub(crate) pre: Pre<In, I, E>,
+    pub(crate) post: Post<O, Out, E>,
 }
 
 impl<In, Out, I, O, E> Clone for MappedServing<In, Out, I, O, E> {
@@ -184,14 +190,14 @@ where
         &self.serving
     }
 
-    fn prepare_many(&self, inputs: Vec<In>) -> Result<Vec<I>, Error<E>> {
+    pub(crate) fn prepare_many(&self, inputs: Vec<In>) -> Result<Vec<I>, Error<E>> {
         inputs
             .into_iter()
             .map(|input| (self.pre)(input).map_err(Error::Preprocess))
             .collect()
     }
 
-    fn finish_many(&self, outputs: Vec<O>) -> Result<Vec<Out>, Error<E>> {
+    pub(crate) fn finish_many(&self, outputs: Vec<O>) -> Result<Vec<Out>, Error<E>> {
         outputs
             .into_iter()
             .map(|output| (self.post)(output).map_err(Error::Postprocess))
@@ -248,9 +254,10 @@ where
     /// # Ok(()) }
     /// ```
     pub async fn dispatch_with(&self, input: In, options: CallOptions) -> Result<Out, Error<E>> {
-        let item = (self.pre)(input).map_err(Error::Preprocess)?;
-        let output = self.serving.dispatch_with(item, options).await?;
-        (self.post)(output).map_err(Error::Postprocess)
+        self.reserve_by(1, options.deadline)
+            .await?
+            .dispatch_with(input, options)
+            .await
     }
 
     /// Fail-fast variant of [`dispatch`](Self::dispatch).
@@ -275,9 +282,7 @@ where
     /// # Ok(()) }
     /// ```
     pub async fn try_dispatch(&self, input: In) -> Result<Out, Error<E>> {
-        let item = (self.pre)(input).map_err(Error::Preprocess)?;
-        let output = self.serving.try_dispatch(item).await?;
-        (self.post)(output).map_err(Error::Postprocess)
+        self.try_reserve()?.dispatch(input).await
     }
 
     /// Pre-processes every input (failing the whole call, with nothing
@@ -337,8 +342,52 @@ where
         inputs: Vec<In>,
         options: CallOptions,
     ) -> Result<Vec<Out>, Error<E>> {
+        if inputs.is_empty() || inputs.len() > self.serving.queue_capacity() {
+            // Admitted piece by piece as room frees up (see
+            // `Serving::dispatch_many`), so it cannot be admitted up front.
+            let items = self.prepare_many(inputs)?;
+            let outputs = self.serving.dispatch_many_with(items, options).await?;
+            return self.finish_many(outputs);
+        }
+        let room = match options.deadline {
+            Some(at) => self.serving.reserve_until(inputs.len(), at).await?,
+            None => self.serving.reserve(inputs.len()).await?,
+        };
+        let items = self.prepare_many(inputs)?; // on error the room goes back
+        let outputs = room.dispatch_many_with(items, options).await?;
+        self.finish_many(outputs)
+    }
+
+    /// Fail-fast variant of [`dispatch_many`](Self::dispatch_many): admits
+    /// all the inputs at once or fails with [`Error::Overloaded`] before
+    /// pre-processing any of them.
+    ///
+    /// # Errors
+    ///
+    /// As [`dispatch_many`](Self::dispatch_many), plus
+    /// [`Error::Overloaded`], also for more inputs than the queue capacity.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`Serving::dispatch_many`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), batch_serving::Error<String>> {
+    /// use batch_serving::{Batch, Serving};
+    /// let lengths = Serving::new(|b: Batch<Vec<u8>>| Ok::<_, String>(b.iter().map(Vec::len).collect()))
+    ///     .start()?
+    ///     .map_inputs(|s: &str| Ok(s.as_bytes().to_vec()));
+    /// assert_eq!(lengths.try_dispatch_many(vec!["ab", "c"]).await?, [2, 1]);
+    /// # Ok(()) }
+    /// ```
+    pub async fn try_dispatch_many(&self, inputs: Vec<In>) -> Result<Vec<Out>, Error<E>> {
+        if inputs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let room = self.serving.try_reserve(inputs.len())?;
         let items = self.prepare_many(inputs)?;
-        let outputs = self.serving.dispatch_many_with(items, options).await?;
+        let outputs = room.dispatch_many(items).await?;
         self.finish_many(outputs)
     }
 

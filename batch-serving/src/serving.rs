@@ -53,6 +53,11 @@ pub(crate) fn answer_of_one<O, E>(request: &Request<O, E>) -> Result<O, Error<E>
 pub(crate) enum Admission {
     Wait,
     FailFast,
+    /// The caller already holds the room (a [`Reservation`](crate::Reservation)
+    /// handed it over). Admitting is then a no-op that never suspends, so a
+    /// reserved call queues its items in its first poll, and room cannot be
+    /// lost between the reservation and the queue.
+    Reserved,
 }
 
 /// A running serving. Cloning is cheap (one `Arc`); every clone feeds the
@@ -129,7 +134,7 @@ impl<I, O, E> Inner<I, O, E> {
     }
 
     /// Reserves queue room for `n` items (`n` is at most the capacity).
-    async fn admit(&self, n: usize, admission: Admission) -> Result<(), Error<E>> {
+    pub(crate) async fn admit(&self, n: usize, admission: Admission) -> Result<(), Error<E>> {
         if !self.try_admit(n, admission)? {
             // Boxed so that every call's future does not carry the size of
             // the semaphore's wait, which only a full queue needs.
@@ -141,6 +146,9 @@ impl<I, O, E> Inner<I, O, E> {
     /// Takes room for `n` items if there is some now: `Ok(false)` when the
     /// caller has to wait for it.
     pub(crate) fn try_admit(&self, n: usize, admission: Admission) -> Result<bool, Error<E>> {
+        if admission == Admission::Reserved {
+            return Ok(true);
+        }
         let wanted = u32::try_from(n).map_err(|_| self.overloaded(n))?;
         match self.permits.try_acquire_many(wanted) {
             Ok(permit) => {
@@ -172,7 +180,7 @@ impl<I, O, E> Inner<I, O, E> {
         }
     }
 
-    fn overloaded(&self, requested: usize) -> Error<E> {
+    pub(crate) fn overloaded(&self, requested: usize) -> Error<E> {
         Recorder::bump(&self.recorder.rejected);
         Error::Overloaded {
             requested,
@@ -228,6 +236,13 @@ impl<I, O, E> Inner<I, O, E> {
         Ok(())
     }
 
+    /// Gives back the room of a reserved call that ends before queueing.
+    fn release_reserved(&self, n: usize, admission: Admission) {
+        if admission == Admission::Reserved {
+            self.permits.add_permits(n);
+        }
+    }
+
     /// Runs `work` under the call's deadline, if it has one.
     pub(crate) async fn with_deadline<T>(
         &self,
@@ -255,6 +270,7 @@ impl<I, O, E> Inner<I, O, E> {
         admission: Admission,
     ) -> Result<O, Error<E>> {
         if options.deadline.is_some_and(|at| at <= Instant::now()) {
+            self.release_reserved(1, admission);
             Recorder::bump(&self.recorder.expired);
             return Err(Error::DeadlineExceeded);
         }
@@ -301,7 +317,7 @@ impl<I, O, E> Inner<I, O, E> {
         })
     }
 
-    async fn call_many(
+    pub(crate) async fn call_many(
         &self,
         items: Vec<I>,
         options: CallOptions,
@@ -315,6 +331,7 @@ impl<I, O, E> Inner<I, O, E> {
             return Err(self.overloaded(items.len()));
         }
         if options.deadline.is_some_and(|at| at <= Instant::now()) {
+            self.release_reserved(items.len(), admission);
             Recorder::bump(&self.recorder.expired);
             return Err(Error::DeadlineExceeded);
         }

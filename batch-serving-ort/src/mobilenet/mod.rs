@@ -2,12 +2,13 @@
 //! task, run the model in batches, and turn logits into top-k labels.
 
 mod classifier;
+mod decode;
 mod labels;
 mod preprocess;
 
 pub use classifier::{MobileNet, MobileNetBuilder};
+pub use decode::{MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE, decode_bounded};
 pub use labels::{Labels, Prediction, top_k};
 pub use preprocess::{
-    CROP_SIZE, IMAGENET_MEAN, IMAGENET_STD, MAX_IMAGE_SIDE, RESIZE_SHORT_SIDE, preprocess,
-    preprocess_image,
+    CROP_SIZE, IMAGENET_MEAN, IMAGENET_STD, RESIZE_SHORT_SIDE, preprocess, preprocess_image,
 };

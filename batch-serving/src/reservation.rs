@@ -1,0 +1,275 @@
+//! Queue room taken before the items exist: a caller admits first, then does
+//! its expensive preparation (decoding an image, tokenizing text), then
+//! queues. A call that cannot be admitted fails before any of that work, and
+//! room that is never used goes back to the queue when the reservation is
+//! dropped, so no path can leak it.
+
+use tokio::time::Instant;
+
+use crate::error::Error;
+use crate::options::CallOptions;
+use crate::serving::{Admission, Serving};
+use crate::stats::Recorder;
+
+/// Queue room for a number of items, taken by [`Serving::reserve`] or
+/// [`Serving::try_reserve`] and spent by one of its `dispatch` methods.
+/// Dropping it unspent gives the room back.
+///
+/// Reserved room counts in [`Stats::queue_depth`](crate::Stats::queue_depth)
+/// as if the items were queued: it is what bounds the work in the serving.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), batch_serving::Error<String>> {
+/// use batch_serving::{Batch, Error, Serving};
+/// let serving = Serving::new(|b: Batch<u32>| Ok::<_, String>(b.iter().map(|x| x + 1).collect()))
+///     .queue_capacity(1)
+///     .start()?;
+/// let room = serving.try_reserve(1)?;
+/// // The queue is full now, so a second call is refused before it does any work.
+/// assert!(matches!(serving.try_reserve(1), Err(Error::Overloaded { .. })));
+/// let item = "41".parse::<u32>().map_err(|e| Error::Preprocess(e.to_string()))?;
+/// assert_eq!(room.dispatch(item).await?, 42);
+/// # Ok(()) }
+/// ```
+#[must_use = "dropping a reservation gives its queue room back"]
+pub struct Reservation<I, O, E> {
+    serving: Serving<I, O, E>,
+    items: usize,
+}
+
+impl<I, O, E> std::fmt::Debug for Reservation<I, O, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reservation")
+            .field("items", &self.items)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<I, O, E> Drop for Reservation<I, O, E> {
+    fn drop(&mut self) {
+        self.serving.inner.permits.add_permits(self.items);
+    }
+}
+
+impl<I, O, E> Serving<I, O, E>
+where
+    I: Send + 'static,
+    O: Send + 'static,
+    E: Send + Sync + 'static,
+{
+    /// Takes queue room for `items` items now, or fails at once: the
+    /// admission step of [`try_dispatch`](Self::try_dispatch) on its own, so
+    /// that a caller can refuse overload before preparing its input.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Overloaded`] when the queue lacks room (a reservation larger
+    /// than the queue capacity never fits), [`Error::Closed`] after shutdown.
+    /// Both count as `rejected` in [`stats`](Self::stats).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
+    /// use batch_serving::{Batch, Serving};
+    /// let serving = Serving::new(|b: Batch<u32>| Ok::<_, std::convert::Infallible>(b.to_vec()))
+    ///     .queue_capacity(4)
+    ///     .start()?;
+    /// let room = serving.try_reserve(3)?;
+    /// assert_eq!(serving.stats().queue_depth, 3);
+    /// drop(room); // unused room goes back
+    /// assert_eq!(serving.stats().queue_depth, 0);
+    /// # Ok(()) }
+    /// ```
+    pub fn try_reserve(&self, items: usize) -> Result<Reservation<I, O, E>, Error<E>> {
+        self.refuse_oversize(items)?;
+        match self.inner.try_admit(items, Admission::FailFast)? {
+            true => Ok(self.reservation(items)),
+            // FailFast never asks the caller to wait.
+            false => Err(Error::Closed),
+        }
+    }
+
+    /// Takes queue room for `items` items, waiting while the queue is full:
+    /// the admission step of [`dispatch`](Self::dispatch) on its own.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Overloaded`] at once for more items than the queue capacity
+    /// (they could never fit), [`Error::Closed`] after shutdown, also for a
+    /// caller that was waiting.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future while it waits takes no room.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
+    /// use batch_serving::{Batch, Serving};
+    /// let serving = Serving::new(|b: Batch<u32>| Ok::<_, std::convert::Infallible>(b.to_vec())).start()?;
+    /// let room = serving.reserve(2).await?;
+    /// assert_eq!(room.dispatch_many(vec![1, 2]).await?, vec![1, 2]);
+    /// # Ok(()) }
+    /// ```
+    pub async fn reserve(&self, items: usize) -> Result<Reservation<I, O, E>, Error<E>> {
+        self.refuse_oversize(items)?;
+        self.inner.admit(items, Admission::Wait).await?;
+        Ok(self.reservation(items))
+    }
+
+    /// [`reserve`](Self::reserve) that gives up at `deadline`, with
+    /// [`Error::DeadlineExceeded`] (counted as expired, as a call that
+    /// waited for room past its deadline is).
+    pub(crate) async fn reserve_until(
+        &self,
+        items: usize,
+        deadline: Instant,
+    ) -> Result<Reservation<I, O, E>, Error<E>> {
+        if deadline <= Instant::now() {
+            Recorder::bump(&self.inner.recorder.expired);
+            return Err(Error::DeadlineExceeded);
+        }
+        match tokio::time::timeout_at(deadline, self.reserve(items)).await {
+            Ok(reserved) => reserved,
+            Err(_) => {
+                Recorder::bump(&self.inner.recorder.expired);
+                Err(Error::DeadlineExceeded)
+            }
+        }
+    }
+
+    fn refuse_oversize(&self, items: usize) -> Result<(), Error<E>> {
+        if items > self.inner.capacity {
+            return Err(self.inner.overloaded(items));
+        }
+        Ok(())
+    }
+
+    fn reservation(&self, items: usize) -> Reservation<I, O, E> {
+        Reservation {
+            serving: self.clone(),
+            items,
+        }
+    }
+}
+
+impl<I, O, E> Reservation<I, O, E>
+where
+    I: Send + 'static,
+    O: Send + 'static,
+    E: Send + Sync + 'static,
+{
+    /// How many items of room it holds.
+    pub fn items(&self) -> usize {
+        self.items
+    }
+
+    /// The serving the room belongs to.
+    pub fn serving(&self) -> &Serving<I, O, E> {
+        &self.serving
+    }
+
+    /// Queues one item in the reserved room and waits for its output; the
+    /// rest of the room, if it held more, goes back.
+    ///
+    /// # Errors
+    ///
+    /// As [`Serving::dispatch`]. A reservation of no room admits the item as
+    /// `dispatch` does, waiting for room.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`Serving::dispatch`]; dropped before its first poll, the room
+    /// goes back and nothing is queued.
+    pub async fn dispatch(self, item: I) -> Result<O, Error<E>> {
+        self.dispatch_with(item, CallOptions::default()).await
+    }
+
+    /// [`dispatch`](Self::dispatch) with call options.
+    ///
+    /// # Errors
+    ///
+    /// As [`Serving::dispatch_with`].
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`dispatch`](Self::dispatch).
+    pub async fn dispatch_with(mut self, item: I, options: CallOptions) -> Result<O, Error<E>> {
+        if self.items == 0 {
+            return self.serving.dispatch_with(item, options).await;
+        }
+        if self.expired(&options) {
+            return Err(Error::DeadlineExceeded); // the room goes back on drop
+        }
+        // The room is the queued item's from here: the call queues it in its
+        // first poll, before it can be suspended (see `Admission::Reserved`).
+        self.items -= 1;
+        let serving = self.serving.clone();
+        drop(self);
+        crate::one_call::OneCall::new(&serving.inner, item, options, Admission::Reserved).await
+    }
+
+    /// Queues `items` in the reserved room and waits for their outputs, in
+    /// order. Room it does not use goes back; items beyond the reservation
+    /// are admitted as [`Serving::dispatch_many`] admits them.
+    ///
+    /// # Errors
+    ///
+    /// As [`Serving::dispatch_many`].
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`Serving::dispatch_many`].
+    pub async fn dispatch_many(self, items: Vec<I>) -> Result<Vec<O>, Error<E>> {
+        self.dispatch_many_with(items, CallOptions::default()).await
+    }
+
+    /// [`dispatch_many`](Self::dispatch_many) with call options.
+    ///
+    /// # Errors
+    ///
+    /// As [`Serving::dispatch_many_with`].
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`Serving::dispatch_many`].
+    pub async fn dispatch_many_with(
+        mut self,
+        items: Vec<I>,
+        options: CallOptions,
+    ) -> Result<Vec<O>, Error<E>> {
+        let wanted = items.len();
+        let inner = &self.serving.inner;
+        if wanted == 0 || self.items == 0 || wanted > inner.capacity {
+            let serving = self.serving.clone();
+            drop(self);
+            return serving.dispatch_many_with(items, options).await;
+        }
+        if self.expired(&options) {
+            return Err(Error::DeadlineExceeded);
+        }
+        if wanted < self.items {
+            inner.permits.add_permits(self.items - wanted);
+        } else if wanted > self.items {
+            inner.admit(wanted - self.items, Admission::Wait).await?;
+        }
+        self.items = 0;
+        let serving = self.serving.clone();
+        drop(self);
+        serving
+            .inner
+            .call_many(items, options, Admission::Reserved)
+            .await
+    }
+
+    /// Whether the call's deadline has already passed; counted as expired,
+    /// as a call made that late is.
+    fn expired(&self, options: &CallOptions) -> bool {
+        let expired = options.deadline.is_some_and(|at| at <= Instant::now());
+        if expired {
+            Recorder::bump(&self.serving.inner.recorder.expired);
+        }
+        expired
+    }
+}
