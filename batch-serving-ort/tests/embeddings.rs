@@ -279,3 +279,50 @@ fn a_model_that_is_not_an_encoder_is_refused_at_start() {
     };
     assert!(matches!(**source, OrtError::UnsupportedModel(_)), "{error}");
 }
+
+/// Long texts are cut before tokenizing, and the cut never changes the kept
+/// tokens: compared with the tokenizer library run on the whole text.
+#[test]
+fn cutting_long_text_before_tokenizing_keeps_the_same_tokens() {
+    let Some(files) = support::minilm() else {
+        return;
+    };
+    let mut whole = tokenizers::Tokenizer::from_file(&files.tokenizer).unwrap();
+    whole.with_padding(None);
+    let texts = [
+        "The quick brown fox, it said, jumps over the lazy dog! ".repeat(400),
+        "ünïcödé wörds and   extra\twhitespace\n, punctuation... (brackets) ".repeat(300),
+        format!("{}{}", "x".repeat(5_000), " tail".repeat(500)),
+        "短い 文章 mixed with English words ".repeat(200),
+    ];
+    for max_tokens in [16, 128] {
+        whole
+            .with_truncation(Some(tokenizers::TruncationParams {
+                max_length: max_tokens,
+                ..Default::default()
+            }))
+            .unwrap();
+        let tokenizer =
+            TextTokenizer::load(&files.tokenizer, max_tokens, Overflow::Truncate).unwrap();
+        let rejecting =
+            TextTokenizer::load(&files.tokenizer, max_tokens, Overflow::Reject).unwrap();
+        for text in &texts {
+            let expected: Vec<i64> = whole
+                .encode(text.as_str(), true)
+                .unwrap()
+                .get_ids()
+                .iter()
+                .map(|&id| i64::from(id))
+                .collect();
+            assert_eq!(
+                tokenizer.tokenize(text).unwrap().ids(),
+                expected,
+                "{max_tokens}"
+            );
+            assert!(matches!(
+                rejecting.tokenize(text),
+                Err(OrtError::TooManyTokens { .. })
+            ));
+        }
+    }
+}

@@ -1,7 +1,8 @@
 //! The embedding server's routes: `POST /v1/embed`, `GET /health` and
 //! `GET /metrics`.
 
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
@@ -11,11 +12,15 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use batch_serving_ort::embedding::Embedder;
 use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
 
-use crate::http::{error, health_response, metrics_response, status_of};
+use crate::http::{default_max_decodes, error, health_response, metrics_response, status_of};
+use crate::json_errors::harden;
+use crate::serve::HttpLimits;
 
 /// The most texts one request may carry; larger jobs belong in several
 /// requests (or in `embed_index`), so one client cannot fill the queue.
+/// The server's queue holds four such requests by default.
 pub const MAX_TEXTS: usize = 256;
 
 /// The largest request body accepted, in bytes.
@@ -53,24 +58,86 @@ pub struct EmbedResponse {
     pub total_ms: f64,
 }
 
-/// Builds the router over a started embedder.
+/// What the embed route shares: the embedder, and the tokenizing slots
+/// that bound the requests tokenized at once.
+#[derive(Debug, Clone)]
+pub struct EmbedState {
+    embedder: Embedder,
+    tokenizing: Arc<Semaphore>,
+}
+
+impl EmbedState {
+    /// The embedder with `max_tokenizing` requests tokenized at once.
+    pub fn new(embedder: Embedder, max_tokenizing: usize) -> Self {
+        Self {
+            embedder,
+            tokenizing: Arc::new(Semaphore::new(max_tokenizing)),
+        }
+    }
+
+    /// The tokenizing slots (tests hold them to see the bound act).
+    pub fn tokenizing(&self) -> &Arc<Semaphore> {
+        &self.tokenizing
+    }
+}
+
+/// Builds the router over a started embedder, with the default limits.
 pub fn embed_router(embedder: Embedder) -> Router {
-    Router::new()
+    embed_router_with(
+        EmbedState::new(embedder, default_max_decodes()),
+        HttpLimits::default().request_timeout,
+    )
+}
+
+/// Builds the router over `state`, answering 408 to requests that take
+/// longer than `request_timeout` and JSON errors everywhere.
+pub fn embed_router_with(state: EmbedState, request_timeout: Duration) -> Router {
+    let routes = Router::new()
         .route("/v1/embed", post(embed))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(embedder)
+        .with_state(state);
+    harden(routes, request_timeout)
 }
 
-async fn embed(State(embedder): State<Embedder>, body: Bytes) -> Response {
+async fn embed(State(state): State<EmbedState>, body: Bytes) -> Response {
     let started = Instant::now();
     let texts = match parse_embed_body(&body) {
         Ok(texts) => texts,
         Err((status, message)) => return error(status, message),
     };
-    // try_embed_many sheds load with 503 once the queue is full.
-    match embedder.try_embed_many(&texts).await {
+    // Admission before tokenizing: a request the queue has no room for is
+    // refused at once, having cost only its JSON parse.
+    let room = match state.embedder.serving().try_reserve(texts.len()) {
+        Ok(room) => room,
+        Err(e) => return error(status_of(&e), e.to_string()),
+    };
+    let Ok(slot) = Arc::clone(&state.tokenizing).try_acquire_owned() else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many requests are being tokenized; retry shortly".to_owned(),
+        );
+    };
+    // Tokenizing runs on the blocking pool, holding a slot; each text is
+    // cut to what can reach its kept tokens first (TextTokenizer::tokenize).
+    let embedder = state.embedder.clone();
+    let tokens = tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        embedder.tokenize_all(&texts)
+    })
+    .await;
+    let tokens = match tokens {
+        Ok(Ok(tokens)) => tokens,
+        Ok(Err(e)) => return error(status_of(&e), e.to_string()),
+        Err(_) => {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "tokenizing failed".to_owned(),
+            );
+        }
+    };
+    match room.dispatch_many(tokens).await {
         Ok(embeddings) => Json(EmbedResponse {
             dimensions: embeddings.first().map_or(0, Vec::len),
             embeddings,
@@ -115,10 +182,10 @@ pub fn parse_embed_body(body: &[u8]) -> Result<Vec<String>, (StatusCode, String)
     Ok(texts)
 }
 
-async fn health(State(embedder): State<Embedder>) -> Response {
-    health_response(embedder.serving().is_closed())
+async fn health(State(state): State<EmbedState>) -> Response {
+    health_response(state.embedder.serving().is_closed())
 }
 
-async fn metrics(State(embedder): State<Embedder>) -> Response {
-    metrics_response(&embedder.serving().stats())
+async fn metrics(State(state): State<EmbedState>) -> Response {
+    metrics_response(&state.embedder.serving().stats())
 }

@@ -32,8 +32,17 @@ impl EmbedConfig {
                 std::process::exit(2)
             })),
         };
+        let mut serving = ServingConfig::from_args(args);
+        // Room for four requests of the most texts one may carry: each
+        // queued item is at most max_tokens ids (1 KB at 128), so 1024 hold
+        // about 1 MB.
+        serving.queue_capacity = args.value(
+            "queue-capacity",
+            "BS_QUEUE_CAPACITY",
+            4 * crate::embed_http::MAX_TEXTS,
+        );
         Self {
-            serving: ServingConfig::from_args(args),
+            serving,
             max_tokens: args.value("max-tokens", "BS_MAX_TOKENS", DEFAULT_MAX_TOKENS),
             buckets,
         }

@@ -1,7 +1,8 @@
 //! The MobileNet HTTP server's routes: `POST /v1/classify`, `GET /health`
 //! and `GET /metrics`.
 
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
@@ -13,6 +14,10 @@ use base64::Engine;
 use batch_serving::Error;
 use batch_serving_ort::{MobileNet, OrtError};
 use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
+
+use crate::json_errors::{harden, is_media_type};
+use crate::serve::HttpLimits;
 
 /// The largest request body accepted, in bytes.
 pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
@@ -44,32 +49,95 @@ pub struct ClassifyResponse {
     pub total_ms: f64,
 }
 
-/// Builds the router over a started classifier.
+/// The most images decoded at once by default: two per core. Decoding runs
+/// on the blocking pool; past this many a request gets 503 rather than a
+/// thread and up to 144 MB of pixels (see `MAX_IMAGE_PIXELS`).
+pub fn default_max_decodes() -> usize {
+    2 * std::thread::available_parallelism().map_or(2, usize::from)
+}
+
+/// What the classify route shares: the classifier, and the decoding slots
+/// that bound the decodes running at once.
+#[derive(Debug, Clone)]
+pub struct ClassifyState {
+    classifier: MobileNet,
+    decodes: Arc<Semaphore>,
+}
+
+impl ClassifyState {
+    /// The classifier with `max_decodes` decoding slots.
+    pub fn new(classifier: MobileNet, max_decodes: usize) -> Self {
+        Self {
+            classifier,
+            decodes: Arc::new(Semaphore::new(max_decodes)),
+        }
+    }
+
+    /// The decoding slots (tests hold them to see the bound act).
+    pub fn decodes(&self) -> &Arc<Semaphore> {
+        &self.decodes
+    }
+}
+
+/// Builds the router over a started classifier, with the default limits.
 pub fn router(classifier: MobileNet) -> Router {
-    Router::new()
+    router_with(
+        ClassifyState::new(classifier, default_max_decodes()),
+        HttpLimits::default().request_timeout,
+    )
+}
+
+/// Builds the router over `state`, answering 408 to requests that take
+/// longer than `request_timeout` and JSON errors everywhere.
+pub fn router_with(state: ClassifyState, request_timeout: Duration) -> Router {
+    let routes = Router::new()
         .route("/v1/classify", post(classify))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(classifier)
+        .with_state(state);
+    harden(routes, request_timeout)
 }
 
-async fn classify(
-    State(classifier): State<MobileNet>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn classify(State(state): State<ClassifyState>, headers: HeaderMap, body: Bytes) -> Response {
     let started = Instant::now();
+    // Admission first: a request the queue has no room for is refused in
+    // microseconds, before its image is parsed or decoded.
+    let room = match state.classifier.try_reserve() {
+        Ok(room) => room,
+        Err(e) => return error(status_of(&e), e.to_string()),
+    };
+    let Ok(slot) = Arc::clone(&state.decodes).try_acquire_owned() else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many images are being decoded; retry shortly".to_owned(),
+        );
+    };
     let content_type = headers
         .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
-    let image = match parse_classify_body(content_type, &body) {
-        Ok(image) => image,
-        Err(message) => return error(StatusCode::BAD_REQUEST, message),
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    // Parsing, decoding and resizing run on the blocking pool, holding a
+    // decoding slot, so the async workers stay free for other requests.
+    let prepared = tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        let image = parse_classify_body(content_type.as_deref(), &body)
+            .map_err(|message| (StatusCode::BAD_REQUEST, message))?;
+        room.prepare(image)
+            .map_err(|e| (status_of(&e), e.to_string()))
+    })
+    .await;
+    let prepared = match prepared {
+        Ok(Ok(prepared)) => prepared,
+        Ok(Err((status, message))) => return error(status, message),
+        Err(_) => {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "decoding the image failed".to_owned(),
+            );
+        }
     };
-    // try_dispatch sheds load with 503 once the queue is full, instead of
-    // holding connections open behind a backlog.
-    match classifier.try_dispatch(image).await {
+    match prepared.dispatch().await {
         Ok(top) => {
             let predictions = top
                 .into_iter()
@@ -91,14 +159,15 @@ async fn classify(
 }
 
 /// The image bytes of a request: the raw body, or `{"image": base64}` when
-/// the content type is JSON. Public so that it can be fuzzed.
+/// the content type is JSON (`application/json` in any case, parameters
+/// allowed). Public so that it can be fuzzed.
 ///
 /// # Errors
 ///
 /// A message for the client (sent with 400) for an empty body, invalid JSON
 /// or invalid base64.
 pub fn parse_classify_body(content_type: Option<&str>, body: &[u8]) -> Result<Vec<u8>, String> {
-    let is_json = content_type.is_some_and(|v| v.starts_with("application/json"));
+    let is_json = content_type.is_some_and(|v| is_media_type(v, "application/json"));
     if body.is_empty() {
         return Err(
             "the request body is empty: send image bytes or {\"image\": base64}".to_owned(),
@@ -144,28 +213,10 @@ pub fn metrics_response(stats: &batch_serving::Stats) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
-/// Serves `app` until Ctrl-C, then stops accepting connections and lets
-/// in-flight requests finish.
-///
-/// # Errors
-///
-/// When the server fails.
-pub async fn serve_until_ctrl_c(
-    listener: tokio::net::TcpListener,
-    app: Router,
-) -> std::io::Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-            println!("shutting down: finishing in-flight requests");
-        })
-        .await
+async fn health(State(state): State<ClassifyState>) -> Response {
+    health_response(state.classifier.serving().is_closed())
 }
 
-async fn health(State(classifier): State<MobileNet>) -> Response {
-    health_response(classifier.serving().is_closed())
-}
-
-async fn metrics(State(classifier): State<MobileNet>) -> Response {
-    metrics_response(&classifier.serving().stats())
+async fn metrics(State(state): State<ClassifyState>) -> Response {
+    metrics_response(&state.classifier.serving().stats())
 }

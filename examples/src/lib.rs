@@ -8,6 +8,8 @@ pub mod client;
 pub mod embed_http;
 pub mod embed_setup;
 pub mod http;
+pub mod json_errors;
 pub mod metrics;
+pub mod serve;
 pub mod setup;
 pub mod vector_index;

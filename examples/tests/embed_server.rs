@@ -91,3 +91,34 @@ async fn bad_bodies_get_a_4xx_with_a_json_error_and_nothing_is_queued() {
     }
     assert_eq!(embedder.serving().stats().items, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_is_refused_before_tokenizing() {
+    let Some(embedder) = embedder() else { return };
+    let app = embed_router(embedder.clone());
+    let capacity = embedder.serving().queue_capacity();
+    let held = embedder.serving().try_reserve(capacity).unwrap();
+    let (status, json) = post(app.clone(), r#"["A man is eating food."]"#.to_owned()).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{json}");
+    drop(held);
+    let (status, json) = post(app, r#"["A man is eating food."]"#.to_owned()).await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    assert_eq!(embedder.serving().stats().items, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_very_long_text_embeds_as_its_start_does() {
+    let Some(embedder) = embedder() else { return };
+    let app = embed_router(embedder);
+    // 15 KB: only its first 128 tokens are kept, and it is cut before
+    // tokenizing to what can reach them.
+    let start = "A man is eating food in the park with his dog. ";
+    let long = start.repeat(320);
+    let (status, json) = post(app.clone(), serde_json::to_string(&[&long]).unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    let long_vector: EmbedResponse = serde_json::from_value(json).unwrap();
+    let (_, json) = post(app, serde_json::to_string(&[start.repeat(20)]).unwrap()).await;
+    let start_vector: EmbedResponse = serde_json::from_value(json).unwrap();
+    let similarity = cosine_similarity(&long_vector.embeddings[0], &start_vector.embeddings[0]);
+    assert!(similarity > 0.9999, "{similarity}");
+}

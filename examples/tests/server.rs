@@ -5,7 +5,9 @@
 use axum::body::{Body, to_bytes};
 use axum::http::{Request, StatusCode};
 use base64::Engine;
-use batch_serving_examples::http::{ClassifyResponse, router, status_of};
+use batch_serving_examples::http::{
+    ClassifyResponse, ClassifyState, router, router_with, status_of,
+};
 use batch_serving_ort::{MobileNet, MobileNetFiles, OrtError, Runtime};
 use tower::ServiceExt;
 
@@ -142,4 +144,72 @@ fn overload_and_shutdown_map_to_503_and_bad_input_to_422() {
         status_of(&Error::<OrtError>::DeadlineExceeded),
         StatusCode::GATEWAY_TIMEOUT
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_media_types_match_without_regard_to_case_or_parameters() {
+    let Some((classifier, cat)) = classifier() else {
+        return;
+    };
+    let app = router(classifier);
+    let encoded = base64::engine::general_purpose::STANDARD.encode(&cat);
+    let body = serde_json::json!({ "image": encoded }).to_string();
+    for content_type in ["Application/JSON", "application/json; charset=UTF-8"] {
+        let (status, json) = send(app.clone(), post(body.clone(), content_type)).await;
+        assert_eq!(status, StatusCode::OK, "{content_type}: {json}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_is_refused_before_the_image_is_decoded() {
+    let Some((classifier, cat)) = classifier() else {
+        return;
+    };
+    let app = router(classifier.clone());
+    let capacity = classifier.serving().queue_capacity();
+    let held = classifier.serving().try_reserve(capacity).unwrap();
+    // Bytes that would fail decoding with 422 are refused with 503 first:
+    // the handler never reached the decoder.
+    let (status, json) = send(app.clone(), post(b"not an image".to_vec(), "image/jpeg")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{json}");
+    assert!(
+        json["error"].as_str().unwrap().contains("overloaded"),
+        "{json}"
+    );
+    let (status, _) = send(app.clone(), post(cat.clone(), "image/jpeg")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    drop(held);
+    let (status, json) = send(app, post(cat, "image/jpeg")).await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    assert_eq!(
+        classifier.serving().stats().items,
+        1,
+        "only the admitted call ran"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decodes_beyond_the_bound_are_refused_with_503() {
+    let Some((classifier, cat)) = classifier() else {
+        return;
+    };
+    let state = ClassifyState::new(classifier.clone(), 2);
+    let app = router_with(state.clone(), std::time::Duration::from_secs(30));
+    let busy = std::sync::Arc::clone(state.decodes())
+        .try_acquire_many_owned(2)
+        .unwrap();
+    let (status, json) = send(app.clone(), post(cat.clone(), "image/jpeg")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{json}");
+    assert!(
+        json["error"].as_str().unwrap().contains("decoded"),
+        "{json}"
+    );
+    assert_eq!(
+        classifier.serving().stats().queue_depth,
+        0,
+        "the refused call kept room"
+    );
+    drop(busy);
+    let (status, _) = send(app, post(cat, "image/jpeg")).await;
+    assert_eq!(status, StatusCode::OK);
 }

@@ -198,8 +198,10 @@ impl Embedder {
     /// As [`Serving::dispatch`]: dropping the future withdraws the sentence
     /// if its batch has not started.
     pub async fn embed(&self, text: &str) -> Result<Vec<f32>, Error<OrtError>> {
+        // Room first: a caller that has to wait tokenizes once it has room.
+        let room = self.serving.reserve(1).await?;
         let tokens = self.tokenizer.tokenize(text).map_err(Error::Preprocess)?;
-        self.serving.dispatch(tokens).await
+        room.dispatch(tokens).await
     }
 
     /// Embeds several sentences as one call; they are spread over the
@@ -217,13 +219,19 @@ impl Embedder {
         &self,
         texts: &[S],
     ) -> Result<Vec<Vec<f32>>, Error<OrtError>> {
-        let tokens = self.tokenize_all(texts)?;
-        self.serving.dispatch_many(tokens).await
+        if texts.len() > self.serving.queue_capacity() {
+            // Admitted piece by piece, so it cannot be admitted up front.
+            let tokens = self.tokenize_all(texts)?;
+            return self.serving.dispatch_many(tokens).await;
+        }
+        let room = self.serving.reserve(texts.len()).await?;
+        room.dispatch_many(self.tokenize_all(texts)?).await
     }
 
     /// [`Embedder::embed_many`] that fails at once with
     /// [`Error::Overloaded`] instead of waiting for queue room, for servers
-    /// that shed load.
+    /// that shed load. Room is taken before any text is tokenized, so a
+    /// refused call costs no tokenizing.
     ///
     /// # Errors
     ///
@@ -236,8 +244,11 @@ impl Embedder {
         &self,
         texts: &[S],
     ) -> Result<Vec<Vec<f32>>, Error<OrtError>> {
-        let tokens = self.tokenize_all(texts)?;
-        self.serving.try_dispatch_many(tokens).await
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let room = self.serving.try_reserve(texts.len())?;
+        room.dispatch_many(self.tokenize_all(texts)?).await
     }
 
     /// Embeds several sentences and streams the vectors per executed batch,
@@ -254,7 +265,14 @@ impl Embedder {
         Ok(self.serving.dispatch_stream(self.tokenize_all(texts)?))
     }
 
-    fn tokenize_all<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Tokens>, Error<OrtError>> {
+    /// Tokenizes every text, failing on the first the tokenizer refuses:
+    /// what the calls do after admission, public for callers that tokenize
+    /// off the async workers (into a [`Reservation`](batch_serving::Reservation)).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Preprocess`] for a text the tokenizer refuses.
+    pub fn tokenize_all<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Tokens>, Error<OrtError>> {
         texts
             .iter()
             .map(|text| self.tokenizer.tokenize(text.as_ref()))

@@ -14,4 +14,4 @@ pub use buckets::{DEFAULT_BUCKET_EDGES, LengthBuckets, Padding};
 pub use corpus::synthetic_corpus;
 pub use embedder::{EMBEDDED_EVENT, EmbeddedBatch, Embedder, EmbedderBuilder};
 pub use pooling::{cosine_similarity, mean_pool_normalized};
-pub use tokenizer::{DEFAULT_MAX_TOKENS, Overflow, TextTokenizer, Tokens};
+pub use tokenizer::{DEFAULT_MAX_TOKENS, Overflow, TextTokenizer, Tokens, cut_beyond_tokens};

@@ -130,7 +130,13 @@ impl TextTokenizer {
     ///
     /// [`OrtError::TooManyTokens`] with [`Overflow::Reject`] for a sentence
     /// over the limit; [`OrtError::Tokenizer`] if the tokenizer fails.
+    ///
+    /// Only the start of a long text can reach the kept tokens, so the text
+    /// is cut (see [`cut_beyond_tokens`]) before the tokenizer sees it: a
+    /// 15 KB string costs what its first few hundred bytes do.
     pub fn tokenize(&self, text: &str) -> Result<Tokens, OrtError> {
+        // One past the limit, so that rejecting still sees an overflow.
+        let text = cut_beyond_tokens(text, self.max_tokens + 1);
         let encoding = self
             .tokenizer
             .encode(text, true)
@@ -144,5 +150,60 @@ impl TextTokenizer {
         Ok(Tokens::from_ids(
             ids.iter().map(|&id| i64::from(id)).collect(),
         ))
+    }
+}
+
+/// The start of `text` that gives the same first `tokens` tokens as the
+/// whole of it: cut at the first whitespace after `tokens` words that
+/// contain an ASCII letter or digit. Each such word gives at least one
+/// token in any WordPiece, BPE or SentencePiece vocabulary, none of which
+/// joins words across whitespace, and the words before the cut tokenize as
+/// they would in the whole text. Text without such words (all CJK, say) is
+/// returned whole; its length is the caller's to bound.
+///
+/// ```
+/// use batch_serving_ort::embedding::cut_beyond_tokens;
+/// assert_eq!(cut_beyond_tokens("a man is eating food", 3), "a man is");
+/// assert_eq!(cut_beyond_tokens("a, b", 8), "a, b");
+/// ```
+pub fn cut_beyond_tokens(text: &str, tokens: usize) -> &str {
+    let mut words = 0;
+    let mut in_word = false;
+    for (at, c) in text.char_indices() {
+        if c.is_whitespace() {
+            if words >= tokens {
+                return &text[..at];
+            }
+            in_word = false;
+        } else if c.is_ascii_alphanumeric() && !in_word {
+            words += 1;
+            in_word = true;
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cut_beyond_tokens;
+
+    #[test]
+    fn the_cut_keeps_enough_words_and_ends_at_whitespace() {
+        let long = "word ".repeat(3_000);
+        let cut = cut_beyond_tokens(&long, 129);
+        assert_eq!(cut.split_whitespace().count(), 129);
+        assert!(long.starts_with(cut));
+        // A word with non-ASCII letters in it still counts once, and
+        // punctuation or emoji alone never count.
+        assert_eq!(
+            cut_beyond_tokens("caf\u{e9}s ok ! \u{1F600} more", 2),
+            "caf\u{e9}s ok"
+        );
+        assert_eq!(
+            cut_beyond_tokens("\u{4e2d}\u{6587} \u{4e2d}\u{6587}", 1),
+            "\u{4e2d}\u{6587} \u{4e2d}\u{6587}"
+        );
+        assert_eq!(cut_beyond_tokens("", 1), "");
+        assert_eq!(cut_beyond_tokens("one", 1), "one");
     }
 }

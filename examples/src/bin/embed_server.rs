@@ -10,16 +10,18 @@
 //!
 //! Flags (or environment): `--addr` (`BS_ADDR`), `--models`
 //! (`BATCH_SERVING_MODELS`), `--batch-size`, `--batch-timeout-ms`,
-//! `--partitions`, `--threads`, `--queue-capacity`, `--max-tokens`, `--buckets`, `--policy`
-//! (`BS_*`). Ctrl-C stops accepting connections, lets in-flight requests
-//! finish, drains the queue, then exits.
-
-use std::time::Duration;
+//! `--partitions`, `--threads`, `--queue-capacity` (default 1024 texts),
+//! `--max-tokens`, `--buckets`, `--policy`, `--max-tokenizing` (requests
+//! tokenized at once; default two per core), `--header-timeout-ms`,
+//! `--request-timeout-ms`, `--drain-timeout-ms` (`BS_*`). Ctrl-C stops
+//! accepting connections, lets requests in progress finish within the drain
+//! limit, drains the queue, then exits.
 
 use batch_serving_examples::args::Args;
-use batch_serving_examples::embed_http::embed_router;
+use batch_serving_examples::embed_http::{EmbedState, embed_router_with};
 use batch_serving_examples::embed_setup::EmbedConfig;
-use batch_serving_examples::http::serve_until_ctrl_c;
+use batch_serving_examples::http::default_max_decodes;
+use batch_serving_examples::serve::{HttpLimits, ctrl_c, drain_left, serve};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -36,11 +38,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         listener.local_addr()?,
         config.describe()
     );
-    serve_until_ctrl_c(listener, embed_router(embedder.clone())).await?;
-    embedder
+    let limits = HttpLimits::from_args(&args);
+    let max_tokenizing = args.value("max-tokenizing", "BS_MAX_TOKENIZING", default_max_decodes());
+    let app = embed_router_with(
+        EmbedState::new(embedder.clone(), max_tokenizing),
+        limits.request_timeout,
+    );
+    let stopped = serve(listener, app, limits, ctrl_c()).await?;
+    if !stopped.drained {
+        println!("drain limit reached: closed the connections still open");
+    }
+    let finished = embedder
         .serving()
-        .shutdown(Some(Duration::from_secs(30)))
-        .await?;
+        .shutdown(Some(drain_left(&stopped, &limits)))
+        .await;
+    if finished.is_err() {
+        println!("drain limit reached: calls still queued were failed");
+    }
     let stats = embedder.serving().stats();
     println!(
         "embedded {} sentence(s) in {} batch(es)",

@@ -9,15 +9,15 @@
 //!
 //! Flags (or environment): `--addr` (`BS_ADDR`), `--models`
 //! (`BATCH_SERVING_MODELS`), `--batch-size`, `--batch-timeout-ms`,
-//! `--partitions`, `--threads`, `--queue-capacity`, `--policy` (`BS_*`).
-//! Ctrl-C stops accepting connections, lets in-flight requests finish, drains
-//! the serving's queue, then exits.
-
-use std::time::Duration;
+//! `--partitions`, `--threads`, `--queue-capacity` (default four batches),
+//! `--policy`, `--max-decodes` (images decoded at once; default two per
+//! core), `--header-timeout-ms`, `--request-timeout-ms`, `--drain-timeout-ms`
+//! (`BS_*`). Ctrl-C stops accepting connections, lets requests in progress
+//! finish within the drain limit, drains the serving's queue, then exits.
 
 use batch_serving_examples::args::Args;
-use batch_serving_examples::http::router;
-use batch_serving_examples::http::serve_until_ctrl_c;
+use batch_serving_examples::http::{ClassifyState, default_max_decodes, router_with};
+use batch_serving_examples::serve::{HttpLimits, ctrl_c, drain_left, serve};
 use batch_serving_examples::setup::ServingConfig;
 
 #[tokio::main]
@@ -35,12 +35,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         listener.local_addr()?,
         config.describe()
     );
-    let app = router(classifier.clone());
-    serve_until_ctrl_c(listener, app).await?;
-    classifier
+    let limits = HttpLimits::from_args(&args);
+    let max_decodes = args.value("max-decodes", "BS_MAX_DECODES", default_max_decodes());
+    let state = ClassifyState::new(classifier.clone(), max_decodes);
+    let app = router_with(state, limits.request_timeout);
+    let stopped = serve(listener, app, limits, ctrl_c()).await?;
+    if !stopped.drained {
+        println!("drain limit reached: closed the connections still open");
+    }
+    // The serving gets what is left of the drain limit; queued calls (of
+    // connections just closed) are withdrawn or fail with Closed after it.
+    let finished = classifier
         .serving()
-        .shutdown(Some(Duration::from_secs(30)))
-        .await?;
+        .shutdown(Some(drain_left(&stopped, &limits)))
+        .await;
+    if finished.is_err() {
+        println!("drain limit reached: calls still queued were failed");
+    }
     let stats = classifier.serving().stats();
     println!(
         "served {} image(s) in {} batch(es)",
