@@ -57,11 +57,28 @@ impl From<GraphOptimization> for ort::session::builder::GraphOptimizationLevel {
 pub struct SessionOptions {
     provider: ExecutionProvider,
     intra_threads: Option<usize>,
+    spinning: Option<bool>,
     optimization: GraphOptimization,
     fixed_dimensions: Vec<(String, i64)>,
 }
 
 impl SessionOptions {
+    /// Whether ONNX Runtime's intra-op threads spin while they wait for work
+    /// (default: the runtime's, which spins). Spinning shaves the wake-up
+    /// off each operator, but the spinning threads take CPU from whatever
+    /// shares the cores: a server's async workers answering other requests,
+    /// say. Turn it off where the model shares its cores.
+    #[must_use]
+    pub fn spinning(mut self, spinning: bool) -> Self {
+        self.spinning = Some(spinning);
+        self
+    }
+
+    /// The spinning setting, where one was made.
+    pub fn spinning_setting(&self) -> Option<bool> {
+        self.spinning
+    }
+
     /// Where each session runs (default: the CPU).
     #[must_use]
     pub fn execution_provider(mut self, provider: ExecutionProvider) -> Self {

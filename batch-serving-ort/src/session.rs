@@ -133,6 +133,11 @@ fn build_session(
             .with_intra_threads(threads)
             .map_err(recover("set the thread count"))?;
     }
+    if let Some(spinning) = options.spinning_setting() {
+        builder = builder
+            .with_intra_op_spinning(spinning)
+            .map_err(recover("set intra-op spinning"))?;
+    }
     for (name, size) in options.fixed_dimensions() {
         builder = builder
             .with_dimension_override(name, *size)

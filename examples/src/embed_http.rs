@@ -111,16 +111,14 @@ async fn embed(State(state): State<EmbedState>, body: Bytes) -> Response {
     // refused at once, having cost only its JSON parse.
     let room = match state.embedder.serving().try_reserve(texts.len()) {
         Ok(room) => room,
-        Err(e) => return error(status_of(&e), e.to_string()),
+        Err(e) => return crate::http::refused(status_of(&e), e.to_string()),
     };
-    let Ok(slot) = Arc::clone(&state.tokenizing).try_acquire_owned() else {
-        return error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too many requests are being tokenized; retry shortly".to_owned(),
-        );
+    // Tokenizing runs on the blocking pool, holding a slot (waited for with
+    // the queue room held, so the waiting requests are bounded too); each
+    // text is cut to what can reach its kept tokens first.
+    let Ok(slot) = Arc::clone(&state.tokenizing).acquire_owned().await else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down".to_owned());
     };
-    // Tokenizing runs on the blocking pool, holding a slot; each text is
-    // cut to what can reach its kept tokens first (TextTokenizer::tokenize).
     let embedder = state.embedder.clone();
     let tokens = tokio::task::spawn_blocking(move || {
         let _slot = slot;

@@ -1,10 +1,10 @@
 //! The embedder configuration the embedding examples share, from flags or
 //! the environment.
 
+use batch_serving_ort::MiniLmFiles;
 use batch_serving_ort::embedding::{
     DEFAULT_BUCKET_EDGES, DEFAULT_MAX_TOKENS, Embedder, LengthBuckets,
 };
-use batch_serving_ort::{MiniLmFiles, SessionOptions};
 
 use crate::args::{Args, list};
 use crate::setup::ServingConfig;
@@ -60,7 +60,7 @@ impl EmbedConfig {
             (config.batch_size, config.batch_timeout, config.partitions);
         let (capacity, policy) = (config.queue_capacity, config.policy());
         let embedder = Embedder::builder(files)
-            .session_options(SessionOptions::default().intra_threads(config.threads))
+            .session_options(config.session_options())
             .max_tokens(self.max_tokens)
             .buckets(self.buckets.clone())
             .serving(move |b| {

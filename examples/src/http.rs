@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -50,8 +50,9 @@ pub struct ClassifyResponse {
 }
 
 /// The most images decoded at once by default: two per core. Decoding runs
-/// on the blocking pool; past this many a request gets 503 rather than a
-/// thread and up to 144 MB of pixels (see `MAX_IMAGE_PIXELS`).
+/// on the blocking pool; past this many a request waits for a slot (its
+/// queue room already held) rather than taking a thread and up to 144 MB
+/// of pixels (see `MAX_IMAGE_PIXELS`).
 pub fn default_max_decodes() -> usize {
     2 * std::thread::available_parallelism().map_or(2, usize::from)
 }
@@ -99,26 +100,32 @@ pub fn router_with(state: ClassifyState, request_timeout: Duration) -> Router {
     harden(routes, request_timeout)
 }
 
-async fn classify(State(state): State<ClassifyState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn classify(State(state): State<ClassifyState>, request: Request) -> Response {
     let started = Instant::now();
     // Admission first: a request the queue has no room for is refused in
-    // microseconds, before its image is parsed or decoded.
+    // microseconds, before its body is read, parsed or decoded. Its unread
+    // body cannot be skipped on a kept-alive connection, so the answer
+    // closes the connection.
     let room = match state.classifier.try_reserve() {
         Ok(room) => room,
-        Err(e) => return error(status_of(&e), e.to_string()),
+        Err(e) => return refused(status_of(&e), e.to_string()),
     };
-    let Ok(slot) = Arc::clone(&state.decodes).try_acquire_owned() else {
-        return error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too many images are being decoded; retry shortly".to_owned(),
-        );
-    };
-    let content_type = headers
+    let content_type = request
+        .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let body = match Bytes::from_request(request, &()).await {
+        Ok(body) => body,
+        Err(rejection) => return rejection.into_response(),
+    };
     // Parsing, decoding and resizing run on the blocking pool, holding a
-    // decoding slot, so the async workers stay free for other requests.
+    // decoding slot, so the async workers stay free for other requests. A
+    // request waits for a slot with its queue room already held, so the
+    // waiting ones are bounded by the queue capacity.
+    let Ok(slot) = Arc::clone(&state.decodes).acquire_owned().await else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down".to_owned());
+    };
     let prepared = tokio::task::spawn_blocking(move || {
         let _slot = slot;
         let image = parse_classify_body(content_type.as_deref(), &body)
@@ -191,6 +198,19 @@ pub fn status_of(error: &Error<OrtError>) -> StatusCode {
         Error::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
+}
+
+/// An answer to a request refused before its body was read: the error,
+/// with `Connection: close` (the unread body cannot be skipped on a kept-
+/// alive connection) and, for 503, `Retry-After: 1`.
+pub fn refused(status: StatusCode, message: String) -> Response {
+    let mut response = error(status, message);
+    let headers = response.headers_mut();
+    headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    response
 }
 
 /// A JSON error body, `{"error": message}`, with `status`.

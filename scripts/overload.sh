@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The MobileNet server under overload and bad input, end to end: builds the
+# server and examples/src/bin/overload_test.rs, which starts the server with
+# a queue of 8, measures good answers/s unloaded and under 200 clients, sends
+# the bad-input barrage, stops it with SIGINT while a half-sent request is
+# open, and writes the figures into docs/reliability.md.
+# OVERLOAD_SECONDS (default 5) sets the time per load phase.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/ort-runtime.sh
+if ! ort_runtime; then
+    echo "overload: ONNX Runtime is not available (see above)" >&2
+    exit 1
+fi
+cargo build --release --quiet -p batch-serving-examples --bin mobilenet_server --bin overload_test
+target/release/overload_test --server target/release/mobilenet_server \
+    --seconds "${OVERLOAD_SECONDS:-5}" --write "${OVERLOAD_WRITE:-docs/reliability.md}" "$@"
