@@ -221,3 +221,47 @@ async fn support_until(mut condition: impl FnMut() -> bool) {
     }
     panic!("condition never held");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_request_is_answered_from_its_head_before_its_body_is_sent() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Some((classifier, _)) = classifier() else {
+        return;
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let limits = batch_serving_examples::serve::HttpLimits::default();
+    let (stop, stopping) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(batch_serving_examples::serve::serve(
+        listener,
+        router(classifier.clone()),
+        limits,
+        async {
+            let _ = stopping.await;
+        },
+    ));
+    let held = classifier
+        .serving()
+        .try_reserve(classifier.serving().queue_capacity())
+        .unwrap();
+    let mut client = tokio::net::TcpStream::connect(address).await.unwrap();
+    client
+        .write_all(
+            b"POST /v1/classify HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n\
+              Content-Length: 1000000\r\nExpect: 100-continue\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let mut answer = vec![0u8; 512];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(20), client.read(&mut answer))
+        .await
+        .expect("no answer to the head")
+        .unwrap();
+    let head = String::from_utf8_lossy(&answer[..n]);
+    // Not `100 Continue`: the server never asked for the body.
+    assert!(head.starts_with("HTTP/1.1 503"), "{head}");
+    assert!(head.to_lowercase().contains("retry-after: 1"), "{head}");
+    drop(held);
+    stop.send(()).unwrap();
+    assert!(server.await.unwrap().unwrap().drained);
+}
