@@ -349,10 +349,10 @@ where
             let outputs = self.serving.dispatch_many_with(items, options).await?;
             return self.finish_many(outputs);
         }
-        let room = match options.deadline {
-            Some(at) => self.serving.reserve_until(inputs.len(), at).await?,
-            None => self.serving.reserve(inputs.len()).await?,
-        };
+        let room = self
+            .serving
+            .reserve_by(inputs.len(), options.deadline)
+            .await?;
         let items = self.prepare_many(inputs)?; // on error the room goes back
         let outputs = room.dispatch_many_with(items, options).await?;
         self.finish_many(outputs)

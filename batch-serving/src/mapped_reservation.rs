@@ -99,11 +99,7 @@ where
         items: usize,
         deadline: Option<Instant>,
     ) -> Result<MappedReservation<In, Out, I, O, E>, Error<E>> {
-        let room = match deadline {
-            Some(at) => self.serving.reserve_until(items, at).await?,
-            None => self.serving.reserve(items).await?,
-        };
-        Ok(self.with_room(room))
+        Ok(self.with_room(self.serving.reserve_by(items, deadline).await?))
     }
 
     fn with_room(&self, room: Reservation<I, O, E>) -> MappedReservation<In, Out, I, O, E> {

@@ -121,7 +121,7 @@ where
     /// [`reserve`](Self::reserve) that gives up at `deadline`, with
     /// [`Error::DeadlineExceeded`] (counted as expired, as a call that
     /// waited for room past its deadline is).
-    pub(crate) async fn reserve_until(
+    async fn reserve_until(
         &self,
         items: usize,
         deadline: Instant,
@@ -136,6 +136,18 @@ where
                 Recorder::bump(&self.inner.recorder.expired);
                 Err(Error::DeadlineExceeded)
             }
+        }
+    }
+
+    /// [`reserve`](Self::reserve), giving up at `deadline` when there is one.
+    pub(crate) async fn reserve_by(
+        &self,
+        items: usize,
+        deadline: Option<Instant>,
+    ) -> Result<Reservation<I, O, E>, Error<E>> {
+        match deadline {
+            Some(at) => self.reserve_until(items, at).await,
+            None => self.reserve(items).await,
         }
     }
 

@@ -14,8 +14,8 @@ use batch_serving_ort::embedding::Embedder;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
-use crate::http::{default_max_decodes, error, health_response, metrics_response, status_of};
-use crate::json_errors::harden;
+use crate::http::{default_max_decodes, health_response, metrics_response, refused, status_of};
+use crate::json_errors::{error, harden};
 use crate::serve::HttpLimits;
 
 /// The most texts one request may carry; larger jobs belong in several
@@ -111,7 +111,7 @@ async fn embed(State(state): State<EmbedState>, body: Bytes) -> Response {
     // refused at once, having cost only its JSON parse.
     let room = match state.embedder.serving().try_reserve(texts.len()) {
         Ok(room) => room,
-        Err(e) => return crate::http::refused(status_of(&e), e.to_string()),
+        Err(e) => return refused(status_of(&e), e.to_string()),
     };
     // Tokenizing runs on the blocking pool, holding a slot (waited for with
     // the queue room held, so the waiting requests are bounded too); each

@@ -16,6 +16,7 @@ use batch_serving_ort::{MobileNet, OrtError};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
+pub use crate::json_errors::error;
 use crate::json_errors::{harden, is_media_type};
 use crate::serve::HttpLimits;
 
@@ -108,7 +109,15 @@ async fn classify(State(state): State<ClassifyState>, request: Request) -> Respo
     // closes the connection.
     let room = match state.classifier.try_reserve() {
         Ok(room) => room,
-        Err(e) => return refused(status_of(&e), e.to_string()),
+        Err(e) => {
+            // Its body is unread and cannot be skipped on a kept-alive
+            // connection, so the answer closes it.
+            let mut answer = refused(status_of(&e), e.to_string());
+            answer
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return answer;
+        }
     };
     let content_type = request
         .headers()
@@ -200,22 +209,16 @@ pub fn status_of(error: &Error<OrtError>) -> StatusCode {
     }
 }
 
-/// An answer to a request refused before its body was read: the error,
-/// with `Connection: close` (the unread body cannot be skipped on a kept-
-/// alive connection) and, for 503, `Retry-After: 1`.
+/// The answer to a call refused for overload or shutdown: the error, with
+/// `Retry-After: 1` for 503.
 pub fn refused(status: StatusCode, message: String) -> Response {
     let mut response = error(status, message);
-    let headers = response.headers_mut();
-    headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
     if status == StatusCode::SERVICE_UNAVAILABLE {
-        headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     }
     response
-}
-
-/// A JSON error body, `{"error": message}`, with `status`.
-pub fn error(status: StatusCode, message: String) -> Response {
-    (status, Json(serde_json::json!({ "error": message }))).into_response()
 }
 
 /// `/health`: 200 while the serving takes calls, 503 once it shuts down.

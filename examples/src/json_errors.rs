@@ -5,13 +5,12 @@
 
 use std::time::Duration;
 
+use axum::Json;
 use axum::Router;
 use axum::body::{Body, to_bytes};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tower_http::timeout::TimeoutLayer;
-
-use crate::http::error;
 
 /// The most bytes of a non-JSON error body kept as the message.
 const MAX_MESSAGE_BYTES: usize = 4096;
@@ -90,4 +89,9 @@ pub fn is_media_type(content_type: &str, wanted: &str) -> bool {
         .split(';')
         .next()
         .is_some_and(|essence| essence.trim().eq_ignore_ascii_case(wanted))
+}
+
+/// A JSON error body, `{"error": message}`, with `status`.
+pub fn error(status: StatusCode, message: String) -> Response {
+    (status, Json(serde_json::json!({ "error": message }))).into_response()
 }

@@ -17,7 +17,6 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use batch_serving_examples::args::Args;
@@ -318,39 +317,12 @@ fn request(method: &str, path: &str, content_type: &str, body: &[u8]) -> Vec<u8>
     raw
 }
 
-fn png_declaring(width: u32, height: u32) -> Vec<u8> {
-    let mut png = Vec::new();
-    let _ = image::DynamicImage::ImageLuma8(image::GrayImage::new(1, 1))
-        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png);
-    png[16..20].copy_from_slice(&width.to_be_bytes());
-    png[20..24].copy_from_slice(&height.to_be_bytes());
-    let mut crc = !0u32;
-    for &byte in &png[12..29] {
-        crc ^= u32::from(byte);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    png[29..33].copy_from_slice(&(!crc).to_be_bytes());
-    png
-}
-
-fn jpeg_declaring(width: u16, height: u16) -> Vec<u8> {
-    let small = image::RgbImage::from_fn(64, 64, |x, y| image::Rgb([x as u8, y as u8, 7]));
-    let mut jpeg = Vec::new();
-    let _ = image::DynamicImage::ImageRgb8(small).write_to(
-        &mut std::io::Cursor::new(&mut jpeg),
-        image::ImageFormat::Jpeg,
-    );
-    if let Some(at) = jpeg.windows(2).position(|w| w == [0xFF, 0xC0]) {
-        jpeg[at + 5..at + 7].copy_from_slice(&height.to_be_bytes());
-        jpeg[at + 7..at + 9].copy_from_slice(&width.to_be_bytes());
-    }
-    jpeg
+/// A bomb kept among the image fuzz target's regression inputs.
+fn bomb(name: &str) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fuzz/regressions/image_preprocess")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// Each bad input, the answer it got, and whether `/health` answered 200
@@ -387,7 +359,7 @@ async fn barrage(address: &str, cat: &[u8]) -> Vec<(String, String, bool)> {
                 "POST",
                 "/v1/classify",
                 "image/png",
-                &png_declaring(16_384, 8_192),
+                &bomb("declares-16384x8192.png"),
             ),
             none,
         ),
@@ -397,7 +369,7 @@ async fn barrage(address: &str, cat: &[u8]) -> Vec<(String, String, bool)> {
                 "POST",
                 "/v1/classify",
                 "image/jpeg",
-                &jpeg_declaring(16_000, 10_000),
+                &bomb("declares-16000x10000.jpg"),
             ),
             none,
         ),
@@ -516,10 +488,8 @@ async fn interrupt_with_half_sent_request(address: &str, server: &mut Child) -> 
         .args(["-INT", &server.id().to_string()])
         .status()
         .ok()?;
-    let exited = Arc::new(AtomicBool::new(false));
     while signalled.elapsed() < Duration::from_secs(60) {
         if let Ok(Some(_)) = server.try_wait() {
-            exited.store(true, Ordering::SeqCst);
             return Some(signalled.elapsed());
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
