@@ -34,13 +34,14 @@ echo "models: $BATCH_SERVING_MODELS"
 seconds=${DEMO_SECONDS:-3}
 
 cargo build --release --quiet -p batch-serving-examples --bins
+cargo build --release --quiet -p batch-serving-ort --example classify
 bin=target/release
 
 echo; echo "== 1. classify the sample photos =="
 shopt -s nullglob
 samples=("$BATCH_SERVING_MODELS"/*.jpg "$BATCH_SERVING_MODELS"/*.png)
 if (( ${#samples[@]} )); then
-    "$bin/classify" "${samples[@]}"
+    "$bin/examples/classify" "${samples[@]}"
 else
     echo "(no sample photos in $BATCH_SERVING_MODELS; skipping)"
 fi

@@ -1,7 +1,10 @@
 //! The adapter's error type: one enum for the runtime, the model, the
-//! caller's input and image decoding.
+//! caller's input and image decoding. `start` returns it directly; a call
+//! returns it inside the core's [`batch_serving::Error`].
 
 use std::path::PathBuf;
+
+use batch_serving::StartError;
 
 /// Everything that can go wrong between a caller's input and a model's output.
 ///
@@ -133,6 +136,39 @@ pub enum OrtError {
     /// A labels file that does not match the model.
     #[error("labels do not fit the model: {0}")]
     Labels(String),
+    /// `start` was called outside a tokio runtime.
+    #[error("start must be called from within a tokio runtime")]
+    NoRuntime,
+    /// A partition panicked while opening its session.
+    #[error("partition {partition} panicked while starting: {message}")]
+    PartitionPanicked {
+        /// Index of the partition.
+        partition: usize,
+        /// The panic payload, when it was a string.
+        message: std::sync::Arc<str>,
+    },
+    /// The operating system refused to spawn a partition thread.
+    #[error("could not spawn a partition thread: {0}")]
+    Spawn(#[source] std::io::Error),
+}
+
+/// A serving that could not start, told in the adapter's own terms: a
+/// partition's failure is the [`OrtError`] it failed with (the runtime, the
+/// model, the provider), and a core setting that cannot work is
+/// [`OrtError::Configuration`].
+impl From<StartError<OrtError>> for OrtError {
+    fn from(error: StartError<OrtError>) -> Self {
+        match error {
+            StartError::PartitionStart { error, .. } => error,
+            StartError::InvalidConfig(message) => OrtError::Configuration(message.to_owned()),
+            StartError::NoRuntime => OrtError::NoRuntime,
+            StartError::PartitionStartPanicked { partition, message } => {
+                OrtError::PartitionPanicked { partition, message }
+            }
+            StartError::Spawn(error) => OrtError::Spawn(error),
+            other => OrtError::Configuration(other.to_string()),
+        }
+    }
 }
 
 impl OrtError {

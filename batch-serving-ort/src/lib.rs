@@ -24,15 +24,15 @@ mod session;
 mod signature;
 mod tensors;
 
+pub use embedding::{MINILM_DIR, MINILM_MODEL_NAMES, MiniLmFiles, TOKENIZER_NAME};
 pub use error::OrtError;
-pub use files::{
-    LABELS_NAME, MINILM_DIR, MINILM_MODEL_NAMES, MOBILENET_MODEL_NAMES, MODELS_ENV, MiniLmFiles,
-    MobileNetFiles, TOKENIZER_NAME, models_dir,
+pub use files::{MODELS_ENV, models_dir};
+pub use mobilenet::{
+    LABELS_NAME, MOBILENET_MODEL_NAMES, MobileNet, MobileNetBuilder, MobileNetFiles,
 };
-pub use mobilenet::{MobileNet, MobileNetBuilder};
 pub use options::{ExecutionProvider, GraphOptimization, SessionOptions};
 pub use runtime::{DYLIB_ENV, LIBRARY_NAME, LibrarySource, Runtime, locate_library};
-pub use serving::{ModelMappedServing, ModelServing, ModelServingBuilder};
+pub use serving::{ModelBuilder, ModelMappedServing, ModelServing, ModelServingBuilder};
 pub use session::ModelSession;
 pub use signature::{CheckedInputs, Dtype, ModelSignature, TensorSpec};
 pub use tensors::{ModelInputs, ModelOutputs, TensorData};

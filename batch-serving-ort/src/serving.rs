@@ -2,46 +2,51 @@
 //! items checked in the caller's task, keyed by shape so that every batch
 //! can be stacked.
 
-use std::ops::Deref;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 
-use batch_serving::{Batch, Error, MappedServing, Policy, Serving};
+use batch_serving::{Batch, Builder, CallOptions, Error, MappedServing, Serving};
 
 use crate::signature::CheckedInputs;
 use crate::{ModelInputs, ModelOutputs, ModelSession, ModelSignature, OrtError, SessionOptions};
 
-/// The serving a [`ModelServingBuilder`] starts: callers pass
-/// [`ModelInputs`] and get [`ModelOutputs`]; dispatch methods come from
-/// [`MappedServing`] through `Deref`.
+/// The serving a [`ModelServingBuilder`] starts, with its whole call API:
+/// callers pass [`ModelInputs`] and get [`ModelOutputs`].
 pub type ModelMappedServing =
     MappedServing<ModelInputs, ModelOutputs, CheckedInputs, ModelOutputs, OrtError>;
 
-/// Configures a serving of one ONNX model.
+/// The core builder a model serving is configured through: every core
+/// setting (batch size, timeout, partitions, policy, pipelining, busy
+/// polling, queue capacity, name) is set on it, in one place.
+pub type ModelBuilder = Builder<CheckedInputs, ModelOutputs, OrtError>;
+
+/// A hook that adjusts the core [`Builder`] of a model serving.
+pub(crate) type ConfigureServing<I, O> =
+    Arc<dyn Fn(Builder<I, O, OrtError>) -> Builder<I, O, OrtError> + Send + Sync>;
+
+/// Configures a serving of one ONNX model: the adapter's own settings
+/// here, the core's through [`serving`](Self::serving).
+///
+/// # Examples
 ///
 /// ```no_run
-/// # async fn demo() -> Result<(), batch_serving::Error<batch_serving_ort::OrtError>> {
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 /// use batch_serving_ort::{ModelInputs, ModelServingBuilder, SessionOptions};
 /// let model = ModelServingBuilder::new("mobilenetv2-12.onnx")
 ///     .session_options(SessionOptions::default().intra_threads(1))
-///     .partitions(2)
-///     .batch_size(16)
+///     .serving(|core| core.partitions(2).batch_size(16))
 ///     .start()?;
 /// let item = ModelInputs::new().with("input", ndarray::Array3::<f32>::zeros((3, 224, 224)));
 /// let logits = model.dispatch(item).await?;
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]
+#[must_use = "a builder does nothing until `start` is called"]
 pub struct ModelServingBuilder {
     model: PathBuf,
     options: SessionOptions,
-    batch_size: usize,
-    batch_timeout: Option<Duration>,
-    partitions: Option<usize>,
-    policy: Option<Policy>,
-    queue_capacity: Option<usize>,
-    name: Option<String>,
+    configure: Option<ConfigureServing<CheckedInputs, ModelOutputs>>,
+    name: &'static str,
     requirement: Option<Requirement>,
 }
 
@@ -50,24 +55,25 @@ pub struct ModelServingBuilder {
 type Requirement = Arc<dyn Fn(&ModelSignature) -> Result<(), OrtError> + Send + Sync>;
 
 impl ModelServingBuilder {
-    /// A serving of the model file at `model`.
+    /// A serving of the model file at `model`, with the core's defaults.
     pub fn new(model: impl Into<PathBuf>) -> Self {
         Self {
             model: model.into(),
             options: SessionOptions::default(),
-            batch_size: batch_serving::DEFAULT_BATCH_SIZE,
-            batch_timeout: None,
-            partitions: None,
-            policy: None,
-            queue_capacity: None,
-            name: None,
+            configure: None,
+            name: "batch-serving-ort",
             requirement: None,
         }
     }
 
+    /// The default name (the hook may still set another).
+    pub(crate) fn default_name(mut self, name: &'static str) -> Self {
+        self.name = name;
+        self
+    }
+
     /// Adds a check of the model's signature, made when each partition opens
     /// the model; its error fails `start`.
-    #[must_use]
     pub fn require(
         mut self,
         check: impl Fn(&ModelSignature) -> Result<(), OrtError> + Send + Sync + 'static,
@@ -77,52 +83,20 @@ impl ModelServingBuilder {
     }
 
     /// How each partition's session is created.
-    #[must_use]
     pub fn session_options(mut self, options: SessionOptions) -> Self {
         self.options = options;
         self
     }
 
-    /// As [`batch_serving::Builder::batch_size`].
-    #[must_use]
-    pub fn batch_size(mut self, batch_size: usize) -> Self {
-        self.batch_size = batch_size;
-        self
-    }
-
-    /// As [`batch_serving::Builder::batch_timeout`].
-    #[must_use]
-    pub fn batch_timeout(mut self, timeout: Duration) -> Self {
-        self.batch_timeout = Some(timeout);
-        self
-    }
-
-    /// As [`batch_serving::Builder::partitions`]: each partition opens its own
-    /// session on its own thread.
-    #[must_use]
-    pub fn partitions(mut self, partitions: usize) -> Self {
-        self.partitions = Some(partitions);
-        self
-    }
-
-    /// As [`batch_serving::Builder::policy`].
-    #[must_use]
-    pub fn policy(mut self, policy: Policy) -> Self {
-        self.policy = Some(policy);
-        self
-    }
-
-    /// As [`batch_serving::Builder::queue_capacity`].
-    #[must_use]
-    pub fn queue_capacity(mut self, items: usize) -> Self {
-        self.queue_capacity = Some(items);
-        self
-    }
-
-    /// As [`batch_serving::Builder::name`].
-    #[must_use]
-    pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.name = Some(name.into());
+    /// Adjusts the core serving: `batch_size`, `batch_timeout`,
+    /// `partitions` (each opens its own session on its own thread),
+    /// `policy`, `pipeline`, `busy_poll`, `queue_capacity`, `name`. The
+    /// adapter has set the batch key (by item shape) before the hook runs.
+    pub fn serving(
+        mut self,
+        configure: impl Fn(ModelBuilder) -> ModelBuilder + Send + Sync + 'static,
+    ) -> Self {
+        self.configure = Some(Arc::new(configure));
         self
     }
 
@@ -134,11 +108,13 @@ impl ModelServingBuilder {
     ///
     /// # Errors
     ///
-    /// [`Error::PartitionStart`] carrying the [`OrtError`] when the runtime,
-    /// the model or the execution provider cannot be loaded, or when the
-    /// model's fixed batch axis is smaller than `batch_size`; the core's
-    /// configuration errors otherwise.
-    pub fn start(self) -> Result<ModelServing, Error<OrtError>> {
+    /// The [`OrtError`] that stopped it: the runtime, the model or the
+    /// execution provider cannot be loaded; [`OrtError::UnsupportedModel`]
+    /// for a model whose signature does not fit;
+    /// [`OrtError::FixedBatchAxis`] when the model's fixed batch axis is
+    /// smaller than `batch_size`; [`OrtError::Configuration`] for a core
+    /// setting that cannot work.
+    pub fn start(self) -> Result<ModelServing, OrtError> {
         let signature: Arc<OnceLock<Arc<ModelSignature>>> = Arc::default();
         let factory = {
             let (model, options, signature) = (
@@ -146,9 +122,10 @@ impl ModelServingBuilder {
                 self.options.clone(),
                 Arc::clone(&signature),
             );
-            let (batch_size, requirement) = (self.batch_size, self.requirement.clone());
+            let requirement = self.requirement.clone();
             move |_partition: usize| {
-                let session = open_partition(&model, &options, batch_size, &signature)?;
+                let session = ModelSession::open(&model, &options)?;
+                let _ = signature.set(Arc::clone(session.signature()));
                 if let Some(check) = &requirement {
                     check(session.signature())?;
                 }
@@ -157,24 +134,25 @@ impl ModelServingBuilder {
         };
         let run = |session: &mut ModelSession, batch: Batch<CheckedInputs>| session.run(&batch);
         let mut builder = Serving::with_state(factory, run)
-            .batch_size(self.batch_size)
             .key_by(CheckedInputs::key)
-            .name(self.name.unwrap_or_else(|| "batch-serving-ort".to_owned()));
-        if let Some(timeout) = self.batch_timeout {
-            builder = builder.batch_timeout(timeout);
-        }
-        if let Some(partitions) = self.partitions {
-            builder = builder.partitions(partitions);
-        }
-        if let Some(policy) = self.policy {
-            builder = builder.policy(policy);
-        }
-        if let Some(capacity) = self.queue_capacity {
-            builder = builder.queue_capacity(capacity);
+            .name(self.name);
+        if let Some(configure) = &self.configure {
+            builder = configure(builder);
         }
         let serving = builder.start()?;
         // Every factory ran before `start` returned, so the signature is set.
-        let signature = signature.get().cloned().ok_or(Error::Closed)?;
+        let signature = signature.get().cloned().ok_or_else(|| {
+            OrtError::UnsupportedModel("no partition could read the model's signature".to_owned())
+        })?;
+        if let Some((input, fixed)) = signature.fixed_batch_axis()
+            && fixed < serving.batch_size()
+        {
+            return Err(OrtError::FixedBatchAxis {
+                input: input.to_owned(),
+                fixed,
+                batch_size: serving.batch_size(),
+            });
+        }
         let check = {
             let signature = Arc::clone(&signature);
             move |item: ModelInputs| signature.check(item)
@@ -186,41 +164,19 @@ impl ModelServingBuilder {
     }
 }
 
-fn open_partition(
-    model: &Path,
-    options: &SessionOptions,
-    batch_size: usize,
-    signature: &OnceLock<Arc<ModelSignature>>,
-) -> Result<ModelSession, OrtError> {
-    let session = ModelSession::open(model, options)?;
-    if let Some((input, fixed)) = session.signature().fixed_batch_axis()
-        && fixed < batch_size
-    {
-        return Err(OrtError::FixedBatchAxis {
-            input: input.to_owned(),
-            fixed,
-            batch_size,
-        });
-    }
-    let _ = signature.set(Arc::clone(session.signature()));
-    Ok(session)
-}
-
 impl std::fmt::Debug for ModelServingBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ModelServingBuilder")
             .field("model", &self.model)
             .field("options", &self.options)
-            .field("batch_size", &self.batch_size)
-            .field("partitions", &self.partitions)
             .finish_non_exhaustive()
     }
 }
 
-/// A started serving of one ONNX model. It dereferences to
-/// [`ModelMappedServing`] for `dispatch`, `dispatch_many`, `try_dispatch`,
-/// `inline` and the rest; [`MappedServing::serving`] gives the underlying
-/// [`Serving`] for `stats` and `shutdown`.
+/// A started serving of one ONNX model. The common calls are here;
+/// [`calls`](Self::calls) gives the whole call grid (streams, inline runs,
+/// reservations), and [`serving`](Self::serving) the core [`Serving`] for
+/// `stats` and `shutdown`.
 #[derive(Debug, Clone)]
 pub struct ModelServing {
     serving: ModelMappedServing,
@@ -232,12 +188,64 @@ impl ModelServing {
     pub fn signature(&self) -> &Arc<ModelSignature> {
         &self.signature
     }
-}
 
-impl Deref for ModelServing {
-    type Target = ModelMappedServing;
+    /// Runs one item in a batch with other callers' items.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Preprocess`] for an item that does not fit the signature
+    /// (this caller only), or any error of [`Serving::dispatch`].
+    pub async fn dispatch(&self, item: ModelInputs) -> Result<ModelOutputs, Error<OrtError>> {
+        self.serving.dispatch(item).await
+    }
 
-    fn deref(&self) -> &Self::Target {
+    /// [`dispatch`](Self::dispatch) with a deadline, priority or fail-fast.
+    ///
+    /// # Errors
+    ///
+    /// As [`dispatch`](Self::dispatch) and [`Serving::dispatch_with`].
+    pub async fn dispatch_with(
+        &self,
+        item: ModelInputs,
+        options: CallOptions,
+    ) -> Result<ModelOutputs, Error<OrtError>> {
+        self.serving.dispatch_with(item, options).await
+    }
+
+    /// Runs several items as one call.
+    ///
+    /// # Errors
+    ///
+    /// As [`dispatch`](Self::dispatch); one bad item fails the whole call
+    /// before anything is queued.
+    pub async fn dispatch_many(
+        &self,
+        items: Vec<ModelInputs>,
+    ) -> Result<Vec<ModelOutputs>, Error<OrtError>> {
+        self.serving.dispatch_many(items).await
+    }
+
+    /// [`dispatch_many`](Self::dispatch_many) with options.
+    ///
+    /// # Errors
+    ///
+    /// As [`dispatch_many`](Self::dispatch_many) and
+    /// [`Serving::dispatch_many_with`].
+    pub async fn dispatch_many_with(
+        &self,
+        items: Vec<ModelInputs>,
+        options: CallOptions,
+    ) -> Result<Vec<ModelOutputs>, Error<OrtError>> {
+        self.serving.dispatch_many_with(items, options).await
+    }
+
+    /// Every call verb of the serving: streams, inline runs, reservations.
+    pub fn calls(&self) -> &ModelMappedServing {
         &self.serving
+    }
+
+    /// The core serving, for `stats`, `shutdown` and raw checked inputs.
+    pub fn serving(&self) -> &Serving<CheckedInputs, ModelOutputs, OrtError> {
+        self.serving.serving()
     }
 }

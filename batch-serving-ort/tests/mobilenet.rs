@@ -74,7 +74,7 @@ async fn batched_outputs_match_single_item_outputs_at_batch_1_8_and_32() {
     let inputs = varied_inputs(&files, 32);
     let item = |t: &Array3<f32>| ModelInputs::new().with("input", t.clone());
     let single = ModelServingBuilder::new(&files.model)
-        .batch_size(1)
+        .serving(|core| core.batch_size(1))
         .start()
         .unwrap();
     let mut expected = Vec::new();
@@ -84,8 +84,10 @@ async fn batched_outputs_match_single_item_outputs_at_batch_1_8_and_32() {
     for batch_size in [1, 8, 32] {
         let serving = ModelServingBuilder::new(&files.model)
             .session_options(SessionOptions::default().intra_threads(2))
-            .batch_size(batch_size)
-            .batch_timeout(std::time::Duration::from_secs(60))
+            .serving(move |core| {
+                core.batch_size(batch_size)
+                    .batch_timeout(std::time::Duration::from_secs(60))
+            })
             .start()
             .unwrap();
         let outputs = serving
@@ -115,8 +117,8 @@ async fn a_malformed_item_fails_only_its_own_caller() {
     };
     let classifier = MobileNet::builder(&files)
         .unwrap()
-        .configure(|m| {
-            m.batch_size(8)
+        .serving(|core| {
+            core.batch_size(8)
                 .batch_timeout(std::time::Duration::from_millis(50))
         })
         .start()
@@ -189,22 +191,29 @@ async fn a_fixed_batch_axis_limits_batch_size_and_pads_smaller_batches() {
     let fixed = |n: usize| SessionOptions::default().fix_dimension("batch_size", n);
     let too_big = ModelServingBuilder::new(&files.model)
         .session_options(fixed(1))
-        .batch_size(8)
+        .serving(|core| core.batch_size(8))
         .start();
     assert!(
-        matches!(&too_big, Err(Error::PartitionStart { source, .. }) if matches!(**source, OrtError::FixedBatchAxis { fixed: 1, batch_size: 8, .. })),
+        matches!(
+            &too_big,
+            Err(OrtError::FixedBatchAxis {
+                fixed: 1,
+                batch_size: 8,
+                ..
+            })
+        ),
         "{too_big:?}"
     );
     let inputs = varied_inputs(&files, 3);
     let item = |t: &Array3<f32>| ModelInputs::new().with("input", t.clone());
     let single = ModelServingBuilder::new(&files.model)
         .session_options(fixed(1))
-        .batch_size(1)
+        .serving(|core| core.batch_size(1))
         .start()
         .unwrap();
     let padded = ModelServingBuilder::new(&files.model)
         .session_options(fixed(4))
-        .batch_size(4)
+        .serving(|core| core.batch_size(4))
         .start()
         .unwrap();
     let outputs = padded
@@ -238,10 +247,7 @@ async fn missing_or_unfit_models_fail_start_with_a_clear_error() {
     )
     .unwrap();
     let unfit = MobileNet::builder(&wrong_labels).unwrap().start();
-    assert!(
-        matches!(&unfit, Err(Error::PartitionStart { source, .. }) if matches!(**source, OrtError::Labels(_))),
-        "{unfit:?}"
-    );
+    assert!(matches!(&unfit, Err(OrtError::Labels(_))), "{unfit:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -255,7 +261,7 @@ async fn cuda_without_the_feature_is_an_error_not_a_cpu_fallback() {
         .session_options(options)
         .start();
     assert!(
-        matches!(&result, Err(Error::PartitionStart { source, .. }) if matches!(**source, OrtError::ExecutionProvider { .. })),
+        matches!(&result, Err(OrtError::ExecutionProvider { .. })),
         "{result:?}"
     );
 }

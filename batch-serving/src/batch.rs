@@ -91,7 +91,7 @@ impl<I> Batch<I> {
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// use batch_serving::{Batch, BatchKey, Serving};
     /// let serving = Serving::new(|b: Batch<u64>| Ok::<_, std::convert::Infallible>(vec![b.key().id(); b.len()]))
     ///     .key_by(|x: &u64| BatchKey::new(x % 2))
@@ -107,7 +107,7 @@ impl<I> Batch<I> {
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// use batch_serving::{Batch, Serving};
     /// let serving = Serving::new(|b: Batch<u8>| Ok::<_, std::convert::Infallible>(vec![b.partition(); b.len()]))
     ///     .partitions(2)
@@ -177,7 +177,7 @@ impl<I> Batch<I> {
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// use batch_serving::{Batch, Event, Serving};
     /// use futures::StreamExt;
     /// let serving = Serving::new(|b: Batch<u32>| {

@@ -8,13 +8,18 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::time::Duration;
 
 use crate::batch::Batch;
-use crate::error::Error;
+use crate::call::core::{Inner, KeyFn};
+use crate::engine::message::{OnDeck, PartitionLink};
+use crate::engine::partition::async_runner::AsyncRunner;
+use crate::engine::partition::sync_runner::SyncRunner;
+use crate::engine::partition::{PartitionContext, Runner};
+use crate::engine::queue::Readiness;
+use crate::engine::scheduler::Scheduler;
+use crate::error::StartError;
 use crate::key::BatchKey;
-use crate::partition::{AsyncRunner, OnDeck, PartitionContext, PartitionLink, Runner, SyncRunner};
 use crate::policy::Policy;
-use crate::queue::Readiness;
-use crate::scheduler::Scheduler;
-use crate::serving::{Inner, KeyFn, Serving};
+use crate::room::QueueRoom;
+use crate::serving::Serving;
 use crate::stats::Recorder;
 
 /// Default `batch_size`.
@@ -34,7 +39,7 @@ pub const DEFAULT_BATCH_TIMEOUT: Duration = Duration::from_millis(5);
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// use batch_serving::{Batch, Serving, DEFAULT_QUEUE_BATCHES};
 /// let serving = Serving::new(|b: Batch<u8>| Ok::<_, std::convert::Infallible>(b.to_vec()))
 ///     .batch_size(4)
@@ -50,7 +55,7 @@ pub const DEFAULT_QUEUE_BATCHES: usize = 1024;
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// use batch_serving::{Batch, Policy, Serving};
 /// use std::time::Duration;
 /// let serving = Serving::new(|b: Batch<u32>| Ok::<_, std::convert::Infallible>(b.iter().map(|x| x * x).collect()))
@@ -64,6 +69,7 @@ pub const DEFAULT_QUEUE_BATCHES: usize = 1024;
 /// assert_eq!(serving.dispatch(3).await?, 9);
 /// # Ok(()) }
 /// ```
+#[must_use = "a builder does nothing until `start` is called"]
 pub struct Builder<I, O, E> {
     runner: Arc<dyn Runner<I, O, E>>,
     batch_size: usize,
@@ -104,7 +110,7 @@ where
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// use batch_serving::{Batch, Serving};
     /// let serving = Serving::new(|b: Batch<u32>| Ok::<_, std::convert::Infallible>(b.iter().map(|x| x + 1).collect()))
     ///     .start()?;
@@ -129,7 +135,7 @@ where
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// use batch_serving::{Batch, Serving};
     /// let serving = Serving::with_state(
     ///     |partition| Ok::<_, std::convert::Infallible>(vec![partition; 0]),
@@ -159,7 +165,7 @@ where
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// use batch_serving::{Batch, Serving};
     /// let serving = Serving::new_async(|b: Batch<u64>| async move {
     ///     Ok::<_, std::convert::Infallible>(b.iter().map(|id| format!("user-{id}")).collect())
@@ -202,7 +208,7 @@ where
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// use batch_serving::{Batch, Serving};
     /// let serving = Serving::new(|b: Batch<u8>| Ok::<_, std::convert::Infallible>(vec![b.len(); b.len()]))
     ///     .batch_size(2)
@@ -222,7 +228,7 @@ where
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// use batch_serving::{Batch, Serving};
     /// use std::time::Duration;
     /// let serving = Serving::new(|b: Batch<u8>| Ok::<_, std::convert::Infallible>(b.to_vec()))
@@ -241,7 +247,7 @@ where
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// use batch_serving::{Batch, Serving};
     /// let serving = Serving::new(|b: Batch<u8>| Ok::<_, std::convert::Infallible>(vec![b.partition() as u8; b.len()]))
     ///     .partitions(3)
@@ -259,7 +265,7 @@ where
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// use batch_serving::{Batch, Serving};
     /// use batch_serving::Policy;
     /// // Eager: no idle wait at low load, full batches when partitions are busy.
@@ -277,8 +283,9 @@ where
     /// Whether a full batch may be handed to a partition that is still
     /// running one (default `true`), so the partition starts it the moment
     /// it finishes instead of waiting for the scheduler: under load this
-    /// removes a cross-thread round trip per batch (S2 in
-    /// `docs/benchmarks.md`: 83% to 97% of the ideal throughput).
+    /// removes a cross-thread round trip per batch (in the repository's
+    /// costed-batch benchmark, it took throughput from 83% to 97% of the
+    /// ideal).
     ///
     /// The batch's items still count as queued until it starts, and a call
     /// cancelled or expired before then is dropped from it and never runs.
@@ -288,7 +295,7 @@ where
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// use batch_serving::{Batch, Serving};
     /// let strict = Serving::new(|b: Batch<u8>| Ok::<_, std::convert::Infallible>(b.to_vec()))
     ///     .pipeline(false)
@@ -311,10 +318,8 @@ where
     /// scheduler. If the scheduler's runtime worker is asleep, that hand-off
     /// is a wake-up, and the partition thread pays for it before it can
     /// start the next batch. On virtual machines a wake-up is expensive
-    /// (microseconds: the S2 note in `docs/benchmarks.md` gives the cost
-    /// measured there), and it is paid once per batch. With
-    /// busy polling the scheduler's worker stays awake and the hand-off is a
-    /// plain push (S2 in `docs/benchmarks.md`).
+    /// (microseconds), and it is paid once per batch. With busy polling the
+    /// scheduler's worker stays awake and the hand-off is a plain push.
     ///
     /// The price is one runtime worker's CPU while batches run, up to this
     /// long per batch however many calls arrive meanwhile; between polls
@@ -323,12 +328,12 @@ where
     /// core is to spare and throughput per batch matters more than CPU: a
     /// costly function kept busy by many callers.
     /// Where cores are few and the runtime has other work while batches run
-    /// (S3's bursts on two cores), the polling worker takes a core that the
+    /// (bursts of callers on two cores, say), the polling worker takes a core that the
     /// partition and the callers need, and it costs more than it saves.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// use std::time::Duration;
     /// use batch_serving::{Batch, Serving};
     /// let serving = Serving::new(|b: Batch<u8>| Ok::<_, std::convert::Infallible>(b.to_vec()))
@@ -344,11 +349,11 @@ where
 
     /// Most items waiting in the queue (default 1024 × `batch_size`).
     /// `dispatch` waits for room; `try_dispatch` fails with
-    /// [`Error::Overloaded`].
+    /// [`Error::Overloaded`](crate::Error::Overloaded).
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// use batch_serving::{Batch, Serving};
     /// let serving = Serving::new(|b: Batch<u8>| Ok::<_, std::convert::Infallible>(b.to_vec()))
     ///     .batch_size(4)
@@ -372,7 +377,7 @@ where
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// use batch_serving::{Batch, Serving};
     /// use batch_serving::BatchKey;
     /// // Words are batched with others of the same length only.
@@ -398,7 +403,7 @@ where
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// use batch_serving::{Batch, Serving};
     /// let serving = Serving::new(|b: Batch<u8>| {
     ///     let thread = std::thread::current().name().unwrap_or_default().to_owned();
@@ -420,41 +425,46 @@ where
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidConfig`] for a zero `batch_size`, `partitions` or
-    /// `queue_capacity`; [`Error::NoRuntime`] outside a tokio runtime;
-    /// [`Error::PartitionStart`] or [`Error::PartitionStartPanicked`] when a
-    /// state factory fails; [`Error::Spawn`] when a thread cannot be spawned.
+    /// [`StartError::InvalidConfig`] for a zero `batch_size`, `partitions`
+    /// or `queue_capacity`; [`StartError::NoRuntime`] outside a tokio
+    /// runtime; [`StartError::PartitionStart`] or
+    /// [`StartError::PartitionStartPanicked`] when a state factory fails;
+    /// [`StartError::Spawn`] when a thread cannot be spawned.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// use batch_serving::{Batch, Serving};
     /// let bad = Serving::new(|b: Batch<u8>| Ok::<_, std::convert::Infallible>(b.to_vec()))
     ///     .batch_size(0)
     ///     .start();
-    /// assert!(matches!(bad, Err(batch_serving::Error::InvalidConfig(_))));
+    /// assert!(matches!(bad, Err(batch_serving::StartError::InvalidConfig(_))));
     /// # Ok(()) }
     /// ```
-    pub fn start(self) -> Result<Serving<I, O, E>, Error<E>> {
+    pub fn start(self) -> Result<Serving<I, O, E>, StartError<E>> {
         if self.batch_size == 0 {
-            return Err(Error::InvalidConfig("batch_size must be at least 1"));
+            return Err(StartError::InvalidConfig("batch_size must be at least 1"));
         }
         if self.partitions == 0 {
-            return Err(Error::InvalidConfig("partitions must be at least 1"));
+            return Err(StartError::InvalidConfig("partitions must be at least 1"));
         }
         let capacity = match self.queue_capacity {
-            Some(0) => return Err(Error::InvalidConfig("queue_capacity must be at least 1")),
+            Some(0) => {
+                return Err(StartError::InvalidConfig(
+                    "queue_capacity must be at least 1",
+                ));
+            }
             Some(n) => n,
             None => self.batch_size.saturating_mul(DEFAULT_QUEUE_BATCHES),
         };
         if capacity > Semaphore::MAX_PERMITS {
-            return Err(Error::InvalidConfig("queue_capacity is too large"));
+            return Err(StartError::InvalidConfig("queue_capacity is too large"));
         }
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| StartError::NoRuntime)?;
         let runner = self.runner;
         let name: Arc<str> = Arc::from(self.name.as_ref());
         let recorder = Arc::new(Recorder::new());
-        let permits = Arc::new(Semaphore::new(capacity));
+        let room = Arc::new(QueueRoom::new(capacity));
         let (tx, rx) = mpsc::unbounded_channel();
         let mut partitions = Vec::with_capacity(self.partitions);
         for index in 0..self.partitions {
@@ -466,7 +476,7 @@ where
                 scheduler: tx.clone(),
                 recorder: Arc::clone(&recorder),
                 name: Arc::clone(&name),
-                permits: Arc::clone(&permits),
+                room: Arc::clone(&room),
                 on_deck: Arc::clone(&on_deck),
             };
             // On failure the partitions started so far see their job
@@ -483,7 +493,7 @@ where
                 batch_timeout: self.batch_timeout,
                 pipeline: self.pipeline,
             },
-            permits: Arc::clone(&permits),
+            room: Arc::clone(&room),
             recorder: Arc::clone(&recorder),
             name: Arc::clone(&name),
             off_runtime: runner.runs_off_runtime(),
@@ -492,8 +502,7 @@ where
         runtime.spawn(scheduler.run());
         Ok(Serving::from_inner(Inner {
             tx,
-            permits,
-            capacity,
+            room,
             batch_size: self.batch_size,
             partitions: self.partitions,
             recorder,

@@ -1,8 +1,9 @@
-//! The one error type of the crate, generic over the batch function's error.
+//! What can fail, by where it fails: [`Error`] for a call, [`StartError`]
+//! for starting a serving, [`ShutdownTimedOut`] for a bounded shutdown.
 
 use std::sync::Arc;
 
-/// Everything that can go wrong for one caller of a [`Serving`](crate::Serving).
+/// Everything that can go wrong for one call of a [`Serving`](crate::Serving).
 ///
 /// `E` is the batch function's own error type. A failure that reaches every
 /// caller of a batch (an `Err` from the batch function, a panic, a wrong
@@ -37,13 +38,15 @@ pub enum Error<E> {
         /// Outputs the batch function returned.
         actual: usize,
     },
-    /// The serving was shut down (or every handle dropped) before this call
-    /// was queued, or a shutdown time limit ran out while it was still queued.
+    /// The serving was shut down before this call was queued, or a
+    /// shutdown time limit ran out while it was still queued.
     #[error("serving is closed")]
     Closed,
     /// The queue had no room for this call and it asked not to wait
-    /// (`try_dispatch`), or the call is larger than the whole queue, or it
-    /// holds more than `u32::MAX` items (the most one call may hold).
+    /// ([`CallOptions::fail_fast`](crate::CallOptions::fail_fast), or a
+    /// `try_` verb); or it cannot ever fit (a fail-fast many-item call or a
+    /// reservation larger than the whole queue); or it holds more than
+    /// `u32::MAX` items (the most one call may hold).
     #[error("serving is overloaded: {requested} items requested, queue capacity is {capacity}")]
     Overloaded {
         /// Items this call wanted to queue.
@@ -65,21 +68,44 @@ pub enum Error<E> {
     /// `inline` was called on a serving whose batch function is asynchronous.
     #[error("inline needs a synchronous batch function; use dispatch for async servings")]
     InlineUnsupported,
-    /// The configuration given to the builder is not usable.
+}
+
+/// Why [`Builder::start`](crate::Builder::start) could not start a serving.
+/// These happen once, at start, never to a call; a call's failures are
+/// [`Error`].
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use batch_serving::{Batch, Serving, StartError};
+/// let bad = Serving::new(|b: Batch<u8>| Ok::<_, std::convert::Infallible>(b.to_vec()))
+///     .partitions(0)
+///     .start();
+/// assert!(matches!(bad, Err(StartError::InvalidConfig(_))));
+/// # }
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError<E> {
+    /// A setting given to the builder is not usable (a zero `batch_size`,
+    /// `partitions` or `queue_capacity`, or a queue too large to count).
     #[error("invalid configuration: {0}")]
     InvalidConfig(&'static str),
     /// `start` was called outside a tokio runtime.
     #[error("start must be called from within a tokio runtime")]
     NoRuntime,
-    /// A partition's state factory failed, so the serving did not start.
-    #[error("partition {partition} failed to start: {source}")]
+    /// A partition's state factory returned an error. It is shown in the
+    /// message rather than as `source()`, so that any `E` (a `String`, say)
+    /// makes a `StartError` that is a `std::error::Error`.
+    #[error("partition {partition} failed to start: {error}")]
     PartitionStart {
         /// Index of the partition whose factory failed.
         partition: usize,
         /// The factory's error.
-        source: Arc<E>,
+        error: E,
     },
-    /// A partition's state factory panicked, so the serving did not start.
+    /// A partition's state factory panicked, or its thread ended before
+    /// the factory returned.
     #[error("partition {partition} panicked while starting: {message}")]
     PartitionStartPanicked {
         /// Index of the partition whose factory panicked.
@@ -89,11 +115,21 @@ pub enum Error<E> {
     },
     /// The operating system refused to spawn a partition thread.
     #[error("could not spawn a partition thread: {0}")]
-    Spawn(Arc<std::io::Error>),
-    /// `shutdown` reached its time limit; calls still queued then got `Closed`.
-    #[error("shutdown time limit reached before the queue drained")]
-    ShutdownTimedOut,
+    Spawn(#[source] std::io::Error),
 }
+
+/// [`Serving::shutdown_timeout`](crate::Serving::shutdown_timeout) reached
+/// its limit before the queue drained: the calls still queued then got
+/// [`Error::Closed`]. The batches that were running still finished (and
+/// answered their callers) before it returned.
+///
+/// ```
+/// let e = batch_serving::ShutdownTimedOut;
+/// assert_eq!(e.to_string(), "shutdown time limit reached before the queue drained");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("shutdown time limit reached before the queue drained")]
+pub struct ShutdownTimedOut;
 
 /// A failure shared by every caller of one batch. Cheap to clone: it holds
 /// `Arc`s only, so one failure reaching many callers is never rebuilt.

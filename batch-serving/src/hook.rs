@@ -13,7 +13,7 @@ use std::sync::Arc;
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// use batch_serving::{Batch, Event, Serving};
 /// use futures::StreamExt;
 /// let serving = Serving::new(|b: Batch<u8>| {

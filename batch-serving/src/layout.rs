@@ -1,14 +1,15 @@
 //! The sizes of what one queued `u64` call holds, for the comparison
 //! runner's memory accounting (`docs/benchmarks.md`): read from the real
-//! types, so the report cannot drift from the code.
+//! types, so the report cannot drift from the code. Only with the
+//! non-default feature `bench-internals`: it is not part of the API.
 
 use std::convert::Infallible;
 use std::mem::size_of;
 
-use crate::one_call::OneCall;
-use crate::queue::Entry;
+use crate::call::one::OneCall;
+use crate::engine::message::Msg;
+use crate::engine::queue::Entry;
 use crate::request::Request;
-use crate::scheduler::Msg;
 
 /// One part of a queued call, in bytes.
 #[derive(Debug, Clone, Copy)]

@@ -4,9 +4,18 @@
 
 use std::sync::Arc;
 
+use futures::StreamExt;
+use futures::stream::BoxStream;
+
 use crate::error::Error;
+use crate::event::Event;
 use crate::options::CallOptions;
+use crate::reservation::Reservation;
 use crate::serving::Serving;
+
+/// The stream [`MappedServing::dispatch_stream`] returns: boxed, so that it
+/// is `Unpin` and nameable like a serving's own [`DispatchStream`](crate::DispatchStream).
+pub type MappedStream<Out, E> = BoxStream<'static, Result<Event<Out>, Error<E>>>;
 
 pub(crate) type Pre<In, I, E> = Arc<dyn Fn(In) -> Result<I, E> + Send + Sync>;
 pub(crate) type Post<O, Out, E> = Arc<dyn Fn(O) -> Result<Out, E> + Send + Sync>;
@@ -26,7 +35,7 @@ pub(crate) type Post<O, Out, E> = Arc<dyn Fn(O) -> Result<Out, E> + Send + Sync>
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> Result<(), batch_serving::Error<String>> {
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// use batch_serving::{Batch, Error, Serving};
 /// let serving = Serving::new(|b: Batch<u32>| Ok::<_, String>(b.iter().map(|x| x * 2).collect()))
 ///     .start()?
@@ -71,7 +80,7 @@ where
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), batch_serving::Error<String>> {
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// use batch_serving::{Batch, Error, Serving};
     /// let parse = Serving::new(|b: Batch<u32>| Ok::<_, String>(b.iter().map(|x| x * 2).collect()))
     ///     .start()?
@@ -96,7 +105,7 @@ where
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), batch_serving::Error<String>> {
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// use batch_serving::{Batch, Serving};
     /// let labelled = Serving::new(|b: Batch<u32>| Ok::<_, String>(b.to_vec()))
     ///     .start()?
@@ -126,7 +135,7 @@ where
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), batch_serving::Error<String>> {
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// use batch_serving::{Batch, Serving};
     /// let lengths = Serving::new(|b: Batch<Vec<u8>>| Ok::<_, String>(b.iter().map(Vec::len).collect()))
     ///     .start()?
@@ -151,7 +160,7 @@ where
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), batch_serving::Error<String>> {
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// use batch_serving::{Batch, Serving};
     /// let lengths = Serving::new(|b: Batch<Vec<u8>>| Ok::<_, String>(b.iter().map(Vec::len).collect()))
     ///     .start()?
@@ -176,7 +185,7 @@ where
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), batch_serving::Error<String>> {
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// use batch_serving::{Batch, Serving};
     /// let lengths = Serving::new(|b: Batch<Vec<u8>>| Ok::<_, String>(b.iter().map(Vec::len).collect()))
     ///     .start()?
@@ -190,18 +199,40 @@ where
         &self.serving
     }
 
-    pub(crate) fn prepare_many(&self, inputs: Vec<In>) -> Result<Vec<I>, Error<E>> {
+    fn prepare_many(&self, inputs: Vec<In>) -> Result<Vec<I>, Error<E>> {
         inputs
             .into_iter()
             .map(|input| (self.pre)(input).map_err(Error::Preprocess))
             .collect()
     }
 
-    pub(crate) fn finish_many(&self, outputs: Vec<O>) -> Result<Vec<Out>, Error<E>> {
+    fn finish_many(&self, outputs: Vec<O>) -> Result<Vec<Out>, Error<E>> {
         outputs
             .into_iter()
             .map(|output| (self.post)(output).map_err(Error::Postprocess))
             .collect()
+    }
+
+    /// The call path every queued verb shares: room first, as `options`
+    /// say (waiting up to the deadline, or failing fast), and only then
+    /// pre-processing, so a call that cannot be admitted never pays for it.
+    /// Room taken for inputs that fail pre-processing goes back at once.
+    ///
+    /// The room is `None` where it cannot be taken up front: for no inputs,
+    /// and for a waiting call larger than the whole queue, which the
+    /// serving admits piece by piece itself.
+    async fn admit_then_prepare(
+        &self,
+        inputs: Vec<In>,
+        options: &CallOptions,
+    ) -> Result<(Option<Reservation<I, O, E>>, Vec<I>), Error<E>> {
+        let n = inputs.len();
+        let whole = n > 0 && (n <= self.serving.queue_capacity() || options.fail_fast);
+        let room = match whole {
+            true => Some(self.serving.reserve_as(n, options).await?),
+            false => None,
+        };
+        Ok((room, self.prepare_many(inputs)?))
     }
 
     /// Pre-processes, dispatches and post-processes one input.
@@ -215,9 +246,11 @@ where
     ///
     /// As [`Serving::dispatch`].
     ///
+    /// # Examples
+    ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), batch_serving::Error<String>> {
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// use batch_serving::{Batch, Serving};
     /// let lengths = Serving::new(|b: Batch<Vec<u8>>| Ok::<_, String>(b.iter().map(Vec::len).collect()))
     ///     .start()?
@@ -230,37 +263,29 @@ where
         self.dispatch_with(input, CallOptions::default()).await
     }
 
-    /// [`dispatch`](Self::dispatch) with call options.
+    /// [`dispatch`](Self::dispatch) with options, as
+    /// [`Serving::dispatch_with`]. The wait for room counts against the
+    /// deadline; under fail-fast a full queue refuses the call before its
+    /// input is pre-processed.
     ///
     /// # Errors
     ///
-    /// As [`dispatch`](Self::dispatch), plus [`Error::DeadlineExceeded`].
+    /// As [`dispatch`](Self::dispatch), plus those of
+    /// [`Serving::dispatch_with`].
     ///
     /// # Cancel safety
     ///
     /// As [`Serving::dispatch`].
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), batch_serving::Error<String>> {
-    /// use batch_serving::{Batch, Serving};
-    /// let lengths = Serving::new(|b: Batch<Vec<u8>>| Ok::<_, String>(b.iter().map(Vec::len).collect()))
-    ///     .start()?
-    ///     .map_inputs(|s: &str| Ok(s.as_bytes().to_vec()))
-    ///     .map_results(|n: usize| Ok(format!("{n} bytes")));
-    /// use batch_serving::{CallOptions, Priority};
-    /// let high = CallOptions::new().priority(Priority::High);
-    /// assert_eq!(lengths.dispatch_with("a", high).await?, "1 bytes");
-    /// # Ok(()) }
-    /// ```
     pub async fn dispatch_with(&self, input: In, options: CallOptions) -> Result<Out, Error<E>> {
-        self.reserve_by(1, options.deadline)
-            .await?
-            .dispatch_with(input, options)
-            .await
+        let (room, mut items) = self.admit_then_prepare(vec![input], &options).await?;
+        let (Some(room), Some(item)) = (room, items.pop()) else {
+            unreachable!("one input always fits a queue of at least one item");
+        };
+        let output = room.dispatch_with(item, options).await?;
+        (self.post)(output).map_err(Error::Postprocess)
     }
 
-    /// Fail-fast variant of [`dispatch`](Self::dispatch).
+    /// [`dispatch`](Self::dispatch) with fail-fast admission.
     ///
     /// # Errors
     ///
@@ -269,43 +294,33 @@ where
     /// # Cancel safety
     ///
     /// As [`Serving::dispatch`].
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), batch_serving::Error<String>> {
-    /// use batch_serving::{Batch, Serving};
-    /// let lengths = Serving::new(|b: Batch<Vec<u8>>| Ok::<_, String>(b.iter().map(Vec::len).collect()))
-    ///     .start()?
-    ///     .map_inputs(|s: &str| Ok(s.as_bytes().to_vec()))
-    ///     .map_results(|n: usize| Ok(format!("{n} bytes")));
-    /// assert_eq!(lengths.try_dispatch("ab").await?, "2 bytes");
-    /// # Ok(()) }
-    /// ```
     pub async fn try_dispatch(&self, input: In) -> Result<Out, Error<E>> {
-        self.try_reserve()?.dispatch(input).await
+        self.dispatch_with(input, CallOptions::new().fail_fast())
+            .await
     }
 
-    /// Pre-processes every input (failing the whole call, with nothing
-    /// queued, on the first bad one), dispatches them together and
-    /// post-processes the outputs in order.
+    /// Pre-processes every input, dispatches them as one many-item call and
+    /// post-processes the outputs. Any input failing pre-processing fails
+    /// the whole call before anything is queued.
     ///
     /// # Errors
     ///
-    /// As [`dispatch`](Self::dispatch).
+    /// As [`dispatch`](Self::dispatch) and [`Serving::dispatch_many`].
     ///
     /// # Cancel safety
     ///
     /// As [`Serving::dispatch_many`].
     ///
+    /// # Examples
+    ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), batch_serving::Error<String>> {
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// use batch_serving::{Batch, Serving};
-    /// let lengths = Serving::new(|b: Batch<Vec<u8>>| Ok::<_, String>(b.iter().map(Vec::len).collect()))
+    /// let doubled = Serving::new(|b: Batch<u32>| Ok::<_, String>(b.iter().map(|x| x * 2).collect()))
     ///     .start()?
-    ///     .map_inputs(|s: &str| Ok(s.as_bytes().to_vec()))
-    ///     .map_results(|n: usize| Ok(format!("{n} bytes")));
-    /// assert_eq!(lengths.dispatch_many(vec!["a", "bcd"]).await?, ["1 bytes", "3 bytes"]);
+    ///     .map_inputs(|s: &str| s.parse::<u32>().map_err(|e| e.to_string()));
+    /// assert_eq!(doubled.dispatch_many(vec!["1", "2"]).await?, vec![2, 4]);
     /// # Ok(()) }
     /// ```
     pub async fn dispatch_many(&self, inputs: Vec<In>) -> Result<Vec<Out>, Error<E>> {
@@ -313,128 +328,179 @@ where
             .await
     }
 
-    /// [`dispatch_many`](Self::dispatch_many) with call options.
+    /// [`dispatch_many`](Self::dispatch_many) with options, as
+    /// [`Serving::dispatch_many_with`].
     ///
     /// # Errors
     ///
-    /// As [`dispatch_many`](Self::dispatch_many), plus
-    /// [`Error::DeadlineExceeded`].
+    /// As [`dispatch_many`](Self::dispatch_many), plus those of
+    /// [`Serving::dispatch_many_with`].
     ///
     /// # Cancel safety
     ///
     /// As [`Serving::dispatch_many`].
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), batch_serving::Error<String>> {
-    /// use batch_serving::{Batch, Serving};
-    /// let lengths = Serving::new(|b: Batch<Vec<u8>>| Ok::<_, String>(b.iter().map(Vec::len).collect()))
-    ///     .start()?
-    ///     .map_inputs(|s: &str| Ok(s.as_bytes().to_vec()))
-    ///     .map_results(|n: usize| Ok(format!("{n} bytes")));
-    /// use batch_serving::CallOptions;
-    /// let out = lengths.dispatch_many_with(vec!["ab"], CallOptions::new()).await?;
-    /// assert_eq!(out, ["2 bytes"]);
-    /// # Ok(()) }
-    /// ```
     pub async fn dispatch_many_with(
         &self,
         inputs: Vec<In>,
         options: CallOptions,
     ) -> Result<Vec<Out>, Error<E>> {
-        if inputs.is_empty() || inputs.len() > self.serving.queue_capacity() {
-            // Admitted piece by piece as room frees up (see
-            // `Serving::dispatch_many`), so it cannot be admitted up front.
-            let items = self.prepare_many(inputs)?;
-            let outputs = self.serving.dispatch_many_with(items, options).await?;
-            return self.finish_many(outputs);
-        }
-        let room = self
-            .serving
-            .reserve_by(inputs.len(), options.deadline)
-            .await?;
-        let items = self.prepare_many(inputs)?; // on error the room goes back
-        let outputs = room.dispatch_many_with(items, options).await?;
+        let outputs = match self.admit_then_prepare(inputs, &options).await? {
+            (Some(room), items) => room.dispatch_many_with(items, options).await?,
+            (None, items) => self.serving.dispatch_many_with(items, options).await?,
+        };
         self.finish_many(outputs)
     }
 
-    /// Fail-fast variant of [`dispatch_many`](Self::dispatch_many): admits
-    /// all the inputs at once or fails with [`Error::Overloaded`] before
-    /// pre-processing any of them.
+    /// [`dispatch_many`](Self::dispatch_many) with fail-fast admission.
     ///
     /// # Errors
     ///
-    /// As [`dispatch_many`](Self::dispatch_many), plus
-    /// [`Error::Overloaded`], also for more inputs than the queue capacity.
+    /// As [`dispatch_many`](Self::dispatch_many), plus [`Error::Overloaded`].
     ///
     /// # Cancel safety
     ///
     /// As [`Serving::dispatch_many`].
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), batch_serving::Error<String>> {
-    /// use batch_serving::{Batch, Serving};
-    /// let lengths = Serving::new(|b: Batch<Vec<u8>>| Ok::<_, String>(b.iter().map(Vec::len).collect()))
-    ///     .start()?
-    ///     .map_inputs(|s: &str| Ok(s.as_bytes().to_vec()));
-    /// assert_eq!(lengths.try_dispatch_many(vec!["ab", "c"]).await?, [2, 1]);
-    /// # Ok(()) }
-    /// ```
     pub async fn try_dispatch_many(&self, inputs: Vec<In>) -> Result<Vec<Out>, Error<E>> {
-        if inputs.is_empty() {
-            return Ok(Vec::new());
-        }
-        let room = self.serving.try_reserve(inputs.len())?;
-        let items = self.prepare_many(inputs)?;
-        let outputs = room.dispatch_many(items).await?;
-        self.finish_many(outputs)
+        self.dispatch_many_with(inputs, CallOptions::new().fail_fast())
+            .await
     }
 
-    /// Runs pre-processing, the batch function (on this thread) and
-    /// post-processing for one input.
+    /// Streams a many-item call, as [`Serving::dispatch_stream`], with each
+    /// piece's outputs post-processed. The call is admitted, then its inputs
+    /// pre-processed, when the stream is first polled.
     ///
     /// # Errors
     ///
-    /// As [`Serving::inline`], plus the processing errors.
+    /// The stream yields the call's error once, and ends: as
+    /// [`dispatch_many`](Self::dispatch_many), or [`Error::Postprocess`]
+    /// for a piece whose outputs fail post-processing.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`Serving::dispatch_stream`].
+    ///
+    /// # Examples
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), batch_serving::Error<String>> {
-    /// use batch_serving::{Batch, Serving};
-    /// let lengths = Serving::new(|b: Batch<Vec<u8>>| Ok::<_, String>(b.iter().map(Vec::len).collect()))
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use batch_serving::{Batch, Event, Serving};
+    /// use futures::TryStreamExt;
+    /// let named = Serving::new(|b: Batch<u32>| Ok::<_, String>(b.to_vec()))
     ///     .start()?
-    ///     .map_inputs(|s: &str| Ok(s.as_bytes().to_vec()))
-    ///     .map_results(|n: usize| Ok(format!("{n} bytes")));
-    /// assert_eq!(lengths.inline("xyz")?, "3 bytes");
+    ///     .map_results(|n| Ok(format!("#{n}")));
+    /// let events: Vec<_> = named.dispatch_stream(vec![1, 2]).try_collect().await?;
+    /// assert!(matches!(&events[..], [Event::Output { offset: 0, outputs }] if outputs == &["#1", "#2"]));
     /// # Ok(()) }
     /// ```
+    pub fn dispatch_stream(&self, inputs: Vec<In>) -> MappedStream<Out, E>
+    where
+        In: Send + 'static,
+        Out: Send + 'static,
+    {
+        self.dispatch_stream_with(inputs, CallOptions::default())
+    }
+
+    /// [`dispatch_stream`](Self::dispatch_stream) with options, as
+    /// [`Serving::dispatch_stream_with`].
+    ///
+    /// # Errors
+    ///
+    /// As [`dispatch_stream`](Self::dispatch_stream), plus those of
+    /// [`Serving::dispatch_stream_with`].
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`Serving::dispatch_stream`].
+    pub fn dispatch_stream_with(
+        &self,
+        inputs: Vec<In>,
+        options: CallOptions,
+    ) -> MappedStream<Out, E>
+    where
+        In: Send + 'static,
+        Out: Send + 'static,
+    {
+        let this = self.clone();
+        let post = Arc::clone(&self.post);
+        let events = async move {
+            let stream = match this.admit_then_prepare(inputs, &options).await? {
+                (Some(room), items) => room.dispatch_stream_with(items, options),
+                (None, items) => this.serving.dispatch_stream_with(items, options),
+            };
+            Ok::<_, Error<E>>(stream)
+        };
+        futures::stream::once(events)
+            .map(|started| match started {
+                Ok(stream) => stream.left_stream(),
+                Err(error) => futures::stream::once(std::future::ready(Err(error))).right_stream(),
+            })
+            .flatten()
+            .map(move |event| match event? {
+                Event::Output { offset, outputs } => Ok(Event::Output {
+                    offset,
+                    outputs: outputs
+                        .into_iter()
+                        .map(|output| post(output).map_err(Error::Postprocess))
+                        .collect::<Result<_, _>>()?,
+                }),
+                Event::Hook(hook) => Ok(Event::Hook(hook)),
+            })
+            // The first error ends the stream, as it ends a serving's own.
+            .scan(false, |failed, event| {
+                let next = (!*failed).then(|| {
+                    *failed = event.is_err();
+                    event
+                });
+                std::future::ready(next)
+            })
+            .boxed()
+    }
+
+    /// Pre-processes `input`, runs it [`inline`](Serving::inline) and
+    /// post-processes the output.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Preprocess`], [`Error::Postprocess`], or any error of
+    /// [`Serving::inline`].
     pub fn inline(&self, input: In) -> Result<Out, Error<E>> {
+        self.inline_with(input, CallOptions::default())
+    }
+
+    /// [`inline`](Self::inline) with a deadline, as [`Serving::inline_with`].
+    ///
+    /// # Errors
+    ///
+    /// As [`inline`](Self::inline), plus [`Error::DeadlineExceeded`].
+    pub fn inline_with(&self, input: In, options: CallOptions) -> Result<Out, Error<E>> {
         let item = (self.pre)(input).map_err(Error::Preprocess)?;
-        let output = self.serving.inline(item)?;
+        let output = self.serving.inline_with(item, options)?;
         (self.post)(output).map_err(Error::Postprocess)
     }
 
-    /// [`inline`](Self::inline) for many inputs, split by `batch_size`.
+    /// The many-input form of [`inline`](Self::inline).
     ///
     /// # Errors
     ///
     /// As [`inline`](Self::inline).
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), batch_serving::Error<String>> {
-    /// use batch_serving::{Batch, Serving};
-    /// let lengths = Serving::new(|b: Batch<Vec<u8>>| Ok::<_, String>(b.iter().map(Vec::len).collect()))
-    ///     .start()?
-    ///     .map_inputs(|s: &str| Ok(s.as_bytes().to_vec()))
-    ///     .map_results(|n: usize| Ok(format!("{n} bytes")));
-    /// assert_eq!(lengths.inline_many(vec!["x", ""])?, ["1 bytes", "0 bytes"]);
-    /// # Ok(()) }
-    /// ```
     pub fn inline_many(&self, inputs: Vec<In>) -> Result<Vec<Out>, Error<E>> {
+        self.inline_many_with(inputs, CallOptions::default())
+    }
+
+    /// [`inline_many`](Self::inline_many) with a deadline, as
+    /// [`Serving::inline_many_with`].
+    ///
+    /// # Errors
+    ///
+    /// As [`inline`](Self::inline), plus [`Error::DeadlineExceeded`].
+    pub fn inline_many_with(
+        &self,
+        inputs: Vec<In>,
+        options: CallOptions,
+    ) -> Result<Vec<Out>, Error<E>> {
         let items = self.prepare_many(inputs)?;
-        let outputs = self.serving.inline_many(items)?;
+        let outputs = self.serving.inline_many_with(items, options)?;
         self.finish_many(outputs)
     }
 }

@@ -2,8 +2,6 @@
 //! first, the input is pre-processed (where the caller likes: in its task,
 //! or on a blocking pool), then the item is queued in that room.
 
-use tokio::time::Instant;
-
 use crate::error::Error;
 use crate::mapped::{MappedServing, Post, Pre};
 use crate::options::CallOptions;
@@ -19,7 +17,7 @@ use crate::reservation::Reservation;
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> Result<(), batch_serving::Error<String>> {
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// use batch_serving::{Batch, Serving};
 /// let parse = Serving::new(|b: Batch<u32>| Ok::<_, String>(b.iter().map(|x| x * 2).collect()))
 ///     .start()?
@@ -91,15 +89,6 @@ where
     /// Dropping the future while it waits takes no room.
     pub async fn reserve(&self) -> Result<MappedReservation<In, Out, I, O, E>, Error<E>> {
         Ok(self.with_room(self.serving.reserve(1).await?))
-    }
-
-    /// [`reserve`](Self::reserve), giving up at `deadline` when there is one.
-    pub(crate) async fn reserve_by(
-        &self,
-        items: usize,
-        deadline: Option<Instant>,
-    ) -> Result<MappedReservation<In, Out, I, O, E>, Error<E>> {
-        Ok(self.with_room(self.serving.reserve_by(items, deadline).await?))
     }
 
     fn with_room(&self, room: Reservation<I, O, E>) -> MappedReservation<In, Out, I, O, E> {

@@ -1,4 +1,4 @@
-//! Per-call options: deadline and priority.
+//! Per-call options: deadline, priority and admission.
 
 use tokio::time::{Duration, Instant};
 
@@ -38,35 +38,55 @@ impl Priority {
     }
 }
 
-/// Options for one call: its deadline and priority.
+/// How one call is admitted and run: its deadline, its priority, and
+/// whether it waits for queue room. Every call verb has a `_with` form that
+/// takes these; the plain form uses the defaults.
+///
+/// The fields are public to read; set them with the builder methods.
 ///
 /// ```
 /// use batch_serving::{CallOptions, Priority};
 /// use std::time::Duration;
-/// let opts = CallOptions::new().timeout(Duration::from_millis(50)).priority(Priority::High);
-/// assert_eq!(opts.priority_level(), Priority::High);
+/// let opts = CallOptions::new()
+///     .timeout(Duration::from_millis(50))
+///     .priority(Priority::High)
+///     .fail_fast();
+/// assert_eq!((opts.priority, opts.fail_fast), (Priority::High, true));
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CallOptions {
-    pub(crate) deadline: Option<Instant>,
-    pub(crate) priority: Priority,
+    /// When the call fails with
+    /// [`Error::DeadlineExceeded`](crate::Error::DeadlineExceeded) if its
+    /// results are not ready. `None`: no deadline.
+    pub deadline: Option<Instant>,
+    /// Where the call's items queue within their batch key.
+    pub priority: Priority,
+    /// Fail at once with [`Error::Overloaded`](crate::Error::Overloaded)
+    /// when the queue lacks room for the call, instead of waiting for room
+    /// (a zero wait, as deadpool's `try_get`). A many-item call larger than
+    /// the whole queue is then refused whole, since it could never be
+    /// admitted at once.
+    pub fail_fast: bool,
 }
 
 impl CallOptions {
-    /// Default options: no deadline, [`Priority::Normal`].
+    /// Default options: no deadline, [`Priority::Normal`], wait for room.
     ///
     /// ```
     /// use batch_serving::{CallOptions, Priority};
     /// let options = CallOptions::new();
-    /// assert_eq!((options.deadline_at(), options.priority_level()), (None, Priority::Normal));
+    /// assert_eq!((options.deadline, options.priority, options.fail_fast), (None, Priority::Normal, false));
     /// ```
+    #[must_use]
     pub fn new() -> Self {
         Self::default()
     }
 
     /// Fail the call with [`Error::DeadlineExceeded`](crate::Error::DeadlineExceeded)
     /// at `deadline` if its results are not ready by then. Items still queued
-    /// at that moment are removed and never run.
+    /// at that moment are removed and never run; a batch already running
+    /// finishes, and its output for this call is dropped.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
@@ -86,6 +106,7 @@ impl CallOptions {
     /// assert_eq!(Instant::now(), deadline); // answered at the deadline, not after the batch
     /// # }
     /// ```
+    #[must_use]
     pub fn deadline(mut self, deadline: Instant) -> Self {
         self.deadline = Some(deadline);
         self
@@ -99,9 +120,10 @@ impl CallOptions {
     /// use batch_serving::CallOptions;
     /// use std::time::Duration;
     /// let options = CallOptions::new().timeout(Duration::from_millis(20));
-    /// assert_eq!(options.deadline_at(), Some(tokio::time::Instant::now() + Duration::from_millis(20)));
+    /// assert_eq!(options.deadline, Some(tokio::time::Instant::now() + Duration::from_millis(20)));
     /// # }
     /// ```
+    #[must_use]
     pub fn timeout(self, timeout: Duration) -> Self {
         self.deadline(Instant::now() + timeout)
     }
@@ -110,39 +132,37 @@ impl CallOptions {
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// use batch_serving::{Batch, CallOptions, Priority, Serving};
     /// let serving = Serving::new(|b: Batch<u8>| Ok::<_, std::convert::Infallible>(b.to_vec())).start()?;
     /// let urgent = CallOptions::new().priority(Priority::High);
     /// assert_eq!(serving.dispatch_with(7, urgent).await?, 7);
     /// # Ok(()) }
     /// ```
+    #[must_use]
     pub fn priority(mut self, priority: Priority) -> Self {
         self.priority = priority;
         self
     }
 
-    /// The priority these options carry.
+    /// Fail at once with [`Error::Overloaded`](crate::Error::Overloaded)
+    /// instead of waiting when the queue lacks room (see
+    /// [`fail_fast`](Self#structfield.fail_fast)).
     ///
     /// ```
-    /// use batch_serving::{CallOptions, Priority};
-    /// assert_eq!(CallOptions::new().priority(Priority::Low).priority_level(), Priority::Low);
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use batch_serving::{Batch, CallOptions, Error, Serving};
+    /// let serving = Serving::new(|b: Batch<u8>| Ok::<_, std::convert::Infallible>(b.to_vec()))
+    ///     .queue_capacity(2)
+    ///     .start()?;
+    /// let too_many = serving.dispatch_many_with(vec![1, 2, 3], CallOptions::new().fail_fast()).await;
+    /// assert!(matches!(too_many, Err(Error::Overloaded { requested: 3, capacity: 2 })));
+    /// # Ok(()) }
     /// ```
-    pub fn priority_level(&self) -> Priority {
-        self.priority
-    }
-
-    /// The deadline these options carry, if any.
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
-    /// # async fn main() {
-    /// use batch_serving::CallOptions;
-    /// let at = tokio::time::Instant::now();
-    /// assert_eq!(CallOptions::new().deadline(at).deadline_at(), Some(at));
-    /// # }
-    /// ```
-    pub fn deadline_at(&self) -> Option<Instant> {
-        self.deadline
+    #[must_use]
+    pub fn fail_fast(mut self) -> Self {
+        self.fail_fast = true;
+        self
     }
 }

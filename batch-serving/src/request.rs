@@ -7,8 +7,8 @@ use std::task::{Context, Poll, Waker};
 use tokio::sync::mpsc;
 
 use crate::error::Failure;
+use crate::event::Event;
 use crate::hook::{Hook, HookSink};
-use crate::stream::Event;
 use crate::sync::{AtomicU8, AtomicU32, Mutex, MutexGuard};
 
 /// Items are queued and may be taken into a batch.

@@ -6,9 +6,12 @@
 
 use tokio::time::Instant;
 
+use crate::call::admission::Admission;
+use crate::call::one::OneCall;
+use crate::call::stream::DispatchStream;
 use crate::error::Error;
 use crate::options::CallOptions;
-use crate::serving::{Admission, Serving};
+use crate::serving::Serving;
 use crate::stats::Recorder;
 
 /// Queue room for a number of items, taken by [`Serving::reserve`] or
@@ -20,7 +23,7 @@ use crate::stats::Recorder;
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> Result<(), batch_serving::Error<String>> {
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// use batch_serving::{Batch, Error, Serving};
 /// let serving = Serving::new(|b: Batch<u32>| Ok::<_, String>(b.iter().map(|x| x + 1).collect()))
 ///     .queue_capacity(1)
@@ -48,7 +51,7 @@ impl<I, O, E> std::fmt::Debug for Reservation<I, O, E> {
 
 impl<I, O, E> Drop for Reservation<I, O, E> {
     fn drop(&mut self) {
-        self.serving.inner.permits.add_permits(self.items);
+        self.serving.inner.room.give_back(self.items);
     }
 }
 
@@ -70,7 +73,7 @@ where
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// use batch_serving::{Batch, Serving};
     /// let serving = Serving::new(|b: Batch<u32>| Ok::<_, std::convert::Infallible>(b.to_vec()))
     ///     .queue_capacity(4)
@@ -105,7 +108,7 @@ where
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// use batch_serving::{Batch, Serving};
     /// let serving = Serving::new(|b: Batch<u32>| Ok::<_, std::convert::Infallible>(b.to_vec())).start()?;
     /// let room = serving.reserve(2).await?;
@@ -126,33 +129,32 @@ where
         items: usize,
         deadline: Instant,
     ) -> Result<Reservation<I, O, E>, Error<E>> {
-        if deadline <= Instant::now() {
-            Recorder::bump(&self.inner.recorder.expired);
-            return Err(Error::DeadlineExceeded);
-        }
         match tokio::time::timeout_at(deadline, self.reserve(items)).await {
             Ok(reserved) => reserved,
-            Err(_) => {
-                Recorder::bump(&self.inner.recorder.expired);
-                Err(Error::DeadlineExceeded)
-            }
+            Err(_) => Err(self.inner.expired_before_queueing()),
         }
     }
 
-    /// [`reserve`](Self::reserve), giving up at `deadline` when there is one.
-    pub(crate) async fn reserve_by(
+    /// Reserves room as a call with `options` would be admitted: at once
+    /// or not at all under fail-fast, otherwise waiting, up to the
+    /// deadline when there is one.
+    pub(crate) async fn reserve_as(
         &self,
         items: usize,
-        deadline: Option<Instant>,
+        options: &CallOptions,
     ) -> Result<Reservation<I, O, E>, Error<E>> {
-        match deadline {
-            Some(at) => self.reserve_until(items, at).await,
-            None => self.reserve(items).await,
+        if options.deadline.is_some_and(|at| at <= Instant::now()) {
+            return Err(self.inner.expired_before_queueing());
+        }
+        match (options.fail_fast, options.deadline) {
+            (true, _) => self.try_reserve(items),
+            (false, Some(at)) => self.reserve_until(items, at).await,
+            (false, None) => self.reserve(items).await,
         }
     }
 
     fn refuse_oversize(&self, items: usize) -> Result<(), Error<E>> {
-        if items > self.inner.capacity {
+        if items > self.inner.capacity() {
             return Err(self.inner.overloaded(items));
         }
         Ok(())
@@ -219,7 +221,7 @@ where
         self.items -= 1;
         let serving = self.serving.clone();
         drop(self);
-        crate::one_call::OneCall::new(&serving.inner, item, options, Admission::Reserved).await
+        OneCall::new(&serving.inner, item, options, Admission::Reserved).await
     }
 
     /// Queues `items` in the reserved room and waits for their outputs, in
@@ -253,7 +255,7 @@ where
     ) -> Result<Vec<O>, Error<E>> {
         let wanted = items.len();
         let inner = &self.serving.inner;
-        if wanted == 0 || self.items == 0 || wanted > inner.capacity {
+        if wanted == 0 || self.items == 0 || wanted > inner.capacity() {
             let serving = self.serving.clone();
             drop(self);
             return serving.dispatch_many_with(items, options).await;
@@ -262,9 +264,11 @@ where
             return Err(Error::DeadlineExceeded);
         }
         if wanted < self.items {
-            inner.permits.add_permits(self.items - wanted);
+            inner.room.give_back(self.items - wanted);
         } else if wanted > self.items {
-            inner.admit(wanted - self.items, Admission::Wait).await?;
+            inner
+                .admit(wanted - self.items, Admission::of(&options))
+                .await?;
         }
         self.items = 0;
         let serving = self.serving.clone();
@@ -277,6 +281,33 @@ where
 
     /// Whether the call's deadline has already passed; counted as expired,
     /// as a call made that late is.
+    /// Queues `items` in this room as a stream, like
+    /// [`Serving::dispatch_stream`].
+    pub fn dispatch_stream(self, items: Vec<I>) -> DispatchStream<I, O, E> {
+        self.dispatch_stream_with(items, CallOptions::default())
+    }
+
+    /// Queues `items` in this room as a stream, like
+    /// [`Serving::dispatch_stream_with`]. The room is spent only when it
+    /// holds exactly `items.len()` items; otherwise it is given back and the
+    /// stream is admitted as a new call.
+    pub fn dispatch_stream_with(
+        mut self,
+        items: Vec<I>,
+        options: CallOptions,
+    ) -> DispatchStream<I, O, E> {
+        let serving = self.serving.clone();
+        if items.is_empty() || items.len() != self.items {
+            drop(self);
+            return serving.dispatch_stream_with(items, options);
+        }
+        // The stream queues its items before it is returned, so the room
+        // passes to the queue here and cannot be lost.
+        self.items = 0;
+        drop(self);
+        DispatchStream::new(&serving.inner, items, options, Admission::Reserved)
+    }
+
     fn expired(&self, options: &CallOptions) -> bool {
         let expired = options.deadline.is_some_and(|at| at <= Instant::now());
         if expired {

@@ -1,75 +1,38 @@
-//! The handle: a cheap `Clone + Send + Sync` front for callers.
+//! The handle: a cheap `Clone + Send + Sync` front for callers, with every
+//! call verb. The verbs form a grid: one item, many items, a stream of
+//! pieces, or inline on the calling thread; each plain verb has a `_with`
+//! form taking [`CallOptions`] (deadline, priority, fail-fast), and the
+//! `try_` verbs are the fail-fast forms spelled out.
 
-use std::future::{Future, poll_fn};
+use std::future::Future;
 use std::sync::Arc;
 
-use tokio::sync::{Semaphore, TryAcquireError, mpsc, oneshot};
-use tokio::time::{Duration, Instant};
+use tokio::sync::oneshot;
+use tokio::time::Duration;
 
-use crate::batch::Batch;
-use crate::error::Error;
-use crate::key::BatchKey;
-use crate::one_call::OneCall;
-use crate::options::{CallOptions, Priority};
-use crate::partition::Runner;
-use crate::request::Request;
-use crate::scheduler::{Msg, Piece};
-use crate::stats::{Recorder, Stats};
-
-pub(crate) type KeyFn<I> = Arc<dyn Fn(&I) -> BatchKey + Send + Sync>;
-
-/// What one serving shares between its handles, callers and streams.
-pub(crate) struct Inner<I, O, E> {
-    pub(crate) tx: mpsc::UnboundedSender<Msg<I, O, E>>,
-    pub(crate) permits: Arc<Semaphore>,
-    pub(crate) capacity: usize,
-    pub(crate) batch_size: usize,
-    pub(crate) partitions: usize,
-    pub(crate) recorder: Arc<Recorder>,
-    pub(crate) runner: Arc<dyn Runner<I, O, E>>,
-    pub(crate) key_fn: Option<KeyFn<I>>,
-}
-
-impl<I, O, E> Drop for Inner<I, O, E> {
-    /// The last handle (or stream) is gone: stop intake and drain the queue.
-    fn drop(&mut self) {
-        self.permits.close();
-        let _ = self.tx.send(Msg::Close { done: None });
-    }
-}
-
-/// The most items one call may hold: a queued item records its position in
-/// its call in 32 bits, which keeps every queue entry small. Larger calls
-/// fail with `Overloaded` (admission already counted items in 32 bits).
-pub(crate) const MAX_CALL_ITEMS: usize = u32::MAX as usize;
-
-/// A completed one-item call's answer.
-pub(crate) fn answer_of_one<O, E>(request: &Request<O, E>) -> Result<O, Error<E>> {
-    request.take_single()?.ok_or(Error::Closed)
-}
-
-/// Whether admission waits for queue room or fails fast.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Admission {
-    Wait,
-    FailFast,
-    /// The caller already holds the room (a [`Reservation`](crate::Reservation)
-    /// handed it over). Admitting is then a no-op that never suspends, so a
-    /// reserved call queues its items in its first poll, and room cannot be
-    /// lost between the reservation and the queue.
-    Reserved,
-}
+use crate::call::admission::Admission;
+use crate::call::core::Inner;
+use crate::call::one::OneCall;
+use crate::call::stream::DispatchStream;
+use crate::engine::message::Msg;
+use crate::error::{Error, ShutdownTimedOut};
+use crate::options::CallOptions;
+use crate::stats::Stats;
 
 /// A running serving. Cloning is cheap (one `Arc`); every clone feeds the
-/// same queue. Dropping the last clone drains the queue and stops the
-/// partitions once all queued work has run.
+/// same queue.
 ///
 /// Made by [`Serving::new`], [`Serving::with_state`] or
 /// [`Serving::new_async`], then [`Builder::start`](crate::Builder::start).
+/// It stops when [`shutdown`](Self::shutdown) is called, or once the last
+/// clone, stream and reservation are gone (then no call can still be
+/// waiting, since every call holds one of them).
+///
+/// # Examples
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// use batch_serving::{Batch, Serving};
 /// let serving = Serving::new(|b: Batch<u32>| Ok::<_, std::convert::Infallible>(b.iter().map(|x| x * x).collect()))
 ///     .batch_size(32)
@@ -95,266 +58,8 @@ impl<I, O, E> std::fmt::Debug for Serving<I, O, E> {
         f.debug_struct("Serving")
             .field("batch_size", &self.inner.batch_size)
             .field("partitions", &self.inner.partitions)
-            .field("queue_capacity", &self.inner.capacity)
+            .field("queue_capacity", &self.inner.capacity())
             .finish_non_exhaustive()
-    }
-}
-
-/// Marks a call abandoned if its future is dropped before it completes.
-struct AbandonOnDrop<'a, I, O, E> {
-    inner: &'a Inner<I, O, E>,
-    request: &'a Request<O, E>,
-}
-
-impl<I, O, E> Drop for AbandonOnDrop<'_, I, O, E> {
-    fn drop(&mut self) {
-        if !self.request.is_complete() {
-            self.inner.abandon(self.request, false);
-        }
-    }
-}
-
-impl<I, O, E> Inner<I, O, E> {
-    /// Records an abandoned call and tells the scheduler it may sweep.
-    pub(crate) fn abandon(&self, request: &Request<O, E>, expired: bool) {
-        if request.abandon(expired) {
-            Recorder::bump(if expired {
-                &self.recorder.expired
-            } else {
-                &self.recorder.cancelled
-            });
-            let _ = self.tx.send(Msg::Abandoned);
-        }
-    }
-
-    fn key_of(&self, item: &I) -> BatchKey {
-        self.key_fn
-            .as_ref()
-            .map_or(BatchKey::DEFAULT, |key_fn| key_fn(item))
-    }
-
-    /// Reserves queue room for `n` items (`n` is at most the capacity).
-    pub(crate) async fn admit(&self, n: usize, admission: Admission) -> Result<(), Error<E>> {
-        if !self.try_admit(n, admission)? {
-            // Boxed so that every call's future does not carry the size of
-            // the semaphore's wait, which only a full queue needs.
-            Box::pin(self.admit_waiting(n)).await?;
-        }
-        Ok(())
-    }
-
-    /// Takes room for `n` items if there is some now: `Ok(false)` when the
-    /// caller has to wait for it.
-    pub(crate) fn try_admit(&self, n: usize, admission: Admission) -> Result<bool, Error<E>> {
-        if admission == Admission::Reserved {
-            return Ok(true);
-        }
-        let wanted = u32::try_from(n).map_err(|_| self.overloaded(n))?;
-        match self.permits.try_acquire_many(wanted) {
-            Ok(permit) => {
-                permit.forget();
-                Ok(true)
-            }
-            Err(TryAcquireError::Closed) => {
-                Recorder::bump(&self.recorder.rejected);
-                Err(Error::Closed)
-            }
-            Err(TryAcquireError::NoPermits) if admission == Admission::FailFast => {
-                Err(self.overloaded(n))
-            }
-            Err(TryAcquireError::NoPermits) => Ok(false),
-        }
-    }
-
-    async fn admit_waiting(&self, n: usize) -> Result<(), Error<E>> {
-        let wanted = u32::try_from(n).map_err(|_| self.overloaded(n))?;
-        match self.permits.acquire_many(wanted).await {
-            Ok(permit) => {
-                permit.forget();
-                Ok(())
-            }
-            Err(_) => {
-                Recorder::bump(&self.recorder.rejected);
-                Err(Error::Closed)
-            }
-        }
-    }
-
-    pub(crate) fn overloaded(&self, requested: usize) -> Error<E> {
-        Recorder::bump(&self.recorder.rejected);
-        Error::Overloaded {
-            requested,
-            capacity: self.capacity,
-        }
-    }
-
-    fn send(&self, msg: Msg<I, O, E>) -> Result<(), Error<E>> {
-        self.tx.send(msg).map_err(|_| Error::Closed)
-    }
-
-    /// Queues every item of a many-item call. A call larger than the queue
-    /// is admitted piece by piece as room frees up.
-    pub(crate) async fn enqueue_all(
-        &self,
-        mut items: Vec<I>,
-        request: &Arc<Request<O, E>>,
-        priority: Priority,
-        admission: Admission,
-    ) -> Result<(), Error<E>> {
-        let total = items.len();
-        if total > MAX_CALL_ITEMS || (admission == Admission::FailFast && total > self.capacity) {
-            return Err(self.overloaded(total));
-        }
-        let piece = if total <= self.capacity {
-            total
-        } else {
-            self.batch_size.min(self.capacity)
-        };
-        let mut offset = 0;
-        while !items.is_empty() {
-            let rest = if items.len() > piece {
-                items.split_off(piece)
-            } else {
-                Vec::new()
-            };
-            let chunk = std::mem::replace(&mut items, rest);
-            let len = chunk.len();
-            self.admit(len, admission).await?;
-            let keys = match &self.key_fn {
-                Some(key_fn) => chunk.iter().map(|item| key_fn(item)).collect(),
-                None => Vec::new(),
-            };
-            self.send(Msg::Many(Box::new(Piece {
-                items: chunk,
-                keys,
-                request: Arc::clone(request),
-                offset,
-                priority,
-            })))?;
-            offset += len;
-        }
-        Ok(())
-    }
-
-    /// Gives back the room of a reserved call that ends before queueing.
-    fn release_reserved(&self, n: usize, admission: Admission) {
-        if admission == Admission::Reserved {
-            self.permits.add_permits(n);
-        }
-    }
-
-    /// Runs `work` under the call's deadline, if it has one.
-    pub(crate) async fn with_deadline<T>(
-        &self,
-        deadline: Option<Instant>,
-        request: &Request<O, E>,
-        work: impl Future<Output = Result<T, Error<E>>>,
-    ) -> Result<T, Error<E>> {
-        let Some(at) = deadline else {
-            return work.await;
-        };
-        tokio::select! {
-            biased;
-            result = work => result,
-            () = tokio::time::sleep_until(at) => {
-                self.abandon(request, true);
-                Err(Error::DeadlineExceeded)
-            }
-        }
-    }
-
-    pub(crate) async fn call_one(
-        &self,
-        item: I,
-        options: CallOptions,
-        admission: Admission,
-    ) -> Result<O, Error<E>> {
-        if options.deadline.is_some_and(|at| at <= Instant::now()) {
-            self.release_reserved(1, admission);
-            Recorder::bump(&self.recorder.expired);
-            return Err(Error::DeadlineExceeded);
-        }
-        let request = Arc::new(Request::new(1, None));
-        let guard = AbandonOnDrop {
-            inner: self,
-            request: &request,
-        };
-        let work = self.enqueue_one_and_wait(item, &request, options.priority, admission);
-        // Only `OneCall`'s general path comes here, already boxed.
-        let result = self.with_deadline(options.deadline, &request, work).await;
-        std::mem::forget(guard);
-        result
-    }
-
-    async fn enqueue_one_and_wait(
-        &self,
-        item: I,
-        request: &Arc<Request<O, E>>,
-        priority: Priority,
-        admission: Admission,
-    ) -> Result<O, Error<E>> {
-        if !self.try_admit(1, admission)? {
-            Box::pin(self.admit_waiting(1)).await?;
-        }
-        self.queue_one(item, request, priority)?;
-        poll_fn(|cx| request.poll_ready(cx)).await;
-        answer_of_one(request)
-    }
-
-    /// Sends a one-item call's item to the scheduler (room already taken).
-    pub(crate) fn queue_one(
-        &self,
-        item: I,
-        request: &Arc<Request<O, E>>,
-        priority: Priority,
-    ) -> Result<(), Error<E>> {
-        let key = self.key_of(&item);
-        self.send(Msg::One {
-            item,
-            request: Arc::clone(request),
-            key,
-            priority,
-        })
-    }
-
-    pub(crate) async fn call_many(
-        &self,
-        items: Vec<I>,
-        options: CallOptions,
-        admission: Admission,
-    ) -> Result<Vec<O>, Error<E>> {
-        if items.is_empty() {
-            return Ok(Vec::new());
-        }
-        if items.len() > MAX_CALL_ITEMS {
-            // Before the reply slots are allocated.
-            return Err(self.overloaded(items.len()));
-        }
-        if options.deadline.is_some_and(|at| at <= Instant::now()) {
-            self.release_reserved(items.len(), admission);
-            Recorder::bump(&self.recorder.expired);
-            return Err(Error::DeadlineExceeded);
-        }
-        let request = Arc::new(Request::new(items.len(), None));
-        let guard = AbandonOnDrop {
-            inner: self,
-            request: &request,
-        };
-        let work = async {
-            self.enqueue_all(items, &request, options.priority, admission)
-                .await?;
-            Ok(poll_fn(|cx| request.poll_complete(cx)).await?)
-        };
-        let result = match options.deadline {
-            Some(at) => Box::pin(self.with_deadline(Some(at), &request, work)).await,
-            None => work.await,
-        };
-        if result.is_err() {
-            // Pieces of a failed call that are still queued need not run.
-            request.abandon(false);
-        }
-        std::mem::forget(guard);
-        result
     }
 }
 
@@ -384,9 +89,11 @@ where
     /// Dropping the future before the item's batch starts removes the item:
     /// it is never run. Dropped later, the output is discarded.
     ///
+    /// # Examples
+    ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// use batch_serving::{Batch, Serving};
     /// let serving = Serving::new(|b: Batch<u32>| Ok::<_, std::convert::Infallible>(b.iter().map(|x| x + 1).collect()))
     ///     .start()?;
@@ -394,14 +101,28 @@ where
     /// # Ok(()) }
     /// ```
     pub fn dispatch(&self, item: I) -> impl Future<Output = Result<O, Error<E>>> + Send + '_ {
-        OneCall::new(&self.inner, item, CallOptions::default(), Admission::Wait)
+        self.dispatch_with(item, CallOptions::default())
     }
 
-    /// [`dispatch`](Self::dispatch) with a deadline and priority.
+    /// [`dispatch`](Self::dispatch) with a deadline, a priority, or
+    /// fail-fast admission.
+    ///
+    /// # Errors
+    ///
+    /// As [`dispatch`](Self::dispatch), plus [`Error::DeadlineExceeded`] at
+    /// the deadline (not later: a queued item is removed and never runs),
+    /// and [`Error::Overloaded`] at once under fail-fast when the queue is
+    /// full.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`dispatch`](Self::dispatch).
+    ///
+    /// # Examples
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// use batch_serving::{Batch, CallOptions, Priority, Serving};
     /// use std::time::Duration;
     /// # let serving = Serving::new(|b: Batch<u8>| Ok::<_, std::convert::Infallible>(b.to_vec())).start()?;
@@ -409,25 +130,17 @@ where
     /// assert_eq!(serving.dispatch_with(1, opts).await?, 1);
     /// # Ok(()) }
     /// ```
-    ///
-    /// # Errors
-    ///
-    /// As [`dispatch`](Self::dispatch), plus [`Error::DeadlineExceeded`] at
-    /// the deadline (not later): queued items are removed and never run.
-    ///
-    /// # Cancel safety
-    ///
-    /// As [`dispatch`](Self::dispatch).
     pub fn dispatch_with(
         &self,
         item: I,
         options: CallOptions,
     ) -> impl Future<Output = Result<O, Error<E>>> + Send + '_ {
-        OneCall::new(&self.inner, item, options, Admission::Wait)
+        OneCall::new(&self.inner, item, options, Admission::of(&options))
     }
 
-    /// Like [`dispatch`](Self::dispatch), but fails at once with
-    /// [`Error::Overloaded`] instead of waiting when the queue is full.
+    /// [`dispatch`](Self::dispatch) with fail-fast admission: fails at once
+    /// with [`Error::Overloaded`] instead of waiting when the queue is full.
+    /// The same as `dispatch_with(item, CallOptions::new().fail_fast())`.
     ///
     /// # Errors
     ///
@@ -437,23 +150,19 @@ where
     ///
     /// As [`dispatch`](Self::dispatch).
     ///
+    /// # Examples
+    ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// use batch_serving::{Batch, Serving};
     /// let serving = Serving::new(|b: Batch<u32>| Ok::<_, std::convert::Infallible>(b.iter().map(|x| x + 1).collect()))
     ///     .start()?;
-    /// // Fails fast with Error::Overloaded instead of waiting when the queue is full.
     /// assert_eq!(serving.try_dispatch(1).await?, 2);
     /// # Ok(()) }
     /// ```
     pub fn try_dispatch(&self, item: I) -> impl Future<Output = Result<O, Error<E>>> + Send + '_ {
-        OneCall::new(
-            &self.inner,
-            item,
-            CallOptions::default(),
-            Admission::FailFast,
-        )
+        self.dispatch_with(item, CallOptions::new().fail_fast())
     }
 
     /// Queues several items and returns their outputs in the same order.
@@ -461,8 +170,12 @@ where
     /// Items join the forming batch; those that do not fit continue in the
     /// following batches, possibly on other partitions, and the outputs are
     /// reassembled by position. `dispatch_many(vec![])` returns `Ok(vec![])`
-    /// at once without touching the queue. A call larger than the queue
-    /// capacity is admitted in pieces as room frees up.
+    /// at once without touching the queue.
+    ///
+    /// A call no larger than the queue is admitted whole: its items enter
+    /// the queue together. A larger call is admitted a batch's worth at a
+    /// time as room frees up, so other callers' items may be queued between
+    /// its pieces.
     ///
     /// # Errors
     ///
@@ -473,9 +186,11 @@ where
     ///
     /// Dropping the future removes the call's items that have not started.
     ///
+    /// # Examples
+    ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// use batch_serving::{Batch, Serving};
     /// let serving = Serving::new(|b: Batch<u32>| Ok::<_, std::convert::Infallible>(b.iter().map(|x| x + 1).collect()))
     ///     .start()?;
@@ -484,29 +199,32 @@ where
     /// # Ok(()) }
     /// ```
     pub async fn dispatch_many(&self, items: Vec<I>) -> Result<Vec<O>, Error<E>> {
-        self.inner
-            .call_many(items, CallOptions::default(), Admission::Wait)
-            .await
+        self.dispatch_many_with(items, CallOptions::default()).await
     }
 
-    /// [`dispatch_many`](Self::dispatch_many) with a deadline and priority.
+    /// [`dispatch_many`](Self::dispatch_many) with a deadline, a priority,
+    /// or fail-fast admission. Under fail-fast the whole call must fit in
+    /// the queue's free room at once: a call larger than the queue is
+    /// refused even by an empty queue.
     ///
     /// # Errors
     ///
     /// As [`dispatch_many`](Self::dispatch_many), plus
-    /// [`Error::DeadlineExceeded`].
+    /// [`Error::DeadlineExceeded`] and, under fail-fast,
+    /// [`Error::Overloaded`].
     ///
     /// # Cancel safety
     ///
     /// As [`dispatch_many`](Self::dispatch_many).
     ///
+    /// # Examples
+    ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
-    /// use batch_serving::{Batch, Serving};
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use batch_serving::{Batch, CallOptions, Priority, Serving};
     /// let serving = Serving::new(|b: Batch<u32>| Ok::<_, std::convert::Infallible>(b.iter().map(|x| x + 1).collect()))
     ///     .start()?;
-    /// use batch_serving::{CallOptions, Priority};
     /// let background = CallOptions::new().priority(Priority::Low);
     /// assert_eq!(serving.dispatch_many_with(vec![1, 2], background).await?, vec![2, 3]);
     /// # Ok(()) }
@@ -516,11 +234,13 @@ where
         items: Vec<I>,
         options: CallOptions,
     ) -> Result<Vec<O>, Error<E>> {
-        self.inner.call_many(items, options, Admission::Wait).await
+        self.inner
+            .call_many(items, options, Admission::of(&options))
+            .await
     }
 
-    /// Like [`dispatch_many`](Self::dispatch_many), but fails at once with
-    /// [`Error::Overloaded`] when the queue lacks room for all the items.
+    /// [`dispatch_many`](Self::dispatch_many) with fail-fast admission (see
+    /// [`dispatch_many_with`](Self::dispatch_many_with)).
     ///
     /// # Errors
     ///
@@ -530,9 +250,11 @@ where
     ///
     /// As [`dispatch_many`](Self::dispatch_many).
     ///
+    /// # Examples
+    ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// use batch_serving::{Batch, Serving};
     /// let serving = Serving::new(|b: Batch<u32>| Ok::<_, std::convert::Infallible>(b.iter().map(|x| x + 1).collect()))
     ///     .start()?;
@@ -540,29 +262,133 @@ where
     /// # Ok(()) }
     /// ```
     pub async fn try_dispatch_many(&self, items: Vec<I>) -> Result<Vec<O>, Error<E>> {
-        self.inner
-            .call_many(items, CallOptions::default(), Admission::FailFast)
+        self.dispatch_many_with(items, CallOptions::new().fail_fast())
             .await
+    }
+
+    /// Queues `items` like [`dispatch_many`](Self::dispatch_many) and returns
+    /// a stream of [`Event`](crate::Event)s: one `Output` per executed
+    /// piece, carrying its offset, and the `Hook` events the batch function
+    /// emits for this call's items. An empty `items` gives an empty stream.
+    ///
+    /// # Errors
+    ///
+    /// The stream yields the call's error (as
+    /// [`dispatch_many`](Self::dispatch_many)) once, and ends.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the stream before its end removes the items that have not
+    /// started.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use batch_serving::{Batch, Event, Serving};
+    /// use futures::StreamExt;
+    /// let serving = Serving::new(|b: Batch<u32>| {
+    ///     b.emit("batch_len", b.len());
+    ///     Ok::<_, std::convert::Infallible>(b.iter().map(|x| x * 10).collect())
+    /// })
+    /// .batch_size(2)
+    /// .start()?;
+    /// let mut done = vec![None; 5];
+    /// let mut events = serving.dispatch_stream(vec![1, 2, 3, 4, 5]);
+    /// while let Some(event) = events.next().await {
+    ///     match event? {
+    ///         Event::Output { offset, outputs } => {
+    ///             for (i, y) in outputs.into_iter().enumerate() { done[offset + i] = Some(y); }
+    ///         }
+    ///         Event::Hook(hook) => assert!(*hook.payload::<usize>().unwrap() <= 2),
+    ///     }
+    /// }
+    /// assert_eq!(done, [Some(10), Some(20), Some(30), Some(40), Some(50)]);
+    /// # Ok(()) }
+    /// ```
+    pub fn dispatch_stream(&self, items: Vec<I>) -> DispatchStream<I, O, E> {
+        self.dispatch_stream_with(items, CallOptions::default())
+    }
+
+    /// [`dispatch_stream`](Self::dispatch_stream) with a deadline, a
+    /// priority, or fail-fast admission. At the deadline the stream yields
+    /// [`Error::DeadlineExceeded`] and ends.
+    ///
+    /// # Errors
+    ///
+    /// As [`dispatch_stream`](Self::dispatch_stream), plus
+    /// [`Error::DeadlineExceeded`] and, under fail-fast,
+    /// [`Error::Overloaded`].
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`dispatch_stream`](Self::dispatch_stream).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use batch_serving::{Batch, CallOptions, Priority, Serving};
+    /// use futures::TryStreamExt;
+    /// let serving = Serving::new(|b: Batch<u8>| Ok::<_, std::convert::Infallible>(b.to_vec())).start()?;
+    /// let options = CallOptions::new().priority(Priority::High);
+    /// let events: Vec<_> = serving.dispatch_stream_with(vec![1], options).try_collect().await?;
+    /// assert_eq!(events.len(), 1);
+    /// # Ok(()) }
+    /// ```
+    pub fn dispatch_stream_with(
+        &self,
+        items: Vec<I>,
+        options: CallOptions,
+    ) -> DispatchStream<I, O, E> {
+        DispatchStream::new(&self.inner, items, options, Admission::of(&options))
     }
 
     /// Runs the batch function on the calling thread, without the queue,
     /// for one item. See [`inline_many`](Self::inline_many).
     ///
+    /// # Errors
+    ///
+    /// The batch's failure, or [`Error::InlineUnsupported`] for an async
+    /// batch function.
+    ///
+    /// # Examples
+    ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # use batch_serving::{Batch, Serving};
     /// let serving = Serving::new(|b: Batch<u32>| Ok::<_, std::convert::Infallible>(b.iter().map(|x| x * x).collect())).start()?;
     /// assert_eq!(serving.inline(4)?, 16);
     /// # Ok(()) }
     /// ```
+    pub fn inline(&self, item: I) -> Result<O, Error<E>> {
+        self.inline_with(item, CallOptions::default())
+    }
+
+    /// [`inline`](Self::inline) with a deadline: see
+    /// [`inline_many_with`](Self::inline_many_with).
     ///
     /// # Errors
     ///
-    /// The batch's failure, or [`Error::InlineUnsupported`] for an async
-    /// batch function.
-    pub fn inline(&self, item: I) -> Result<O, Error<E>> {
-        let mut outputs = self.inline_many(vec![item])?;
+    /// As [`inline`](Self::inline), plus [`Error::DeadlineExceeded`] when
+    /// the deadline has passed before the batch starts.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use batch_serving::{Batch, CallOptions, Error, Serving};
+    /// let serving = Serving::new(|b: Batch<u32>| Ok::<_, std::convert::Infallible>(b.to_vec())).start()?;
+    /// let past = CallOptions::new().deadline(tokio::time::Instant::now());
+    /// assert!(matches!(serving.inline_with(4, past), Err(Error::DeadlineExceeded)));
+    /// # Ok(()) }
+    /// ```
+    pub fn inline_with(&self, item: I, options: CallOptions) -> Result<O, Error<E>> {
+        let mut outputs = self.inline_many_with(vec![item], options)?;
         outputs.pop().ok_or(Error::WrongOutputCount {
             expected: 1,
             actual: 0,
@@ -572,15 +398,18 @@ where
     /// Runs the batch function on the calling thread for `items`, split into
     /// batches of at most `batch_size` (and by key), as `Nx.Serving.run` does.
     /// Inline calls share one extra state (see
-    /// [`with_state`](Self::with_state)) and run one at a time.
+    /// [`with_state`](Self::with_state)) and run one at a time. They are
+    /// counted in [`Stats::inline_batches`], not in the queue's statistics.
     ///
     /// # Errors
     ///
     /// As [`inline`](Self::inline).
     ///
+    /// # Examples
+    ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// use batch_serving::{Batch, Serving};
     /// let serving = Serving::new(|b: Batch<u32>| Ok::<_, std::convert::Infallible>(b.iter().map(|x| x + 1).collect()))
     ///     .start()?;
@@ -589,109 +418,145 @@ where
     /// # Ok(()) }
     /// ```
     pub fn inline_many(&self, items: Vec<I>) -> Result<Vec<O>, Error<E>> {
-        let inner = &*self.inner;
-        let total = items.len();
-        let mut groups: Vec<(BatchKey, Vec<(usize, I)>)> = Vec::new();
-        for (position, item) in items.into_iter().enumerate() {
-            let key = inner.key_of(&item);
-            match groups.iter_mut().find(|(k, _)| *k == key) {
-                Some((_, group)) => group.push((position, item)),
-                None => groups.push((key, vec![(position, item)])),
-            }
-        }
-        let mut placed: Vec<Option<O>> = (0..total).map(|_| None).collect();
-        for (key, group) in groups {
-            let mut group = group.into_iter();
-            loop {
-                let (positions, chunk): (Vec<usize>, Vec<I>) =
-                    group.by_ref().take(inner.batch_size).unzip();
-                if chunk.is_empty() {
-                    break;
-                }
-                let batch = Batch::new(chunk, key, inner.partitions, Vec::new());
-                let outputs = inner
-                    .runner
-                    .run_inline(batch, inner.partitions)
-                    .ok_or(Error::InlineUnsupported)??;
-                for (position, output) in positions.into_iter().zip(outputs) {
-                    placed[position] = Some(output);
-                }
-            }
-        }
-        Ok(placed.into_iter().flatten().collect())
+        self.inline_many_with(items, CallOptions::default())
     }
 
-    /// Stops intake, runs everything already queued to completion and waits
-    /// for running batches. New calls get [`Error::Closed`]; so do callers
-    /// still waiting for queue room.
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
-    /// # use batch_serving::{Batch, Error, Serving};
-    /// let serving = Serving::new(|b: Batch<u8>| Ok::<_, std::convert::Infallible>(b.to_vec())).start()?;
-    /// serving.shutdown(None).await?;
-    /// assert!(matches!(serving.dispatch(1).await, Err(Error::Closed)));
-    /// # Ok(()) }
-    /// ```
+    /// [`inline_many`](Self::inline_many) with a deadline. The deadline is
+    /// checked before each batch: a batch that has started runs to its end
+    /// (it is this thread's own work), and no later batch starts once the
+    /// deadline has passed. Priority and fail-fast do not apply: nothing is
+    /// queued.
     ///
     /// # Errors
     ///
-    /// [`Error::ShutdownTimedOut`] when `limit` passed first: calls still
-    /// queued then got [`Error::Closed`]; running batches were still awaited.
+    /// As [`inline_many`](Self::inline_many), plus
+    /// [`Error::DeadlineExceeded`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use batch_serving::{Batch, CallOptions, Serving};
+    /// use std::time::Duration;
+    /// let serving = Serving::new(|b: Batch<u32>| Ok::<_, std::convert::Infallible>(b.to_vec())).start()?;
+    /// let soon = CallOptions::new().timeout(Duration::from_secs(1));
+    /// assert_eq!(serving.inline_many_with(vec![1, 2], soon)?, vec![1, 2]);
+    /// # Ok(()) }
+    /// ```
+    pub fn inline_many_with(
+        &self,
+        items: Vec<I>,
+        options: CallOptions,
+    ) -> Result<Vec<O>, Error<E>> {
+        self.inner.run_inline(items, options)
+    }
+
+    /// Stops intake, runs everything already queued to completion and waits
+    /// for the running batches. New calls get [`Error::Closed`]; so do
+    /// callers still waiting for queue room.
     ///
     /// # Cancel safety
     ///
     /// Dropping the future does not undo the shutdown; the drain continues.
-    pub async fn shutdown(&self, limit: Option<Duration>) -> Result<(), Error<E>> {
-        self.inner.permits.close();
-        let (done_tx, mut done_rx) = oneshot::channel();
-        if self
-            .inner
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use batch_serving::{Batch, Error, Serving};
+    /// let serving = Serving::new(|b: Batch<u8>| Ok::<_, std::convert::Infallible>(b.to_vec())).start()?;
+    /// serving.shutdown().await;
+    /// assert!(matches!(serving.dispatch(1).await, Err(Error::Closed)));
+    /// # Ok(()) }
+    /// ```
+    pub async fn shutdown(&self) {
+        if let Some(done) = self.begin_shutdown() {
+            let _ = done.await;
+        }
+    }
+
+    /// [`shutdown`](Self::shutdown) with a limit on how long queued calls
+    /// may wait to start. At the limit every call still queued fails with
+    /// [`Error::Closed`], and then this waits for the batches already
+    /// running: a batch function cannot be interrupted, and its callers
+    /// still get their outputs. So it returns after at most `limit` plus
+    /// the rest of the longest running batch.
+    ///
+    /// # Errors
+    ///
+    /// [`ShutdownTimedOut`] when the limit passed before the queue drained.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`shutdown`](Self::shutdown).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use batch_serving::{Batch, Serving};
+    /// use std::time::Duration;
+    /// let serving = Serving::new(|b: Batch<u8>| Ok::<_, std::convert::Infallible>(b.to_vec())).start()?;
+    /// serving.shutdown_timeout(Duration::from_secs(5)).await?; // nothing queued: drains at once
+    /// assert!(serving.is_closed());
+    /// # Ok(()) }
+    /// ```
+    pub async fn shutdown_timeout(&self, limit: Duration) -> Result<(), ShutdownTimedOut> {
+        let Some(mut done) = self.begin_shutdown() else {
+            return Ok(()); // already stopped
+        };
+        if tokio::time::timeout(limit, &mut done).await.is_ok() {
+            return Ok(());
+        }
+        let _ = self.inner.tx.send(Msg::Abort);
+        let _ = done.await;
+        Err(ShutdownTimedOut)
+    }
+
+    /// Closes intake and asks the scheduler to drain: the receiver is
+    /// answered once everything queued has run (`None`: already stopped).
+    fn begin_shutdown(&self) -> Option<oneshot::Receiver<()>> {
+        self.inner.room.close();
+        let (done_tx, done_rx) = oneshot::channel();
+        self.inner
             .tx
             .send(Msg::Close {
                 done: Some(done_tx),
             })
-            .is_err()
-        {
-            return Ok(()); // already stopped
-        }
-        let Some(limit) = limit else {
-            let _ = done_rx.await;
-            return Ok(());
-        };
-        if tokio::time::timeout(limit, &mut done_rx).await.is_ok() {
-            return Ok(());
-        }
-        let _ = self.inner.tx.send(Msg::Abort);
-        let _ = done_rx.await;
-        Err(Error::ShutdownTimedOut)
+            .ok()
+            .map(|()| done_rx)
     }
 
-    /// Whether [`shutdown`](Self::shutdown) was called (or the serving
-    /// stopped): new calls fail with [`Error::Closed`].
+    /// Whether a shutdown has begun (or the serving stopped): new calls
+    /// fail with [`Error::Closed`].
+    ///
+    /// # Examples
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// use batch_serving::{Batch, Serving};
     /// let serving = Serving::new(|b: Batch<u32>| Ok::<_, std::convert::Infallible>(b.iter().map(|x| x + 1).collect()))
     ///     .start()?;
     /// assert!(!serving.is_closed());
-    /// serving.shutdown(None).await?;
+    /// serving.shutdown().await;
     /// assert!(serving.is_closed());
-    /// assert!(matches!(serving.dispatch(1).await, Err(batch_serving::Error::Closed)));
     /// # Ok(()) }
     /// ```
     pub fn is_closed(&self) -> bool {
-        self.inner.permits.is_closed()
+        self.inner.room.is_closed()
     }
 
     /// A snapshot of the counters and latency percentiles.
     ///
+    /// # Examples
+    ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// use batch_serving::{Batch, Serving};
     /// let serving = Serving::new(|b: Batch<u32>| Ok::<_, std::convert::Infallible>(b.iter().map(|x| x + 1).collect()))
     ///     .start()?;
@@ -702,19 +567,20 @@ where
     /// ```
     pub fn stats(&self) -> Stats {
         let inner = &*self.inner;
-        let free = inner.permits.available_permits();
-        let depth = inner.capacity.saturating_sub(free) as u64;
-        inner.recorder.snapshot(inner.batch_size, depth)
+        inner
+            .recorder
+            .snapshot(inner.batch_size, inner.room.used() as u64)
     }
 
     /// The configured `batch_size`.
     ///
+    /// # Examples
+    ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// use batch_serving::{Batch, Serving};
-    /// let serving = Serving::new(|b: Batch<u32>| Ok::<_, std::convert::Infallible>(b.iter().map(|x| x + 1).collect()))
-    ///     .start()?;
+    /// let serving = Serving::new(|b: Batch<u32>| Ok::<_, std::convert::Infallible>(b.to_vec())).start()?;
     /// assert_eq!(serving.batch_size(), batch_serving::DEFAULT_BATCH_SIZE);
     /// # Ok(()) }
     /// ```
@@ -724,27 +590,29 @@ where
 
     /// The configured `queue_capacity`, in items.
     ///
+    /// # Examples
+    ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// use batch_serving::{Batch, Serving};
-    /// let serving = Serving::new(|b: Batch<u32>| Ok::<_, std::convert::Infallible>(b.iter().map(|x| x + 1).collect()))
-    ///     .start()?;
+    /// let serving = Serving::new(|b: Batch<u32>| Ok::<_, std::convert::Infallible>(b.to_vec())).start()?;
     /// assert_eq!(serving.queue_capacity(), serving.batch_size() * batch_serving::DEFAULT_QUEUE_BATCHES);
     /// # Ok(()) }
     /// ```
     pub fn queue_capacity(&self) -> usize {
-        self.inner.capacity
+        self.inner.capacity()
     }
 
     /// The configured number of partitions.
     ///
+    /// # Examples
+    ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// use batch_serving::{Batch, Serving};
-    /// let serving = Serving::new(|b: Batch<u32>| Ok::<_, std::convert::Infallible>(b.iter().map(|x| x + 1).collect()))
-    ///     .start()?;
+    /// let serving = Serving::new(|b: Batch<u32>| Ok::<_, std::convert::Infallible>(b.to_vec())).start()?;
     /// assert_eq!(serving.partitions(), 1);
     /// # Ok(()) }
     /// ```

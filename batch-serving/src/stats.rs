@@ -8,7 +8,7 @@ use std::time::Duration;
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// use batch_serving::{Batch, Serving};
 /// let serving = Serving::new(|b: Batch<u8>| Ok::<_, std::convert::Infallible>(b.to_vec())).start()?;
 /// serving.dispatch(7).await?;
@@ -19,7 +19,9 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Default)]
 #[non_exhaustive]
 pub struct Stats {
-    /// Batches the batch function ran (successfully or not).
+    /// Batches the partitions ran from the queue, whether the batch
+    /// function succeeded, failed or panicked. Inline runs are not among
+    /// them (see [`inline_batches`](Self::inline_batches)).
     pub batches: u64,
     /// Items in those batches.
     pub items: u64,
@@ -27,21 +29,32 @@ pub struct Stats {
     pub mean_batch_size: f64,
     /// `mean_batch_size / batch_size`: how full batches were.
     pub utilisation: f64,
-    /// Items waiting in the queue now (including those of abandoned calls
-    /// not yet swept out).
+    /// Items holding queue room now: queued, reserved by a
+    /// [`Reservation`](crate::Reservation) and not yet dispatched, or in a
+    /// batch handed to a busy partition that has not started it. Items of
+    /// abandoned calls count until they are swept out.
     pub queue_depth: u64,
     /// Items in batches running now.
     pub in_flight: u64,
-    /// Calls dropped by their callers before completing.
+    /// Calls whose future or stream was dropped before it completed, while
+    /// queued, running, or still waiting for queue room.
     pub cancelled: u64,
-    /// Calls whose deadline passed before completing.
+    /// Calls that ended with [`Error::DeadlineExceeded`](crate::Error::DeadlineExceeded):
+    /// at their deadline while waiting for room, queued or running, or at
+    /// once because the deadline had passed before anything was queued.
     pub expired: u64,
-    /// Calls refused because the queue was full (`try_dispatch`) or closed.
+    /// Calls and reservations refused at admission: with
+    /// [`Error::Overloaded`](crate::Error::Overloaded) (fail-fast with a full
+    /// queue, larger than the queue where that cannot be split, or more than
+    /// `u32::MAX` items) or [`Error::Closed`](crate::Error::Closed).
     pub rejected: u64,
-    /// Batches whose function returned `Err` or the wrong number of outputs.
+    /// Batches whose function returned `Err` or the wrong number of outputs
+    /// (each of their callers got that error).
     pub failed: u64,
     /// Batches whose function panicked.
     pub panicked: u64,
+    /// Batches run inline (`inline`, `inline_many`) on a caller's thread.
+    pub inline_batches: u64,
     /// With busy polling (`Builder::busy_poll`): waits that ended while the
     /// scheduler polled (a message arrived or a batch timer came due), so
     /// no thread had to be woken.
@@ -62,7 +75,7 @@ pub struct Stats {
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// use batch_serving::{Batch, Serving};
 /// let serving = Serving::new(|b: Batch<u8>| Ok::<_, std::convert::Infallible>(b.to_vec())).start()?;
 /// serving.dispatch(1).await?;
@@ -174,6 +187,7 @@ pub(crate) struct Recorder {
     pub(crate) panicked: AtomicU64,
     pub(crate) busy_poll_caught: AtomicU64,
     pub(crate) busy_poll_gave_up: AtomicU64,
+    pub(crate) inline_batches: AtomicU64,
     queue_wait: Mutex<Histogram>,
     execution: Mutex<Histogram>,
 }
@@ -191,6 +205,7 @@ impl Recorder {
             panicked: AtomicU64::new(0),
             busy_poll_caught: AtomicU64::new(0),
             busy_poll_gave_up: AtomicU64::new(0),
+            inline_batches: AtomicU64::new(0),
             queue_wait: Mutex::new(Histogram::new()),
             execution: Mutex::new(Histogram::new()),
         }
@@ -238,6 +253,7 @@ impl Recorder {
             rejected: self.rejected.load(Relaxed),
             failed: self.failed.load(Relaxed),
             panicked: self.panicked.load(Relaxed),
+            inline_batches: self.inline_batches.load(Relaxed),
             busy_poll_caught: self.busy_poll_caught.load(Relaxed),
             busy_poll_gave_up: self.busy_poll_gave_up.load(Relaxed),
             queue_wait: self

@@ -7,7 +7,7 @@ mod support;
 
 use std::sync::Arc;
 
-use batch_serving::{Batch, BatchKey, Error, Policy, Serving};
+use batch_serving::{Batch, BatchKey, Error, Policy, Serving, StartError};
 use support::{Behaviour, Fake, FakeError};
 
 /// Runs two concurrent callers into one batch and returns their results.
@@ -104,7 +104,7 @@ async fn wrong_output_count_names_expected_and_actual() {
 async fn calls_on_a_shut_down_serving_return_closed() {
     let fake = Fake::new();
     let serving = fake.builder().start().unwrap();
-    serving.shutdown(None).await.unwrap();
+    serving.shutdown().await;
     assert!(serving.is_closed());
     assert!(matches!(serving.dispatch(1).await, Err(Error::Closed)));
     assert!(matches!(
@@ -119,22 +119,22 @@ async fn bad_configuration_is_an_error_at_start_not_a_panic() {
     let fake = Fake::new();
     assert!(matches!(
         fake.builder().batch_size(0).start(),
-        Err(Error::InvalidConfig(_))
+        Err(StartError::InvalidConfig(_))
     ));
     assert!(matches!(
         fake.builder().partitions(0).start(),
-        Err(Error::InvalidConfig(_))
+        Err(StartError::InvalidConfig(_))
     ));
     assert!(matches!(
         fake.builder().queue_capacity(0).start(),
-        Err(Error::InvalidConfig(_))
+        Err(StartError::InvalidConfig(_))
     ));
 }
 
 #[test]
 fn start_outside_a_runtime_is_an_error() {
     let fake = Fake::new();
-    assert!(matches!(fake.builder().start(), Err(Error::NoRuntime)));
+    assert!(matches!(fake.builder().start(), Err(StartError::NoRuntime)));
 }
 
 #[tokio::test(start_paused = true)]
@@ -152,10 +152,10 @@ async fn failing_factory_stops_start_with_its_error() {
     .partitions(2)
     .start();
     match started {
-        Err(Error::PartitionStart {
+        Err(StartError::PartitionStart {
             partition: 1,
-            source,
-        }) => assert_eq!(*source, FakeError("no gpu")),
+            error,
+        }) => assert_eq!(error, FakeError("no gpu")),
         other => panic!("expected a partition start error, got {other:?}"),
     }
 }

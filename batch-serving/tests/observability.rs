@@ -78,7 +78,7 @@ async fn each_batch_has_a_span_with_its_fields_linked_to_the_callers_spans() {
         serving.dispatch(2).instrument(second.clone())
     );
     assert_eq!((a.unwrap(), b.unwrap()), (1, 2));
-    serving.shutdown(None).await.unwrap();
+    serving.shutdown().await;
 
     let spans = captured.0.lock().unwrap().clone();
     let batches: Vec<&SpanRecord> = spans.values().filter(|s| s.name == "batch").collect();
@@ -121,7 +121,7 @@ async fn a_timed_out_batch_span_says_timeout_and_its_queue_wait() {
         tracing::subscriber::set_default(tracing_subscriber::registry().with(captured.clone()));
     let serving = echo(8);
     assert_eq!(serving.dispatch(5).await.unwrap(), 5);
-    serving.shutdown(None).await.unwrap();
+    serving.shutdown().await;
     let spans = captured.0.lock().unwrap().clone();
     let batch = spans.values().find(|s| s.name == "batch").unwrap();
     assert_eq!(

@@ -74,7 +74,7 @@ proptest! {
             for (got, expected) in &completed {
                 assert_eq!(got, expected, "a caller got someone else's outputs or out of order");
             }
-            serving.shutdown(None).await.unwrap();
+            serving.shutdown().await;
             let mut runs: HashMap<u64, usize> = HashMap::new();
             for batch in fake.recorded() {
                 assert!(!batch.is_empty() && batch.len() <= batch_size);

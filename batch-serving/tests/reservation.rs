@@ -234,7 +234,7 @@ async fn unused_room_goes_back_on_every_path() {
             capacity: 4
         })
     ));
-    serving.shutdown(None).await.unwrap();
+    serving.shutdown().await;
     assert!(matches!(serving.try_reserve(1), Err(Error::Closed)));
     assert!(matches!(serving.reserve(1).await, Err(Error::Closed)));
 }

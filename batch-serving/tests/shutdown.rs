@@ -6,7 +6,7 @@ mod support;
 
 use std::time::Duration;
 
-use batch_serving::{Error, Policy};
+use batch_serving::{Error, Policy, ShutdownTimedOut};
 use support::Fake;
 
 #[tokio::test(start_paused = true)]
@@ -25,7 +25,7 @@ async fn shutdown_runs_everything_already_queued() {
         })
         .collect();
     support::until(|| serving.stats().queue_depth + serving.stats().items == 5).await;
-    serving.shutdown(None).await.unwrap();
+    serving.shutdown().await;
     for (i, call) in calls.into_iter().enumerate() {
         assert_eq!(
             call.await.unwrap().unwrap(),
@@ -67,21 +67,25 @@ async fn shutdown_time_limit_fails_queued_calls_and_waits_for_the_running_batch(
     support::until(|| serving.stats().queue_depth == 1).await;
     let stopping = tokio::spawn({
         let s = serving.clone();
-        async move { s.shutdown(Some(Duration::from_millis(10))).await }
+        async move { s.shutdown_timeout(Duration::from_millis(10)).await }
     });
     for _ in 0..10 {
         tokio::task::yield_now().await;
     }
     tokio::time::advance(Duration::from_millis(10)).await;
     assert!(matches!(queued.await.unwrap(), Err(Error::Closed)));
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    assert!(
+        !stopping.is_finished(),
+        "the limit bounds the queue, not the running batch: shutdown waits for it"
+    );
     fake.gate.open();
     assert_eq!(
         running.await.unwrap().unwrap(),
         1,
         "the running batch finished"
     );
-    assert!(matches!(
-        stopping.await.unwrap(),
-        Err(Error::ShutdownTimedOut)
-    ));
+    assert!(matches!(stopping.await.unwrap(), Err(ShutdownTimedOut)));
 }

@@ -163,11 +163,7 @@ impl EmbedSetup {
             let _ = latencies.add(histogram);
         }
         let stats = embedder.serving().stats();
-        embedder
-            .serving()
-            .shutdown(None)
-            .await
-            .map_err(|e| e.to_string())?;
+        embedder.serving().shutdown().await;
         Ok(EmbedCell {
             per_second: counted as f64 / window.as_secs_f64(),
             p50: Duration::from_micros(latencies.value_at_quantile(0.5)),

@@ -7,6 +7,7 @@ pub mod batch_log;
 pub mod batch_times;
 pub mod burst;
 pub mod closed_loop;
+pub mod compare;
 pub mod contenders;
 pub mod embed_ceiling;
 pub mod embeddings;

@@ -117,9 +117,11 @@ impl OnnxSetup {
     ) -> Result<(f64, f64), String> {
         let model = ModelServingBuilder::new(&self.files.model)
             .session_options(Self::options(threads))
-            .partitions(partitions)
-            .batch_size(batch_size)
-            .policy(Policy::Eager)
+            .serving(move |core| {
+                core.partitions(partitions)
+                    .batch_size(batch_size)
+                    .policy(Policy::Eager)
+            })
             .start()
             .map_err(|e| e.to_string())?;
         model
@@ -152,11 +154,7 @@ impl OnnxSetup {
         let after = model.serving().stats();
         let batches = after.batches.saturating_sub(before.batches).max(1);
         let mean_batch = after.items.saturating_sub(before.items) as f64 / batches as f64;
-        model
-            .serving()
-            .shutdown(None)
-            .await
-            .map_err(|e| e.to_string())?;
+        model.serving().shutdown().await;
         Ok((done as f64 / elapsed, mean_batch))
     }
 }

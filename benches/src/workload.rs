@@ -65,6 +65,14 @@ pub enum Cost {
 }
 
 impl Cost {
+    /// How long one batch of `items` takes to run.
+    pub fn batch_time(self, items: usize) -> Duration {
+        match self {
+            Cost::Free => Duration::ZERO,
+            Cost::Spin { fixed, per_item } => fixed + per_item * items as u32,
+        }
+    }
+
     /// The S2 function: 300 µs + 4 µs per item.
     pub const S2: Cost = Cost::Spin {
         fixed: Duration::from_micros(300),

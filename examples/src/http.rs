@@ -107,7 +107,7 @@ async fn classify(State(state): State<ClassifyState>, request: Request) -> Respo
     // microseconds, before its body is read, parsed or decoded. Its unread
     // body cannot be skipped on a kept-alive connection, so the answer
     // closes the connection.
-    let room = match state.classifier.try_reserve() {
+    let room = match state.classifier.calls().try_reserve() {
         Ok(room) => room,
         Err(e) => {
             // Its body is unread and cannot be skipped on a kept-alive

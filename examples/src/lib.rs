@@ -1,9 +1,8 @@
-//! Shared pieces of the runnable examples: flag parsing, the MobileNet
-//! configuration they share, the HTTP server's router, Prometheus text, and a
+//! Shared pieces of the example applications: the MobileNet and embedder
+//! settings they start (as clap flags), the HTTP server's router, Prometheus text, and a
 //! minimal HTTP client for the load tester, and for the embedding examples
 //! their HTTP routes and a flat vector index.
 
-pub mod args;
 pub mod client;
 pub mod embed_http;
 pub mod embed_setup;

@@ -24,22 +24,23 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::args::Args;
+use crate::setup::millis;
 
-/// The time limits of an HTTP server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The time limits of an HTTP server, as flags with `BS_*` fallbacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::Args)]
 pub struct HttpLimits {
-    /// The most time a client may take to send a request's head
-    /// (`--header-timeout-ms`, `BS_HEADER_TIMEOUT_MS`; default 10 s). The
-    /// connection is closed after it.
+    /// The most time a client may take to send a request's head, in ms;
+    /// the connection is closed after it.
+    #[arg(long = "header-timeout-ms", env = "BS_HEADER_TIMEOUT_MS", default_value = "10000", value_parser = millis)]
     pub header_timeout: Duration,
     /// The most time from a request's head to its answer, the body's upload
-    /// included (`--request-timeout-ms`, `BS_REQUEST_TIMEOUT_MS`; default
-    /// 30 s). The client gets 408 after it, and the call is withdrawn.
+    /// included, in ms; the client gets 408 after it, and the call is
+    /// withdrawn.
+    #[arg(long = "request-timeout-ms", env = "BS_REQUEST_TIMEOUT_MS", default_value = "30000", value_parser = millis)]
     pub request_timeout: Duration,
-    /// The most time shutdown waits for requests in progress
-    /// (`--drain-timeout-ms`, `BS_DRAIN_TIMEOUT_MS`; default 10 s). Their
+    /// The most time shutdown waits for requests in progress, in ms; their
     /// connections are closed after it.
+    #[arg(long = "drain-timeout-ms", env = "BS_DRAIN_TIMEOUT_MS", default_value = "10000", value_parser = millis)]
     pub drain_timeout: Duration,
 }
 
@@ -49,33 +50,6 @@ impl Default for HttpLimits {
             header_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             drain_timeout: Duration::from_secs(10),
-        }
-    }
-}
-
-impl HttpLimits {
-    /// Reads the limits from flags or the environment.
-    pub fn from_args(args: &Args) -> Self {
-        let defaults = Self::default();
-        let millis = |name: &str, env: &str, default: Duration| {
-            Duration::from_millis(args.value(name, env, default.as_millis() as u64))
-        };
-        Self {
-            header_timeout: millis(
-                "header-timeout-ms",
-                "BS_HEADER_TIMEOUT_MS",
-                defaults.header_timeout,
-            ),
-            request_timeout: millis(
-                "request-timeout-ms",
-                "BS_REQUEST_TIMEOUT_MS",
-                defaults.request_timeout,
-            ),
-            drain_timeout: millis(
-                "drain-timeout-ms",
-                "BS_DRAIN_TIMEOUT_MS",
-                defaults.drain_timeout,
-            ),
         }
     }
 }

@@ -1,65 +1,85 @@
-//! The serving settings the examples share (where the models are, batch
-//! size, timeout, partitions, threads, queue, policy), from flags or the
-//! environment, and the MobileNet classifier they configure.
+//! The MobileNet serving the applications start (server, load tester), and
+//! its flags: where the models are, batch size, timeout, partitions,
+//! threads, queue and policy, each also read from a `BS_*` variable.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use batch_serving::{Error, Policy};
+use batch_serving::Policy;
 use batch_serving_ort::{MobileNet, MobileNetFiles, OrtError, SessionOptions};
 
-use crate::args::Args;
+/// `--policy`: how a batch is started (see `batch_serving::Policy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PolicyFlag {
+    /// Run at once while a partition is idle; grow the batch while all are busy.
+    Eager,
+    /// Wait for a full batch or the batch timeout.
+    Timeout,
+}
 
-/// Serving settings for MobileNet.
-#[derive(Debug, Clone)]
+impl From<PolicyFlag> for Policy {
+    fn from(flag: PolicyFlag) -> Self {
+        match flag {
+            PolicyFlag::Eager => Policy::Eager,
+            PolicyFlag::Timeout => Policy::Timeout,
+        }
+    }
+}
+
+/// Parses a whole number of milliseconds.
+pub fn millis(text: &str) -> Result<Duration, String> {
+    text.parse::<u64>()
+        .map(Duration::from_millis)
+        .map_err(|e| format!("{text}: {e} (a whole number of milliseconds)"))
+}
+
+/// Serving settings for a model, as flags with environment fallbacks.
+#[derive(Debug, Clone, clap::Args)]
 pub struct ServingConfig {
-    /// The models folder (`--models`, `BATCH_SERVING_MODELS`, else found).
+    /// The models folder (else found beside the working directory).
+    #[arg(long, env = "BATCH_SERVING_MODELS")]
     pub models: Option<PathBuf>,
-    /// Items per batch (`--batch-size`, `BS_BATCH_SIZE`).
+    /// Items per batch.
+    #[arg(long, env = "BS_BATCH_SIZE", default_value_t = 16)]
     pub batch_size: usize,
-    /// The batch timer (`--batch-timeout-ms`, `BS_BATCH_TIMEOUT_MS`).
+    /// The batch timer, in milliseconds.
+    #[arg(long = "batch-timeout-ms", env = "BS_BATCH_TIMEOUT_MS", default_value = "5", value_parser = millis)]
     pub batch_timeout: Duration,
-    /// Partitions, each with its own session (`--partitions`, `BS_PARTITIONS`).
+    /// Partitions, each with its own session.
+    #[arg(long, env = "BS_PARTITIONS", default_value_t = 1)]
     pub partitions: usize,
-    /// Intra-op threads per session (`--threads`, `BS_THREADS`).
-    pub threads: usize,
-    /// Queue capacity in items (`--queue-capacity`, `BS_QUEUE_CAPACITY`).
-    /// The default, four batches, is sized for latency and memory rather
-    /// than the core's generic default: a queued MobileNet item is a decoded
-    /// 3 x 224 x 224 f32 tensor (602 KB), so 64 of them hold 38.5 MB, and a
-    /// full queue is at most four batch executions of waiting.
-    pub queue_capacity: usize,
-    /// `eager` or `timeout` (`--policy`, `BS_POLICY`).
-    pub eager: bool,
-    /// Whether ONNX Runtime's threads spin while waiting (`--ort-spinning
-    /// false`, `BS_ORT_SPINNING`; default on, the runtime's own default:
-    /// measured with `scripts/overload.sh`, turning it off lost about 13% of
-    /// the server's answers/s and did not make its 503s faster).
+    /// Intra-op threads per session [default: the cores shared among the partitions].
+    #[arg(long, env = "BS_THREADS")]
+    pub threads: Option<usize>,
+    /// Queue capacity in items [default: four batches].
+    ///
+    /// Four batches suit latency and memory better than the core's generic
+    /// default: a queued MobileNet item is a decoded 3 x 224 x 224 f32
+    /// tensor (602 KB), so 64 of them hold 38.5 MB, and a full queue is at
+    /// most four batch executions of waiting.
+    #[arg(long, env = "BS_QUEUE_CAPACITY")]
+    pub queue_capacity: Option<usize>,
+    /// How batches start.
+    #[arg(long, env = "BS_POLICY", value_enum, default_value = "eager")]
+    pub policy: PolicyFlag,
+    /// Whether ONNX Runtime's threads spin while waiting (measured with
+    /// scripts/overload.sh: turning it off lost about 13% of the server's
+    /// answers/s and did not make its 503s faster).
+    #[arg(long = "ort-spinning", env = "BS_ORT_SPINNING", default_value_t = true, action = clap::ArgAction::Set)]
     pub spinning: bool,
 }
 
 impl ServingConfig {
-    /// Reads the settings; the defaults suit a small CPU machine.
-    pub fn from_args(args: &Args) -> Self {
+    /// Intra-op threads per session.
+    pub fn threads(&self) -> usize {
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
-        let partitions = args.value("partitions", "BS_PARTITIONS", 1usize);
-        let batch_size = args.value("batch-size", "BS_BATCH_SIZE", 16);
-        Self {
-            models: args
-                .get("models", "BATCH_SERVING_MODELS")
-                .map(PathBuf::from),
-            batch_size,
-            batch_timeout: Duration::from_millis(args.value(
-                "batch-timeout-ms",
-                "BS_BATCH_TIMEOUT_MS",
-                5,
-            )),
-            partitions,
-            threads: args.value("threads", "BS_THREADS", (cores / partitions.max(1)).max(1)),
-            queue_capacity: args.value("queue-capacity", "BS_QUEUE_CAPACITY", 4 * batch_size),
-            eager: args.get("policy", "BS_POLICY").is_none_or(|p| p == "eager"),
-            spinning: args.value("ort-spinning", "BS_ORT_SPINNING", true),
-        }
+        self.threads
+            .unwrap_or((cores / self.partitions.max(1)).max(1))
+    }
+
+    /// Queue capacity in items, given the default for this model.
+    pub fn queue_capacity_or(&self, default: usize) -> usize {
+        self.queue_capacity.unwrap_or(default)
     }
 
     /// Locates the files and starts the classifier.
@@ -67,37 +87,31 @@ impl ServingConfig {
     /// # Errors
     ///
     /// When the runtime or the model cannot be found or loaded.
-    pub fn start(&self) -> Result<MobileNet, Box<dyn std::error::Error>> {
+    pub fn start(&self) -> Result<MobileNet, OrtError> {
         let files = MobileNetFiles::locate(self.models.as_deref())?;
-        let classifier = MobileNet::builder(&files)?
-            .configure(|model| {
-                model
-                    .session_options(self.session_options())
-                    .batch_size(self.batch_size)
-                    .batch_timeout(self.batch_timeout)
-                    .partitions(self.partitions)
-                    .queue_capacity(self.queue_capacity)
-                    .policy(self.policy())
+        let (batch_size, timeout, partitions) =
+            (self.batch_size, self.batch_timeout, self.partitions);
+        let (capacity, policy) = (
+            self.queue_capacity_or(4 * self.batch_size),
+            Policy::from(self.policy),
+        );
+        MobileNet::builder(&files)?
+            .session_options(self.session_options())
+            .serving(move |core| {
+                core.batch_size(batch_size)
+                    .batch_timeout(timeout)
+                    .partitions(partitions)
+                    .queue_capacity(capacity)
+                    .policy(policy)
             })
             .start()
-            .map_err(|e: Error<OrtError>| e.to_string())?;
-        Ok(classifier)
     }
 
     /// The session options chosen: threads and spinning.
     pub fn session_options(&self) -> SessionOptions {
         SessionOptions::default()
-            .intra_threads(self.threads)
+            .intra_threads(self.threads())
             .spinning(self.spinning)
-    }
-
-    /// The batching policy chosen.
-    pub fn policy(&self) -> Policy {
-        if self.eager {
-            Policy::Eager
-        } else {
-            Policy::Timeout
-        }
     }
 
     /// One line describing the settings.
@@ -106,9 +120,51 @@ impl ServingConfig {
             "batch_size {}, {} partition(s) x {} thread(s), {} policy, timeout {:?}",
             self.batch_size,
             self.partitions,
-            self.threads,
-            if self.eager { "eager" } else { "timeout" },
+            self.threads(),
+            match self.policy {
+                PolicyFlag::Eager => "eager",
+                PolicyFlag::Timeout => "timeout",
+            },
             self.batch_timeout
         )
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serving: ServingConfig,
+    }
+
+    #[test]
+    fn flags_parse_and_defaults_follow_the_other_settings() {
+        let cli = Cli::try_parse_from([
+            "app",
+            "--batch-size",
+            "8",
+            "--partitions=2",
+            "--policy",
+            "timeout",
+            "--ort-spinning",
+            "false",
+            "--batch-timeout-ms",
+            "7",
+        ])
+        .unwrap();
+        let config = cli.serving;
+        assert_eq!((config.batch_size, config.partitions), (8, 2));
+        assert_eq!(config.policy, PolicyFlag::Timeout);
+        assert!(!config.spinning);
+        assert_eq!(config.batch_timeout, Duration::from_millis(7));
+        assert_eq!(config.queue_capacity_or(4 * config.batch_size), 32);
+        assert!(Cli::try_parse_from(["app", "--batch-size", "many"]).is_err());
+        assert!(Cli::try_parse_from(["app", "--policy", "sometimes"]).is_err());
     }
 }

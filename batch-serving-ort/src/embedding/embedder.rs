@@ -7,6 +7,7 @@ use batch_serving::{Batch, Builder, DispatchStream, Error, Serving};
 
 use super::encoder::Encoder;
 use super::{LengthBuckets, Overflow, Padding, TextTokenizer, Tokens};
+use crate::serving::ConfigureServing;
 use crate::{MiniLmFiles, ModelSession, OrtError, SessionOptions};
 
 pub use super::encoder::EmbeddedBatch;
@@ -19,11 +20,8 @@ const MAX_POSITIONS: usize = 512;
 /// [`EmbeddedBatch`] payload.
 pub const EMBEDDED_EVENT: &str = "embedded";
 
-type ConfigureServing = Arc<
-    dyn Fn(Builder<Tokens, Vec<f32>, OrtError>) -> Builder<Tokens, Vec<f32>, OrtError>
-        + Send
-        + Sync,
->;
+/// The core builder an [`Embedder`] is configured through.
+pub type EmbedderCoreBuilder = Builder<Tokens, Vec<f32>, OrtError>;
 
 /// Configures an [`Embedder`].
 #[derive(Clone)]
@@ -34,7 +32,7 @@ pub struct EmbedderBuilder {
     overflow: Overflow,
     buckets: LengthBuckets,
     padding: Padding,
-    configure: Option<ConfigureServing>,
+    configure: Option<ConfigureServing<Tokens, Vec<f32>>>,
 }
 
 impl EmbedderBuilder {
@@ -81,10 +79,7 @@ impl EmbedderBuilder {
     #[must_use]
     pub fn serving(
         mut self,
-        configure: impl Fn(Builder<Tokens, Vec<f32>, OrtError>) -> Builder<Tokens, Vec<f32>, OrtError>
-        + Send
-        + Sync
-        + 'static,
+        configure: impl Fn(EmbedderCoreBuilder) -> EmbedderCoreBuilder + Send + Sync + 'static,
     ) -> Self {
         self.configure = Some(Arc::new(configure));
         self
@@ -95,19 +90,18 @@ impl EmbedderBuilder {
     ///
     /// # Errors
     ///
-    /// [`Error::Preprocess`] with [`OrtError::Configuration`] or
-    /// [`OrtError::File`] for a bad limit or tokenizer file;
-    /// [`Error::PartitionStart`] when the runtime or the model cannot be
-    /// loaded, or the model is not a BERT-style encoder.
-    pub fn start(self) -> Result<Embedder, Error<OrtError>> {
+    /// [`OrtError::Configuration`] for a token limit beyond the encoder's or
+    /// a core setting that cannot work; [`OrtError::File`] for a missing
+    /// tokenizer file; the [`OrtError`] of a partition whose runtime or
+    /// model cannot be loaded, or whose model is not a BERT-style encoder.
+    pub fn start(self) -> Result<Embedder, OrtError> {
         if self.max_tokens > MAX_POSITIONS {
-            return Err(Error::Preprocess(OrtError::Configuration(format!(
+            return Err(OrtError::Configuration(format!(
                 "max_tokens is {}; the encoder has {MAX_POSITIONS} positions",
                 self.max_tokens
-            ))));
+            )));
         }
-        let tokenizer = TextTokenizer::load(&self.files.tokenizer, self.max_tokens, self.overflow)
-            .map_err(Error::Preprocess)?;
+        let tokenizer = TextTokenizer::load(&self.files.tokenizer, self.max_tokens, self.overflow)?;
         let (model, options, padding) = (self.files.model, self.options, self.padding);
         let factory = move |_partition: usize| {
             let session = ModelSession::open(&model, &options)?;

@@ -1,19 +1,26 @@
 //! The MobileNetV2 classifier: image bytes in, top-k ImageNet labels out,
 //! with inference batched across callers.
 
-use std::ops::Deref;
 use std::sync::Arc;
 
-use batch_serving::{Error, MappedServing, Serving};
+use batch_serving::{CallOptions, Error, MappedServing, Serving};
 
-use super::{Labels, Prediction, preprocess, top_k};
+use super::{Labels, MobileNetFiles, Prediction, preprocess, top_k};
 use crate::signature::CheckedInputs;
 use crate::{
-    ModelInputs, ModelOutputs, ModelServing, ModelServingBuilder, ModelSignature, OrtError,
+    ModelBuilder, ModelInputs, ModelOutputs, ModelServing, ModelServingBuilder, ModelSignature,
+    OrtError, SessionOptions,
 };
 
-/// Configures a [`MobileNet`].
+/// The classifier's whole call API: image bytes in, predictions out.
+pub type ClassifierServing =
+    MappedServing<Vec<u8>, Vec<Prediction>, CheckedInputs, ModelOutputs, OrtError>;
+
+/// Configures a [`MobileNet`]: the classifier's settings here, the
+/// session's through [`session_options`](Self::session_options), and the
+/// core serving's through [`serving`](Self::serving), as for every model.
 #[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until `start` is called"]
 pub struct MobileNetBuilder {
     model: ModelServingBuilder,
     labels: Labels,
@@ -21,18 +28,23 @@ pub struct MobileNetBuilder {
 }
 
 impl MobileNetBuilder {
-    /// Adjusts the model serving (batch size, partitions, session options).
-    #[must_use]
-    pub fn configure(
+    /// How each partition's session is created.
+    pub fn session_options(mut self, options: SessionOptions) -> Self {
+        self.model = self.model.session_options(options);
+        self
+    }
+
+    /// Adjusts the core serving (batch size, partitions, policy, queue
+    /// capacity, …), as [`ModelServingBuilder::serving`].
+    pub fn serving(
         mut self,
-        configure: impl FnOnce(ModelServingBuilder) -> ModelServingBuilder,
+        configure: impl Fn(ModelBuilder) -> ModelBuilder + Send + Sync + 'static,
     ) -> Self {
-        self.model = configure(self.model);
+        self.model = self.model.serving(configure);
         self
     }
 
     /// How many predictions each caller gets (default 5).
-    #[must_use]
     pub fn top_k(mut self, k: usize) -> Self {
         self.top_k = k;
         self
@@ -42,10 +54,11 @@ impl MobileNetBuilder {
     ///
     /// # Errors
     ///
-    /// As [`ModelServingBuilder::start`]; also when the model does not take
-    /// one `[3, 224, 224]` f32 image or its class count differs from the
-    /// labels'.
-    pub fn start(self) -> Result<MobileNet, Error<OrtError>> {
+    /// As [`ModelServingBuilder::start`]; also
+    /// [`OrtError::UnsupportedModel`] when the model does not take one
+    /// `[3, 224, 224]` f32 image, and [`OrtError::Labels`] when its class
+    /// count differs from the labels'.
+    pub fn start(self) -> Result<MobileNet, OrtError> {
         let classes = self.labels.len();
         let model = self
             .model
@@ -116,21 +129,23 @@ fn fits_mobilenet(signature: &ModelSignature, classes: usize) -> Result<(), OrtE
 /// PNG and returns its top-k predictions. Decoding and normalising run in the
 /// caller's task; the model runs in batches on the partitions.
 ///
-/// It dereferences to the [`MappedServing`] for `dispatch`, `dispatch_many`,
-/// `try_dispatch`, `dispatch_with` and `inline`.
+/// The common calls are here; [`calls`](Self::calls) gives the whole call
+/// grid (streams, inline runs, reservations for admission before decoding).
+///
+/// # Examples
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 /// use batch_serving_ort::{MobileNet, MobileNetFiles};
 /// let files = MobileNetFiles::locate(None)?;
-/// let classifier = MobileNet::builder(&files)?.configure(|m| m.partitions(2)).start()?;
+/// let classifier = MobileNet::builder(&files)?.serving(|core| core.partitions(2)).start()?;
 /// let top5 = classifier.classify(std::fs::read("cat.jpg")?).await?;
 /// println!("{} ({:.1}%)", top5[0].label, top5[0].probability * 100.0);
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone)]
 pub struct MobileNet {
-    classifier: MappedServing<Vec<u8>, Vec<Prediction>, CheckedInputs, ModelOutputs, OrtError>,
+    classifier: ClassifierServing,
     model: ModelServing,
 }
 
@@ -141,9 +156,9 @@ impl MobileNet {
     /// # Errors
     ///
     /// When the labels file cannot be read.
-    pub fn builder(files: &crate::MobileNetFiles) -> Result<MobileNetBuilder, OrtError> {
+    pub fn builder(files: &MobileNetFiles) -> Result<MobileNetBuilder, OrtError> {
         Ok(MobileNetBuilder {
-            model: ModelServingBuilder::new(&files.model).name("mobilenet"),
+            model: ModelServingBuilder::new(&files.model).default_name("mobilenet"),
             labels: Labels::load(&files.labels)?,
             top_k: 5,
         })
@@ -157,6 +172,19 @@ impl MobileNet {
     /// an image (this caller only), or any error of [`Serving::dispatch`].
     pub async fn classify(&self, image: Vec<u8>) -> Result<Vec<Prediction>, Error<OrtError>> {
         self.classifier.dispatch(image).await
+    }
+
+    /// [`classify`](Self::classify) with a deadline, priority or fail-fast.
+    ///
+    /// # Errors
+    ///
+    /// As [`classify`](Self::classify) and [`Serving::dispatch_with`].
+    pub async fn classify_with(
+        &self,
+        image: Vec<u8>,
+        options: CallOptions,
+    ) -> Result<Vec<Prediction>, Error<OrtError>> {
+        self.classifier.dispatch_with(image, options).await
     }
 
     /// Classifies several images as one call; they may share batches with
@@ -173,6 +201,26 @@ impl MobileNet {
         self.classifier.dispatch_many(images).await
     }
 
+    /// [`classify_many`](Self::classify_many) with options.
+    ///
+    /// # Errors
+    ///
+    /// As [`classify_many`](Self::classify_many) and
+    /// [`Serving::dispatch_many_with`].
+    pub async fn classify_many_with(
+        &self,
+        images: Vec<Vec<u8>>,
+        options: CallOptions,
+    ) -> Result<Vec<Vec<Prediction>>, Error<OrtError>> {
+        self.classifier.dispatch_many_with(images, options).await
+    }
+
+    /// Every call verb of the classifier, reservations included (a server
+    /// takes queue room with `calls().try_reserve()` before decoding).
+    pub fn calls(&self) -> &ClassifierServing {
+        &self.classifier
+    }
+
     /// The underlying serving, for `stats` and `shutdown`.
     pub fn serving(&self) -> &Serving<CheckedInputs, ModelOutputs, OrtError> {
         self.model.serving()
@@ -181,13 +229,5 @@ impl MobileNet {
     /// The generic model serving under the classifier, for raw logits.
     pub fn model(&self) -> &ModelServing {
         &self.model
-    }
-}
-
-impl Deref for MobileNet {
-    type Target = MappedServing<Vec<u8>, Vec<Prediction>, CheckedInputs, ModelOutputs, OrtError>;
-
-    fn deref(&self) -> &Self::Target {
-        &self.classifier
     }
 }

@@ -3,11 +3,13 @@
 
 mod classifier;
 mod decode;
+mod files;
 mod labels;
 mod preprocess;
 
-pub use classifier::{MobileNet, MobileNetBuilder};
+pub use classifier::{ClassifierServing, MobileNet, MobileNetBuilder};
 pub use decode::{MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE, decode_bounded};
+pub use files::{LABELS_NAME, MOBILENET_MODEL_NAMES, MobileNetFiles};
 pub use labels::{Labels, Prediction, top_k};
 pub use preprocess::{
     CROP_SIZE, IMAGENET_MEAN, IMAGENET_STD, RESIZE_SHORT_SIDE, preprocess, preprocess_image,

@@ -154,7 +154,7 @@ pub async fn run(load: Load, rss: impl Fn() -> u64) -> Outcome {
     }
     let elapsed = started.elapsed();
     let last = Arc::clone(&read(&shared.current));
-    let _ = last.serving.shutdown(None).await;
+    last.serving.shutdown().await;
     recheck_left(&last, &shared.tally);
     let instances = shared
         .instances
@@ -189,7 +189,10 @@ async fn restart(shared: &Shared) {
             .unwrap_or_else(PoisonError::into_inner),
         fresh,
     );
-    let _ = old.serving.shutdown(Some(Duration::from_millis(200))).await;
+    let _ = old
+        .serving
+        .shutdown_timeout(Duration::from_millis(200))
+        .await;
     // Calls still running on the old serving are settled by now: it has
     // shut down, and a call that raced the swap ended with `Closed`.
     recheck_left(&old, &shared.tally);

@@ -18,18 +18,45 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use batch_serving::Event;
-use batch_serving_examples::args::Args;
 use batch_serving_examples::embed_setup::EmbedConfig;
 use batch_serving_examples::vector_index::VectorIndex;
 use batch_serving_ort::embedding::{EMBEDDED_EVENT, EmbeddedBatch, synthetic_corpus};
+use clap::Parser;
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 
-fn documents(args: &Args) -> Result<Vec<String>, Box<dyn std::error::Error>> {
-    match args.get("input", "BS_INPUT") {
+/// Indexes documents with all-MiniLM-L6-v2 and answers a query by cosine
+/// similarity.
+#[derive(Debug, Parser)]
+struct Cli {
+    /// One document per line (blank lines are skipped) [default: a generated corpus].
+    #[arg(long, env = "BS_INPUT")]
+    input: Option<PathBuf>,
+    /// Sentences to generate when there is no --input.
+    #[arg(long, env = "BS_GENERATE", default_value_t = 2000)]
+    generate: usize,
+    /// Where the vectors go, as little-endian f32 rows of 384.
+    #[arg(long, env = "BS_OUT", default_value = "embeddings.f32")]
+    out: PathBuf,
+    /// The query to answer.
+    #[arg(
+        long,
+        env = "BS_QUERY",
+        default_value = "a dog playing with a ball in the park"
+    )]
+    query: String,
+    /// Matches to print.
+    #[arg(long, env = "BS_TOP_K", default_value_t = 5)]
+    top_k: usize,
+    #[command(flatten)]
+    embed: EmbedConfig,
+}
+
+fn documents(cli: &Cli) -> Result<Vec<String>, Box<dyn std::error::Error>> {
+    match &cli.input {
         Some(path) => {
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| format!("cannot read --input {path}: {e}"))?;
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read --input {}: {e}", path.display()))?;
             Ok(text
                 .lines()
                 .map(str::trim)
@@ -37,11 +64,7 @@ fn documents(args: &Args) -> Result<Vec<String>, Box<dyn std::error::Error>> {
                 .map(str::to_owned)
                 .collect())
         }
-        None => Ok(synthetic_corpus(
-            args.value("generate", "BS_GENERATE", 2000usize),
-            6..=64,
-            42,
-        )),
+        None => Ok(synthetic_corpus(cli.generate, 6..=64, 42)),
     }
 }
 
@@ -57,10 +80,10 @@ fn progress_bar(total: usize) -> ProgressBar {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args = Args::from_env();
-    let config = EmbedConfig::from_args(&args);
+    let cli = Cli::parse();
+    let config = &cli.embed;
     let embedder = config.start()?;
-    let texts = documents(&args)?;
+    let texts = documents(&cli)?;
     if texts.is_empty() {
         return Err("nothing to index: the input has no non-blank lines".into());
     }
@@ -108,21 +131,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     let index = VectorIndex { texts, vectors };
-    let out = PathBuf::from(args.value("out", "BS_OUT", "embeddings.f32".to_owned()));
-    index.write_vectors(&out)?;
+    let out = &cli.out;
+    index.write_vectors(out)?;
     println!("wrote {} vectors to {}", index.vectors.len(), out.display());
 
-    let query = args.value(
-        "query",
-        "BS_QUERY",
-        "a dog playing with a ball in the park".to_owned(),
-    );
-    let query_vector = embedder.embed(&query).await?;
+    let query = &cli.query;
+    let query_vector = embedder.embed(query).await?;
     println!("top matches for {query:?}:");
-    for hit in index.search(&query_vector, args.value("top-k", "BS_TOP_K", 5usize)) {
+    for hit in index.search(&query_vector, cli.top_k) {
         println!("  {:.3}  #{:<6} {}", hit.score, hit.index, hit.text);
     }
-    embedder.serving().shutdown(None).await?;
+    embedder.serving().shutdown().await;
     Ok(())
 }
 

@@ -11,16 +11,43 @@
 //! `--markdown FILE` also writes the table as markdown.
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use batch_serving_examples::args::{Args, list};
 use batch_serving_examples::client::Connection;
 use batch_serving_examples::metrics::read_metric;
 use batch_serving_examples::setup::ServingConfig;
+use clap::Parser;
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
+
+/// A closed-loop load test of MobileNetV2 classification.
+#[derive(Debug, Parser)]
+struct Cli {
+    /// Concurrency levels, each 1..=4096.
+    #[arg(long, env = "BS_CONCURRENCY", value_delimiter = ',', default_value = "1,4,16,64",
+          value_parser = clap::value_parser!(u16).range(1..=4096))]
+    concurrency: Vec<u16>,
+    /// Seconds per level.
+    #[arg(long, env = "BS_SECONDS", default_value_t = 3.0)]
+    seconds: f64,
+    /// The image every call sends [default: dogs.jpg beside the model, else a generated JPEG].
+    #[arg(long, env = "BS_IMAGE")]
+    image: Option<PathBuf>,
+    /// Test a running server at this address instead of in process.
+    #[arg(long, env = "BS_URL")]
+    url: Option<String>,
+    /// Skip the unbatched comparison in process.
+    #[arg(long)]
+    no_compare: bool,
+    /// Also write the table as markdown to this file.
+    #[arg(long, env = "BS_MARKDOWN")]
+    markdown: Option<PathBuf>,
+    #[command(flatten)]
+    serving: ServingConfig,
+}
 
 /// Sends one request; true when it succeeded.
 type Call = Arc<dyn Fn(usize) -> Pin<Box<dyn Future<Output = bool> + Send>> + Send + Sync>;
@@ -142,9 +169,11 @@ fn table(rows: &[Row]) -> String {
 
 /// The image every call sends: `--image`, else dogs.jpg beside the model,
 /// else a generated 512x384 JPEG (the model zoo ships no sample photos).
-fn image(args: &Args, config: &ServingConfig) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
-    if let Some(path) = args.get("image", "BS_IMAGE") {
-        return std::fs::read(&path).map_err(|e| format!("cannot read {path}: {e}").into());
+fn image(cli: &Cli) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
+    let config = &cli.serving;
+    if let Some(path) = &cli.image {
+        return std::fs::read(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()).into());
     }
     let sample = batch_serving_ort::models_dir(config.models.as_deref())?.join("dogs.jpg");
     if let Ok(bytes) = std::fs::read(&sample) {
@@ -200,7 +229,7 @@ async fn in_process(
         for &concurrency in levels {
             rows.push(run_cell(mode, concurrency, seconds, &call, &counters).await);
         }
-        classifier.serving().shutdown(None).await?;
+        classifier.serving().shutdown().await;
     }
     Ok(rows)
 }
@@ -265,18 +294,12 @@ async fn over_http(
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args = Args::from_env();
-    let config = ServingConfig::from_args(&args);
-    let levels = args
-        .get("concurrency", "BS_CONCURRENCY")
-        .map_or(Some(vec![1, 4, 16, 64]), |text| list(&text))
-        .filter(|levels: &Vec<usize>| {
-            !levels.is_empty() && levels.iter().all(|&c| (1..=4096).contains(&c))
-        })
-        .ok_or("--concurrency takes a list such as 1,8,64 (each 1..=4096)")?;
-    let seconds: f64 = args.value("seconds", "BS_SECONDS", 3.0);
-    let image = Arc::new(image(&args, &config)?);
-    let rows = match args.get("url", "BS_URL") {
+    let cli = Cli::parse();
+    let config = &cli.serving;
+    let levels: Vec<usize> = cli.concurrency.iter().map(|&c| usize::from(c)).collect();
+    let seconds = cli.seconds;
+    let image = Arc::new(image(&cli)?);
+    let rows = match &cli.url {
         Some(url) => {
             over_http(
                 url.trim_start_matches("http://").trim_end_matches('/'),
@@ -286,19 +309,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             )
             .await?
         }
-        None => in_process(&config, image, &levels, seconds, !args.is_set("no-compare")).await?,
+        None => in_process(config, image, &levels, seconds, !cli.no_compare).await?,
     };
     let table = table(&rows);
     println!("\n{table}");
-    if let Some(path) = args.get("markdown", "BS_MARKDOWN") {
+    if let Some(path) = &cli.markdown {
         let cores = std::thread::available_parallelism().map_or(0, usize::from);
         let text = format!(
             "<!-- written by: load_test {} -->\n\nMobileNetV2 classification, closed loop, {seconds} s per row, {cores} CPU core(s); {}.\n\n{table}",
             std::env::args().skip(1).collect::<Vec<_>>().join(" "),
             config.describe()
         );
-        std::fs::write(&path, text)?;
-        println!("wrote {path}");
+        std::fs::write(path, text)?;
+        println!("wrote {}", path.display());
     }
     if rows.iter().any(|r| r.errors > 0) {
         eprintln!("some calls failed");

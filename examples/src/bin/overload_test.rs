@@ -19,7 +19,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use batch_serving_examples::args::Args;
 use batch_serving_examples::client::Connection;
 use hdrhistogram::Histogram;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -627,19 +626,42 @@ fn write_section(path: &Path, section: &str) -> std::io::Result<()> {
     std::fs::write(path, updated)
 }
 
+/// Overloads a MobileNet server and sends it bad input, and writes what it
+/// saw to docs/reliability.md.
+#[derive(Debug, clap::Parser)]
+struct Cli {
+    /// The server binary to start.
+    #[arg(
+        long,
+        env = "BS_SERVER",
+        default_value = "target/release/mobilenet_server"
+    )]
+    server: PathBuf,
+    /// The models folder, passed on to the server.
+    #[arg(long, env = "BATCH_SERVING_MODELS")]
+    models: Option<String>,
+    /// The port the server listens on.
+    #[arg(long, env = "BS_PORT", default_value_t = 18_090)]
+    port: u16,
+    /// The server's queue capacity, in images.
+    #[arg(long, env = "BS_QUEUE_CAPACITY", default_value_t = 8)]
+    queue_capacity: usize,
+    /// Clients in the overload phases.
+    #[arg(long, env = "BS_CLIENTS", default_value_t = 200)]
+    clients: usize,
+    /// Seconds per phase.
+    #[arg(long, env = "BS_SECONDS", default_value_t = 5.0)]
+    seconds: f64,
+    /// Write the report into this markdown file, between its markers.
+    #[arg(long, env = "BS_WRITE")]
+    write: Option<PathBuf>,
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args = Args::from_env();
-    let server = PathBuf::from(args.value(
-        "server",
-        "BS_SERVER",
-        "target/release/mobilenet_server".to_owned(),
-    ));
-    let models = args.get("models", "BATCH_SERVING_MODELS");
-    let port: u16 = args.value("port", "BS_PORT", 18_090);
-    let capacity: usize = args.value("queue-capacity", "BS_QUEUE_CAPACITY", 8);
-    let clients: usize = args.value("clients", "BS_CLIENTS", 200);
-    let seconds: f64 = args.value("seconds", "BS_SECONDS", 5.0);
+    let cli = <Cli as clap::Parser>::parse();
+    let (server, models, port) = (cli.server.clone(), cli.models.clone(), cli.port);
+    let (capacity, clients, seconds) = (cli.queue_capacity, cli.clients, cli.seconds);
     let files = batch_serving_ort::MobileNetFiles::locate(models.as_deref().map(Path::new))?;
     let cat = Arc::new(std::fs::read(files.model.with_file_name("cat.jpg"))?);
     let address = format!("127.0.0.1:{port}");
@@ -685,9 +707,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!("SIGINT with a half-sent request: exited after {exit:?}");
     let section = report(&unloaded, &polite, &storm, capacity, &bad, exit);
-    if let Some(path) = args.get("write", "BS_WRITE") {
-        write_section(Path::new(&path), &section)?;
-        println!("wrote {path}");
+    if let Some(path) = &cli.write {
+        write_section(path, &section)?;
+        println!("wrote {}", path.display());
     } else {
         println!("\n{section}");
     }

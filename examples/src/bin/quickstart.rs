@@ -6,10 +6,10 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use batch_serving::{Batch, Error, Serving};
+use batch_serving::{Batch, Serving};
 
 #[tokio::main]
-async fn main() -> Result<(), Error<Infallible>> {
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let serving = Serving::new(|batch: Batch<u64>| {
         Ok::<_, Infallible>(batch.iter().map(|x| x * x).collect())
     })
@@ -39,5 +39,6 @@ async fn main() -> Result<(), Error<Infallible>> {
         stats.queue_wait.p50,
         stats.queue_wait.p99
     );
-    serving.shutdown(None).await
+    serving.shutdown().await;
+    Ok(())
 }

@@ -9,46 +9,16 @@ use futures::Stream;
 use tokio::sync::mpsc;
 use tokio::time::Sleep;
 
+use crate::call::admission::Admission;
+use crate::call::core::Inner;
 use crate::error::{Error, Failure};
-use crate::hook::Hook;
+use crate::event::Event;
 use crate::options::CallOptions;
 use crate::request::Request;
-use crate::serving::{Admission, Inner, Serving};
-
-/// One event of a streaming dispatch.
-///
-/// ```
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
-/// use batch_serving::{Batch, Event, Serving};
-/// use futures::StreamExt;
-/// let serving = Serving::new(|b: Batch<u8>| Ok::<_, std::convert::Infallible>(b.to_vec())).start()?;
-/// let mut events = serving.dispatch_stream(vec![1, 2]);
-/// let Some(Ok(Event::Output { offset, outputs })) = events.next().await else { panic!() };
-/// assert_eq!((offset, outputs), (0, vec![1, 2]));
-/// assert!(events.next().await.is_none());
-/// # Ok(()) }
-/// ```
-#[derive(Debug)]
-pub enum Event<O> {
-    /// The outputs of one executed piece of the request: items
-    /// `offset..offset + outputs.len()`. Pieces that ran on different
-    /// partitions may arrive in any order; together they cover every item
-    /// exactly once.
-    Output {
-        /// Position of the piece's first item in the request.
-        offset: usize,
-        /// The piece's outputs, in item order.
-        outputs: Vec<O>,
-    },
-    /// An event the batch function emitted while running one of this
-    /// request's pieces. It arrives before that piece's `Output`.
-    Hook(Hook),
-}
 
 type Admitting<E> = Pin<Box<dyn Future<Output = Result<(), Error<E>>> + Send>>;
 
-/// The stream [`Serving::dispatch_stream`] returns. It ends after the last
+/// The stream [`Serving::dispatch_stream`](crate::Serving::dispatch_stream) returns. It ends after the last
 /// output or after the first error.
 ///
 /// Dropping it before the end cancels the request's items that have not
@@ -56,7 +26,7 @@ type Admitting<E> = Pin<Box<dyn Future<Output = Result<(), Error<E>>> + Send>>;
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// use batch_serving::{Batch, Serving};
 /// use futures::TryStreamExt;
 /// let serving = Serving::new(|b: Batch<u8>| Ok::<_, std::convert::Infallible>(b.to_vec()))
@@ -85,79 +55,41 @@ impl<I, O, E> std::fmt::Debug for DispatchStream<I, O, E> {
     }
 }
 
-impl<I, O, E> Serving<I, O, E>
+impl<I, O, E> DispatchStream<I, O, E>
 where
     I: Send + 'static,
     O: Send + 'static,
     E: Send + Sync + 'static,
 {
-    /// Queues `items` like [`dispatch_many`](Self::dispatch_many) and returns
-    /// a stream of [`Event`]s: one `Output` per executed piece, carrying its
-    /// offset, and the `Hook` events the batch function emits for this
-    /// request's items. An empty `items` gives an empty stream.
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
-    /// use batch_serving::{Batch, Event, Serving};
-    /// use futures::StreamExt;
-    /// let serving = Serving::new(|b: Batch<u32>| {
-    ///     b.emit("batch_len", b.len());
-    ///     Ok::<_, std::convert::Infallible>(b.iter().map(|x| x * 10).collect())
-    /// })
-    /// .batch_size(2)
-    /// .start()?;
-    /// let mut done = vec![None; 5];
-    /// let mut events = serving.dispatch_stream(vec![1, 2, 3, 4, 5]);
-    /// while let Some(event) = events.next().await {
-    ///     match event? {
-    ///         Event::Output { offset, outputs } => {
-    ///             for (i, y) in outputs.into_iter().enumerate() { done[offset + i] = Some(y); }
-    ///         }
-    ///         Event::Hook(hook) => assert!(*hook.payload::<usize>().unwrap() <= 2),
-    ///     }
-    /// }
-    /// assert_eq!(done, [Some(10), Some(20), Some(30), Some(40), Some(50)]);
-    /// # Ok(()) }
-    /// ```
-    pub fn dispatch_stream(&self, items: Vec<I>) -> DispatchStream<I, O, E> {
-        self.dispatch_stream_with(items, CallOptions::default())
-    }
-
-    /// [`dispatch_stream`](Self::dispatch_stream) with a deadline and
-    /// priority. At the deadline the stream yields
-    /// [`Error::DeadlineExceeded`] and ends.
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), batch_serving::Error<std::convert::Infallible>> {
-    /// use batch_serving::{Batch, CallOptions, Priority, Serving};
-    /// use futures::TryStreamExt;
-    /// let serving = Serving::new(|b: Batch<u8>| Ok::<_, std::convert::Infallible>(b.to_vec())).start()?;
-    /// let options = CallOptions::new().priority(Priority::High);
-    /// let events: Vec<_> = serving.dispatch_stream_with(vec![1], options).try_collect().await?;
-    /// assert_eq!(events.len(), 1);
-    /// # Ok(()) }
-    /// ```
-    pub fn dispatch_stream_with(
-        &self,
+    pub(crate) fn new(
+        inner: &Arc<Inner<I, O, E>>,
         items: Vec<I>,
         options: CallOptions,
-    ) -> DispatchStream<I, O, E> {
+        admission: Admission,
+    ) -> Self {
         let (tx, events) = mpsc::unbounded_channel();
         let remaining = items.len();
         let request = Arc::new(Request::new(remaining, Some(tx)));
-        let admitting: Option<Admitting<E>> = (remaining > 0).then(|| {
-            let inner = Arc::clone(&self.inner);
+        let admitting: Option<Admitting<E>> = if remaining == 0 {
+            None
+        } else if admission == Admission::Reserved {
+            // Reserved room: queue now, so that the room is in the queue
+            // (and goes back through it) even if the stream is never polled.
+            inner
+                .queue_piece(items, &request, 0, options.priority)
+                .err()
+                .map(|error| Box::pin(std::future::ready(Err(error))) as Admitting<E>)
+        } else {
+            let inner = Arc::clone(inner);
             let request = Arc::clone(&request);
-            Box::pin(async move {
+            Some(Box::pin(async move {
                 inner
-                    .enqueue_all(items, &request, options.priority, Admission::Wait)
+                    .enqueue_all(items, &request, options.priority, admission)
                     .await
-            }) as Admitting<E>
-        });
+            }) as Admitting<E>)
+        };
         DispatchStream {
-            inner: Arc::clone(&self.inner),
+            inner: Arc::clone(inner),
             request,
             events,
             admitting,

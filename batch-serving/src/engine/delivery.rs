@@ -4,9 +4,16 @@ use std::collections::VecDeque;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
+use crate::engine::clock::ClockHold;
 use crate::error::Failure;
-use crate::partition::ClockHold;
-use crate::queue::Route;
+use crate::request::Request;
+
+/// Where an item's output goes once its batch has run.
+#[derive(Debug)]
+pub(crate) struct Route<O, E> {
+    pub(crate) request: Arc<Request<O, E>>,
+    pub(crate) index: usize,
+}
 
 /// A finished batch's answers, handed from a partition's own thread to the
 /// scheduler task, which delivers them on a runtime worker.

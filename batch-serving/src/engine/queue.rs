@@ -7,6 +7,7 @@ use std::sync::Arc;
 use tokio::time::{Duration, Instant};
 
 use crate::batch::Listener;
+use crate::engine::delivery::Route;
 use crate::key::BatchKey;
 use crate::options::Priority;
 use crate::policy::{Policy, StartReason};
@@ -24,13 +25,6 @@ pub(crate) struct Entry<I, O, E> {
     /// wait runs from here. Two `u32`s instead of a `usize` and an
     /// `Instant` keep every queued entry at 24 bytes for a `u64` item.
     pub(crate) queued_at: u32,
-}
-
-/// Where an item's output goes once its batch has run.
-#[derive(Debug)]
-pub(crate) struct Route<O, E> {
-    pub(crate) request: Arc<Request<O, E>>,
-    pub(crate) index: usize,
 }
 
 /// A batch taken off the queue, ready to hand to a partition.

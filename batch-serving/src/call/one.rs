@@ -4,15 +4,19 @@
 //! side (160 bytes for a `u64` call); this one holds the serving, and either
 //! the item or the call's shared state (24 bytes for a `u64` call).
 
-use std::future::Future;
+use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
+use tokio::time::Instant;
+
+use crate::call::admission::Admission;
+use crate::call::core::{AbandonOnDrop, Inner, answer_of_one};
+use crate::engine::message::Msg;
 use crate::error::Error;
 use crate::options::{CallOptions, Priority};
 use crate::request::Request;
-use crate::serving::{Admission, Inner, answer_of_one};
 
 type Boxed<'a, O, E> = Pin<Box<dyn Future<Output = Result<O, Error<E>>> + Send + 'a>>;
 
@@ -133,14 +137,71 @@ impl<I, O, E> Drop for OneCall<'_, I, O, E> {
     }
 }
 
+/// The general path of a one-item call: with a deadline, or waiting for
+/// queue room (the fast path in [`OneCall::poll`] handles the rest).
+impl<I, O, E> Inner<I, O, E> {
+    pub(crate) async fn call_one(
+        &self,
+        item: I,
+        options: CallOptions,
+        admission: Admission,
+    ) -> Result<O, Error<E>> {
+        if options.deadline.is_some_and(|at| at <= Instant::now()) {
+            self.release_reserved(1, admission);
+            return Err(self.expired_before_queueing());
+        }
+        let request = Arc::new(Request::new(1, None));
+        let guard = AbandonOnDrop {
+            inner: self,
+            request: &request,
+        };
+        let work = self.enqueue_one_and_wait(item, &request, options.priority, admission);
+        // Only `OneCall`'s general path comes here, already boxed.
+        let result = self.with_deadline(options.deadline, &request, work).await;
+        std::mem::forget(guard);
+        result
+    }
+
+    async fn enqueue_one_and_wait(
+        &self,
+        item: I,
+        request: &Arc<Request<O, E>>,
+        priority: Priority,
+        admission: Admission,
+    ) -> Result<O, Error<E>> {
+        if !self.try_admit(1, admission)? {
+            Box::pin(self.admit_waiting(1)).await?;
+        }
+        self.queue_one(item, request, priority)?;
+        poll_fn(|cx| request.poll_ready(cx)).await;
+        answer_of_one(request)
+    }
+
+    /// Sends a one-item call's item to the scheduler (room already taken).
+    pub(crate) fn queue_one(
+        &self,
+        item: I,
+        request: &Arc<Request<O, E>>,
+        priority: Priority,
+    ) -> Result<(), Error<E>> {
+        let key = self.key_of(&item);
+        self.send(Msg::One {
+            item,
+            request: Arc::clone(request),
+            key,
+            priority,
+        })
+    }
+}
+
 #[cfg(all(test, target_pointer_width = "64"))]
 mod tests {
     use std::convert::Infallible;
     use std::mem::size_of;
 
-    use crate::queue::Entry;
+    use crate::engine::message::Msg;
+    use crate::engine::queue::Entry;
     use crate::request::Request;
-    use crate::scheduler::Msg;
     use crate::{Batch, Serving};
 
     /// Each queued call keeps its future, its shared state and its message

@@ -1,0 +1,200 @@
+//! Partitions: where batch functions run. A synchronous function gets one OS
+//! thread per partition (never a tokio worker; `sync_runner`); an
+//! asynchronous one gets one tokio task per partition (`async_runner`).
+//! What both do around the function (accepting a job, timing it, judging
+//! its outputs, answering and freeing the partition) lives here, once.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use crate::batch::Batch;
+use crate::engine::clock::ClockHold;
+use crate::engine::delivery::{Answers, Routes};
+use crate::engine::message::{Job, Msg, OnDeck, Work, next_on_deck};
+use crate::error::{Failure, StartError, panic_message};
+use crate::room::QueueRoom;
+use crate::stats::Recorder;
+
+pub(crate) mod async_runner;
+pub(crate) mod sync_runner;
+
+/// What a partition needs besides its batch function.
+pub(crate) struct PartitionContext<I, O, E> {
+    pub(crate) index: usize,
+    pub(crate) jobs: mpsc::UnboundedReceiver<Work<I, O, E>>,
+    pub(crate) scheduler: mpsc::UnboundedSender<Msg<I, O, E>>,
+    pub(crate) recorder: Arc<Recorder>,
+    pub(crate) name: Arc<str>,
+    /// Queue room, given back here for jobs handed over early.
+    pub(crate) room: Arc<QueueRoom>,
+    /// Where the scheduler puts a job handed over early (see [`Work`]).
+    pub(crate) on_deck: OnDeck<I, O, E>,
+}
+
+impl<I, O, E> PartitionContext<I, O, E> {
+    /// The job to run for a piece of work: `None` when a job on deck was
+    /// revoked before the partition reached it, or when every call of an
+    /// early-handed job was abandoned while it waited (then nothing runs,
+    /// and the scheduler is told the partition is free).
+    fn accept(&self, work: Work<I, O, E>) -> Option<Job<I, O, E>> {
+        let mut job = match work {
+            Work::Run(job) => return Some(job),
+            Work::OnDeck => next_on_deck(&self.on_deck)?,
+        };
+        job.claim();
+        self.room.give_back(job.queued_room.unwrap_or_default());
+        if job.routes.is_empty() {
+            let _ = self.scheduler.send(Msg::Done {
+                partition: self.index,
+                answers: None,
+            });
+            return None;
+        }
+        self.recorder.in_flight.fetch_add(
+            job.routes.len() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        Some(job)
+    }
+
+    /// Common bookkeeping after a batch ran: count it, then tell the
+    /// scheduler this partition is free. With `hand_off` (a partition on its
+    /// own thread) the answers go along for the scheduler to deliver;
+    /// otherwise they are delivered here first.
+    fn finish(&self, answers: Answers<O, E>, span: &tracing::Span, hand_off: bool) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let (len, took) = (answers.routes.len(), answers.took);
+        // An application's tracing layer runs here; its panic must not keep
+        // the answers from going out.
+        let _ = catch_unwind(AssertUnwindSafe(|| {
+            span.record("exec_us", took.as_micros() as u64);
+        }));
+        match &answers.result {
+            Ok(_) => {}
+            Err(Failure::Panicked(_)) => Recorder::bump(&self.recorder.panicked),
+            Err(_) => Recorder::bump(&self.recorder.failed),
+        }
+        self.recorder.record_execution(took);
+        self.recorder.batches.fetch_add(1, Relaxed);
+        self.recorder.items.fetch_add(len as u64, Relaxed);
+        self.recorder.in_flight.fetch_sub(len as u64, Relaxed);
+        let answers = if hand_off {
+            Some(Box::new(answers))
+        } else {
+            answers.deliver();
+            None
+        };
+        let done = Msg::Done {
+            partition: self.index,
+            answers,
+        };
+        // After a shutdown the scheduler may be gone: then the answers are
+        // delivered here.
+        if let Err(mpsc::error::SendError(Msg::Done {
+            answers: Some(answers),
+            ..
+        })) = self.scheduler.send(done)
+        {
+            answers.deliver();
+        }
+    }
+}
+
+/// Checks the output count and turns the function's outcome into a result
+/// for the callers.
+pub(crate) fn judge<O, E>(
+    expected: usize,
+    outcome: Result<Result<Vec<O>, E>, Box<dyn std::any::Any + Send>>,
+) -> Result<Vec<O>, Failure<E>> {
+    match outcome {
+        Ok(Ok(outputs)) if outputs.len() == expected => Ok(outputs),
+        Ok(Ok(outputs)) => Err(Failure::WrongOutputCount {
+            expected,
+            actual: outputs.len(),
+        }),
+        Ok(Err(error)) => Err(Failure::Batch(Arc::new(error))),
+        Err(payload) => Err(Failure::Panicked(panic_message(payload.as_ref()))),
+    }
+}
+
+/// A batch function in the form the serving runs it.
+pub(crate) trait Runner<I, O, E>: Send + Sync + 'static {
+    /// Starts partition `ctx.index`. For synchronous functions this returns
+    /// once the partition's state factory has run on the partition's thread.
+    fn spawn(
+        self: Arc<Self>,
+        ctx: PartitionContext<I, O, E>,
+        runtime: &tokio::runtime::Handle,
+    ) -> Result<(), StartError<E>>;
+
+    /// Runs one batch on the calling thread (for `inline`), or `None` when the
+    /// function is asynchronous.
+    fn run_inline(
+        &self,
+        batch: Batch<I>,
+        inline_index: usize,
+    ) -> Option<Result<Vec<O>, Failure<E>>>;
+
+    /// Whether batches run on threads of our own rather than on the runtime.
+    fn runs_off_runtime(&self) -> bool;
+}
+
+/// What a running batch keeps for [`PartitionContext::complete`] while the
+/// batch function holds the batch itself.
+pub(crate) struct Started<O, E> {
+    routes: Routes<O, E>,
+    /// Released once the callers are answered.
+    clock_hold: ClockHold,
+    len: usize,
+    at: std::time::Instant,
+}
+
+/// What both runners do around the batch function itself, written once.
+impl<I, O, E> PartitionContext<I, O, E> {
+    /// Takes a piece of work up to the moment the function runs: the batch,
+    /// its span, and what [`complete`](Self::complete) needs afterwards.
+    /// `None` when there is nothing to run (see [`accept`](Self::accept)).
+    pub(crate) fn begin(
+        &self,
+        work: Work<I, O, E>,
+    ) -> Option<(Batch<I>, tracing::Span, Started<O, E>)> {
+        let Job {
+            mut batch,
+            routes,
+            span,
+            clock_hold,
+            ..
+        } = self.accept(work)?;
+        batch.set_partition(self.index);
+        let started = Started {
+            routes,
+            clock_hold,
+            len: batch.len(),
+            at: std::time::Instant::now(),
+        };
+        Some((batch, span, started))
+    }
+
+    /// Answers the batch's callers with the function's outcome and frees
+    /// the partition (see [`finish`](Self::finish) for `hand_off`). The
+    /// span is dropped inside a guard: closing it runs an application's
+    /// tracing layer once more, and its panic must not end the partition.
+    pub(crate) fn complete(
+        &self,
+        started: Started<O, E>,
+        span: tracing::Span,
+        outcome: Result<Result<Vec<O>, E>, Box<dyn std::any::Any + Send>>,
+        hand_off: bool,
+    ) {
+        let answers = Answers {
+            routes: started.routes,
+            result: judge(started.len, outcome),
+            took: started.at.elapsed(),
+            clock_hold: started.clock_hold,
+        };
+        self.finish(answers, &span, hand_off);
+        let _ = catch_unwind(AssertUnwindSafe(move || drop(span)));
+    }
+}

@@ -1,0 +1,222 @@
+//! The scheduler: one tokio task that owns the queue, forms batches and hands
+//! them to free partitions. Callers and partitions talk to it through one
+//! unbounded channel (admission is bounded separately by the semaphore).
+
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::FutureExt;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{Duration, Instant, Sleep};
+
+use crate::engine::message::{Msg, PartitionLink};
+use crate::engine::queue::{Queues, Readiness, Taken};
+use crate::error::panic_message;
+use crate::policy::Policy;
+use crate::room::QueueRoom;
+use crate::stats::Recorder;
+
+mod finish;
+mod handle;
+mod start;
+
+/// Under the eager policy, after answering callers of a batch that ran at
+/// least this long, the scheduler lets them send their next calls before it
+/// starts another batch. For a costly function a batch that leaves without
+/// them costs a whole run for a few items (S2 at 8 callers: 4 items per batch
+/// and half the throughput); for a nearly free one the wait costs more than
+/// it saves (S1 at 64 callers: half the throughput). The threshold sits far
+/// above the few microseconds the wait takes, and far below a model run.
+const WAIT_FOR_ANSWERED_AFTER: Duration = Duration::from_micros(50);
+
+pub(crate) struct Scheduler<I, O, E> {
+    pub(crate) rx: mpsc::UnboundedReceiver<Msg<I, O, E>>,
+    pub(crate) partitions: Vec<PartitionLink<I, O, E>>,
+    pub(crate) rules: Readiness,
+    pub(crate) room: Arc<QueueRoom>,
+    pub(crate) recorder: Arc<Recorder>,
+    pub(crate) name: Arc<str>,
+    /// Whether batches run on partition threads (see `hold_clock`).
+    pub(crate) off_runtime: bool,
+    /// How long to poll for answers instead of sleeping while a batch runs
+    /// on a partition thread (see `Builder::busy_poll`).
+    pub(crate) busy_poll: Duration,
+}
+
+struct State<I, O, E> {
+    queues: Queues<I, O, E>,
+    /// Partitions with nothing to run, most recently freed last.
+    idle: Vec<usize>,
+    /// Jobs each partition holds: 0 (idle), 1 (running), or 2 (running,
+    /// with a full batch waiting behind it).
+    load: Vec<u8>,
+    /// Jobs handed out and not yet done.
+    running: usize,
+    abandoned_hints: usize,
+    draining: bool,
+    waiters: Vec<oneshot::Sender<()>>,
+    /// The queue waits of the batch being taken (kept to reuse its room).
+    waits: Vec<Duration>,
+    /// With busy polling: until when to poll rather than sleep, counted
+    /// from the latest batch to start, so that a long batch is polled for
+    /// at most the budget however many calls arrive meanwhile (`None`: the
+    /// budget is spent, or polling is off).
+    poll_until: Option<std::time::Instant>,
+    /// Messages taken from the channel and not yet handled; kept here so
+    /// that a panic mid-way still answers their calls (see `run`).
+    inbox: Vec<Msg<I, O, E>>,
+    /// A batch taken from the queue while its job is made, for the same
+    /// reason (see `job`).
+    forming: Option<Taken<I, O, E>>,
+}
+
+impl<I, O, E> Scheduler<I, O, E>
+where
+    I: Send + 'static,
+    O: Send + 'static,
+    E: Send + Sync + 'static,
+{
+    /// Runs until the serving closes. Should the loop panic (a bug of ours,
+    /// or of code that runs inside it, such as a tracing layer), the
+    /// serving closes as for a shutdown: every call still in its channel or
+    /// queue, or in a batch it was handing over, is answered with `Closed`
+    /// instead of waiting for ever, and new calls fail at once.
+    pub(crate) async fn run(mut self) {
+        let mut state = State {
+            queues: Queues::new(),
+            idle: (0..self.partitions.len()).rev().collect(),
+            load: vec![0; self.partitions.len()],
+            running: 0,
+            abandoned_hints: 0,
+            draining: false,
+            waiters: Vec::new(),
+            waits: Vec::new(),
+            poll_until: None,
+            inbox: Vec::with_capacity(256),
+            forming: None,
+        };
+        let serving = AssertUnwindSafe(self.serve(&mut state)).catch_unwind();
+        if let Err(payload) = serving.await {
+            tracing::error!(
+                serving = %self.name,
+                panic = %panic_message(payload.as_ref()),
+                "the scheduler panicked: the serving is closed and its calls fail with Closed"
+            );
+        }
+        self.finish(state);
+    }
+
+    /// The scheduler's loop; returns once the serving has closed and
+    /// drained, or every sender is gone.
+    async fn serve(&mut self, state: &mut State<I, O, E>) {
+        // One timer, re-armed only when the earliest batch deadline changes.
+        let mut timer: Pin<Box<Sleep>> = Box::pin(tokio::time::sleep_until(Instant::now()));
+        let mut armed: Option<Instant> = None;
+        loop {
+            let wanted = if state.idle.is_empty() {
+                None // nothing could start anyway; a Done message wakes us
+            } else {
+                state.queues.next_timeout(self.rules)
+            };
+            if wanted != armed {
+                if let Some(at) = wanted {
+                    timer.as_mut().reset(at);
+                }
+                armed = wanted;
+            }
+            if let (Some(until), true) = (state.poll_until, state.running > 0)
+                && !self.poll_busily(&mut state.inbox, armed, until).await
+            {
+                state.poll_until = None;
+            }
+            if state.inbox.is_empty() {
+                tokio::select! {
+                    biased;
+                    received = self.rx.recv_many(&mut state.inbox, 256) => {
+                        if received == 0 {
+                            return; // every sender is gone: nothing can arrive or wait
+                        }
+                    }
+                    () = timer.as_mut(), if armed.is_some() => {
+                        armed = None;
+                    }
+                }
+            }
+            let mut now = Instant::now();
+            let answered_after = self.handle_inbox(state, now);
+            if answered_after >= WAIT_FOR_ANSWERED_AFTER
+                && self.rules.policy == Policy::Eager
+                && !state.idle.is_empty()
+            {
+                // The callers just answered are about to send their next
+                // calls: let them run first, so that the eager batch starting
+                // now includes them rather than leaving without them.
+                tokio::task::yield_now().await;
+                while state.inbox.len() < 256 {
+                    let Ok(msg) = self.rx.try_recv() else { break };
+                    state.inbox.push(msg);
+                }
+                now = Instant::now();
+                self.handle_inbox(state, now);
+            }
+            self.start_ready(state, now);
+            if state.draining && state.queues.len() == 0 && state.running == 0 {
+                return;
+            }
+        }
+    }
+
+    /// Handles the messages in the inbox, oldest first; returns the longest
+    /// run time of the batches whose callers it answered. Each message
+    /// stays in the inbox until it is handled, so that a panic leaves the
+    /// rest for `finish` to answer.
+    fn handle_inbox(&self, state: &mut State<I, O, E>, now: Instant) -> Duration {
+        let mut answered_after = Duration::ZERO;
+        state.inbox.reverse();
+        while let Some(msg) = state.inbox.pop() {
+            answered_after = answered_after.max(self.handle(state, msg, now));
+        }
+        answered_after
+    }
+
+    /// Busy polling (see `Builder::busy_poll`): takes messages without
+    /// registering for a wake-up, yielding to the runtime's other tasks
+    /// between tries, until one arrives, the batch timer is `due`, or the
+    /// budget is spent. Because the scheduler's worker never sleeps
+    /// meanwhile, a partition thread that finishes hands its answers over
+    /// with a plain push instead of waking that worker first. Returns false
+    /// when it gave up: the budget ran out first.
+    ///
+    /// The deadline is wall-clock time: with tokio's clock paused (tests) a
+    /// tokio deadline would never come while this task keeps running.
+    async fn poll_busily(
+        &mut self,
+        inbox: &mut Vec<Msg<I, O, E>>,
+        due: Option<Instant>,
+        until: std::time::Instant,
+    ) -> bool {
+        loop {
+            while inbox.len() < 256 {
+                let Ok(msg) = self.rx.try_recv() else { break };
+                inbox.push(msg);
+            }
+            if !inbox.is_empty() || due.is_some_and(|at| Instant::now() >= at) {
+                Recorder::bump(&self.recorder.busy_poll_caught);
+                return true;
+            }
+            if std::time::Instant::now() >= until {
+                Recorder::bump(&self.recorder.busy_poll_gave_up);
+                return false;
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// Where busy polling is on: the polling deadline for a batch starting
+    /// now on a partition thread.
+    fn poll_deadline(&self) -> Option<std::time::Instant> {
+        (self.off_runtime && !self.busy_poll.is_zero())
+            .then(|| std::time::Instant::now() + self.busy_poll)
+    }
+}

@@ -1,0 +1,180 @@
+//! Starting batches: taking ready batches off the queue, making their jobs
+//! and handing them to partitions (at once to an idle one; on deck behind a
+//! busy one when pipelining).
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::batch::Batch;
+use crate::engine::clock::hold_clock;
+use crate::engine::delivery::{Route, Routes};
+use crate::engine::message::{Job, Work, revoke};
+use crate::engine::queue::Taken;
+use crate::engine::scheduler::{Scheduler, State};
+use crate::policy::StartReason;
+use crate::request::Request;
+
+impl<I, O, E> Scheduler<I, O, E>
+where
+    I: Send + 'static,
+    O: Send + 'static,
+    E: Send + Sync + 'static,
+{
+    /// Starts batches while a partition is free and some key's batch is
+    /// ready; then, with every partition busy, hands each a full batch to
+    /// start the moment it finishes, so a loaded partition never waits for
+    /// the scheduler between batches.
+    pub(super) fn start_ready(&self, state: &mut State<I, O, E>, now: Instant) {
+        while let Some(&partition) = state.idle.last() {
+            let Some((at, reason)) = state.queues.pick_ready(now, self.rules, state.draining)
+            else {
+                break;
+            };
+            state.waits.clear();
+            let taken = state.queues.take(
+                at,
+                self.rules.batch_size,
+                reason,
+                now,
+                true,
+                &mut state.waits,
+            );
+            self.room.give_back(taken.removed);
+            if taken.items.is_empty() {
+                continue; // every item there belonged to an abandoned call
+            }
+            state.idle.pop();
+            let job = self.job(state, taken, partition, false);
+            self.hand_over(state, partition, job);
+        }
+        while self.rules.pipeline && state.idle.is_empty() {
+            let Some(partition) = state.load.iter().position(|&load| load == 1) else {
+                break;
+            };
+            let Some(at) = state.queues.pick_full(self.rules.batch_size) else {
+                break;
+            };
+            state.waits.clear();
+            let taken = state.queues.take(
+                at,
+                self.rules.batch_size,
+                StartReason::Full,
+                now,
+                false,
+                &mut state.waits,
+            );
+            if taken.items.is_empty() {
+                self.room.give_back(taken.removed);
+                continue;
+            }
+            // Its room in the queue is given back when it starts.
+            let job = self.job(state, taken, partition, true);
+            self.hand_over(state, partition, job);
+        }
+    }
+
+    pub(super) fn hand_over(
+        &self,
+        state: &mut State<I, O, E>,
+        partition: usize,
+        job: Job<I, O, E>,
+    ) {
+        let link = &self.partitions[partition];
+        let work = if job.queued_room.is_some() {
+            link.on_deck
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push_back(job);
+            Work::OnDeck
+        } else {
+            state.poll_until = self.poll_deadline();
+            Work::Run(job)
+        };
+        if let Err(mpsc::error::SendError(work)) = link.work.send(work) {
+            // The partition's thread is gone (it cannot be in normal
+            // operation): fail its batches rather than lose them.
+            if let Work::Run(job) = work {
+                self.fail_unstarted(job);
+            }
+            for job in revoke(&link.on_deck) {
+                self.fail_unstarted(job);
+            }
+            return;
+        }
+        state.load[partition] += 1;
+        state.running += 1;
+    }
+
+    /// Makes the job for a batch taken from the queue. The batch waits in
+    /// `state.forming` while its span is made, when an application's
+    /// tracing layer runs, so that a panic then leaves its calls for
+    /// `finish` to answer.
+    fn job(
+        &self,
+        state: &mut State<I, O, E>,
+        taken: Taken<I, O, E>,
+        partition: usize,
+        claim_on_start: bool,
+    ) -> Job<I, O, E> {
+        let taken = &*state.forming.insert(taken);
+        let len = taken.items.len();
+        if !claim_on_start {
+            self.recorder
+                .in_flight
+                .fetch_add(len as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+        self.recorder
+            .record_queue_waits(state.waits.iter().copied());
+        let longest_wait = state.waits.iter().copied().max().unwrap_or_default();
+        let span = tracing::info_span!(
+            parent: None,
+            "batch",
+            serving = %self.name,
+            partition,
+            key = taken.key.id(),
+            size = len,
+            reason = taken.reason.as_str(),
+            queue_wait_us = longest_wait.as_micros() as u64,
+            exec_us = tracing::field::Empty,
+        );
+        if !span.is_disabled() {
+            link_callers(&span, &taken.routes);
+        }
+        let Taken {
+            key,
+            items,
+            routes,
+            listeners,
+            removed,
+            ..
+        } = state
+            .forming
+            .take()
+            .unwrap_or_else(|| unreachable!("the batch was put there above"));
+        Job {
+            batch: Batch::new(items, key, partition, listeners),
+            routes: Routes::new(routes),
+            span,
+            clock_hold: hold_clock(self.off_runtime),
+            queued_room: claim_on_start.then_some(removed),
+        }
+    }
+}
+
+/// Links the batch span to each distinct caller span (callers' spans travel
+/// with their items; a batch serves many callers, so it follows from them).
+fn link_callers<O, E>(span: &tracing::Span, routes: &[Route<O, E>]) {
+    let mut last: Option<*const Request<O, E>> = None;
+    for route in routes {
+        let ptr = Arc::as_ptr(&route.request);
+        if last == Some(ptr) {
+            continue;
+        }
+        last = Some(ptr);
+        if let Some(caller) = route.request.span() {
+            span.follows_from(caller);
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! What every scenario shares: the run's options, the section a scenario
+//! returns, starting the contenders, running closed-loop cells, and the
+//! tables and target rows made from them.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::closed_loop::{self, Cell};
+use crate::contenders::{Contender, Kind, Setup};
+use crate::report::{Spread, rate, table};
+
+/// What the command line asked for.
+#[derive(Debug)]
+pub struct Options {
+    /// Interleaved repetitions of each cell.
+    pub reps: usize,
+    /// How long a closed-loop cell runs.
+    pub cell: Duration,
+    /// Where the report goes.
+    pub out: String,
+    /// Scenarios to run (`--only s1,s4`); all when empty.
+    pub only: Vec<String>,
+    /// A short smoke run (`--quick`).
+    pub quick: bool,
+}
+
+impl Options {
+    /// Whether `scenario` is to run.
+    pub fn runs(&self, scenario: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|s| s.eq_ignore_ascii_case(scenario))
+    }
+}
+
+/// What a scenario returns: its markdown section, and the rows it adds to
+/// the targets table.
+#[derive(Debug, Default)]
+pub struct Section {
+    /// The section, heading included.
+    pub markdown: String,
+    /// Rows of the targets table (`| target | measured | met |`).
+    pub targets: String,
+}
+
+/// The runtime every contender runs on: two workers, as on the CI machine.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("cannot build the runtime: {e}"))
+}
+
+/// Starts the contenders of a scenario. The async-function serving runs in
+/// S1 only: it answers how much of the per-call overhead is the hand-off to
+/// a partition thread, and running it everywhere would push the whole
+/// comparison past five minutes.
+/// Starts every default contender and, of our variants, those in `variants`.
+pub fn start_all(setup: Setup, variants: &[Kind]) -> Vec<(Kind, Arc<dyn Contender>)> {
+    // `COMPARE_KINDS=ServingEager,Textbook` narrows the contenders (for profiling).
+    let wanted = std::env::var("COMPARE_KINDS").unwrap_or_default();
+    Kind::ALL
+        .iter()
+        .filter(|kind| !kind.is_variant() || variants.contains(kind))
+        .filter(|kind| wanted.is_empty() || wanted.split(',').any(|w| w == format!("{kind:?}")))
+        .filter_map(|&kind| match kind.start(setup) {
+            Ok(contender) => Some((kind, contender)),
+            Err(e) => {
+                eprintln!("skipping {}: {e}", kind.name());
+                None
+            }
+        })
+        .collect()
+}
+
+/// Closed-loop cells: (callers, kind index) to repetitions.
+pub type Cells = BTreeMap<(usize, usize), Vec<Cell>>; // (callers, kind index) -> repetitions
+
+/// Runs every contender through closed-loop cells at each caller count,
+/// the repetitions interleaved.
+pub async fn closed_loop_scenario(
+    label: &str,
+    setup: Setup,
+    levels: &[usize],
+    max_calls: u64,
+    cell: Duration,
+    options: &Options,
+    variants: &[Kind],
+) -> Cells {
+    let contenders = start_all(setup, variants);
+    let mut cells = Cells::new();
+    for rep in 0..options.reps {
+        for &callers in levels {
+            for (kind, contender) in &contenders {
+                let index = Kind::ALL.iter().position(|k| k == kind).unwrap_or(0);
+                let cell = closed_loop::run(
+                    Arc::clone(contender),
+                    callers,
+                    max_calls,
+                    cell,
+                    setup.batch_size,
+                )
+                .await;
+                eprintln!(
+                    "{label} rep {rep} C={callers} {}: {:.0}/s",
+                    kind.name(),
+                    cell.per_second
+                );
+                cells.entry((callers, index)).or_default().push(cell);
+            }
+        }
+    }
+    cells
+}
+
+/// The spread of one figure over a cell's repetitions.
+pub fn spread(cells: &[Cell], f: impl Fn(&Cell) -> f64) -> Spread {
+    Spread::of(&cells.iter().map(f).collect::<Vec<_>>())
+}
+
+/// The "checks" column: `ok`, or what went wrong in the cells.
+pub fn integrity(cells: &[Cell]) -> String {
+    let errors: u64 = cells.iter().map(|c| c.errors).sum();
+    let wrong: u64 = cells.iter().map(|c| c.wrong).sum();
+    let empty: u64 = cells.iter().map(|c| c.batches.empty).sum();
+    let oversized: u64 = cells.iter().map(|c| c.batches.oversized).sum();
+    let lost: u64 = cells
+        .iter()
+        .map(|c| c.batches.items.saturating_sub(c.calls + c.errors + c.wrong))
+        .sum();
+    if errors + wrong + empty + oversized == 0 {
+        "ok".to_owned()
+    } else {
+        format!(
+            "errors {errors}, wrong {wrong}, empty {empty}, oversized {oversized}, unanswered {lost}"
+        )
+    }
+}
+
+/// The markdown table of closed-loop cells, with an efficiency column
+/// where one is given.
+pub fn closed_loop_table(
+    cells: &Cells,
+    levels: &[usize],
+    efficiency: Option<&dyn Fn(usize, f64) -> String>,
+) -> String {
+    let mut header = vec![
+        "callers",
+        "contender",
+        "calls/s median (min–max)",
+        "p50 µs",
+        "p99 µs",
+        "mean batch",
+    ];
+    if efficiency.is_some() {
+        header.push("efficiency");
+    }
+    header.extend(["function ran on", "checks"]);
+    let mut rows = Vec::new();
+    for &callers in levels {
+        for (index, kind) in Kind::ALL.iter().enumerate() {
+            let Some(reps) = cells.get(&(callers, index)) else {
+                continue;
+            };
+            let throughput = spread(reps, |c| c.per_second);
+            let mut row = vec![
+                callers.to_string(),
+                kind.name().to_owned(),
+                rate(&throughput),
+                format!("{:.0}", spread(reps, |c| c.p50.as_secs_f64() * 1e6).median),
+                format!("{:.0}", spread(reps, |c| c.p99.as_secs_f64() * 1e6).median),
+                format!("{:.1}", spread(reps, Cell::mean_batch).median),
+            ];
+            if let Some(efficiency) = efficiency {
+                row.push(efficiency(callers, throughput.median));
+            }
+            row.push(
+                reps.iter()
+                    .find_map(|c| c.batches.thread)
+                    .unwrap_or("-")
+                    .to_owned(),
+            );
+            row.push(integrity(reps));
+            rows.push(row);
+        }
+    }
+    table(&header, &rows)
+}
+
+/// A contender's median calls/s at `callers`.
+pub fn median_of(cells: &Cells, callers: usize, kind: Kind) -> f64 {
+    let index = Kind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
+    cells
+        .get(&(callers, index))
+        .map_or(0.0, |reps| spread(reps, |c| c.per_second).median)
+}
+
+/// The best median calls/s at `callers` among ours (or among the peers),
+/// with the contender's name.
+pub fn best_of(cells: &Cells, callers: usize, ours: bool) -> (f64, &'static str) {
+    Kind::ALL
+        .iter()
+        .filter(|k| k.is_ours() == ours)
+        .map(|&k| (median_of(cells, callers, k), k.name()))
+        .fold(
+            (0.0, "-"),
+            |best, next| if next.0 > best.0 { next } else { best },
+        )
+}
+
+/// One row of the targets table: met when `value >= target`.
+pub fn verdict(name: &str, value: f64, target: f64, shown: String) -> String {
+    let met = if value >= target { "met" } else { "**missed**" };
+    format!("| {name} | {shown} | {met} |\n")
+}
+
+/// The target row for "eager at `callers` is at least `target` × batched-fn"
+/// in `scenario`.
+pub fn eager_over_batched_fn(scenario: &str, cells: &Cells, callers: usize, target: f64) -> String {
+    let ratio = median_of(cells, callers, Kind::ServingEager)
+        / median_of(cells, callers, Kind::BatchedFn).max(1.0);
+    verdict(
+        &format!("{scenario} C={callers} eager ≥ {target}× batched-fn"),
+        ratio,
+        target,
+        format!("{ratio:.2}×"),
+    )
+}

@@ -1,0 +1,109 @@
+//! S4: MobileNetV2 on ONNX Runtime (CPU), through the serving against
+//! direct session runs.
+
+use std::time::Duration;
+
+use tokio::runtime::Runtime;
+
+use crate::compare::common::{Options, Section, verdict};
+use crate::onnx::OnnxSetup;
+use crate::report::{Spread, table};
+
+/// Runs S4 (or says why it was skipped) and returns its section.
+pub fn run(rt: &Runtime, options: &Options) -> Section {
+    let mut section = Section {
+        markdown: "\n## S4: MobileNetV2 on ONNX Runtime (CPU)\n\n".to_owned(),
+        targets: String::new(),
+    };
+    match OnnxSetup::find() {
+        Err(why) => section.markdown.push_str(&format!("Skipped: {why}.\n")),
+        Ok(onnx) => {
+            let text = rt.block_on(onnx_scenario(&onnx, options, &mut section.targets));
+            section.markdown.push_str(&text);
+        }
+    }
+    section
+}
+
+/// The S4 cells and their table.
+pub async fn onnx_scenario(onnx: &OnnxSetup, options: &Options, targets: &mut String) -> String {
+    let mut out = String::from(
+        "64 closed-loop callers through the serving (eager) against direct session runs in a loop at the best batch size of 1, 8 and 32, with the same threads; the serving's `batch_size` is that same best size, as a user would tune it. Inputs are pre-processed tensors; each caller sends its own copy.\n\n",
+    );
+    // Shorter cells than S1-S3 keep the whole run within five minutes; one
+    // image takes milliseconds, so 2 s still covers hundreds of images.
+    let sweep = options.cell.min(Duration::from_secs(1));
+    let cell = options.cell.min(Duration::from_secs(2));
+    let mut rows = Vec::new();
+    let mut ratios = Vec::new();
+    // Each configuration's direct and served medians.
+    let mut bests: Vec<(f64, f64)> = Vec::new();
+    for (partitions, threads) in [(2usize, 1usize), (1, 2)] {
+        let mut best = (0.0, 1);
+        for batch in [1, 8, 32] {
+            match onnx.direct(partitions, threads, batch, sweep) {
+                Ok(rate) if rate > best.0 => best = (rate, batch),
+                Ok(_) => {}
+                Err(e) => return format!("Skipped: {e}.\n"),
+            }
+        }
+        let (mut direct, mut served, mut mean_batch) = (Vec::new(), Vec::new(), Vec::new());
+        for rep in 0..options.reps {
+            match (
+                onnx.direct(partitions, threads, best.1, cell),
+                onnx.served(partitions, threads, best.1, 64, cell).await,
+            ) {
+                (Ok(d), Ok((s, b))) => {
+                    eprintln!(
+                        "S4 rep {rep} {partitions}x{threads}: direct {d:.0}/s, served {s:.0}/s"
+                    );
+                    direct.push(d);
+                    served.push(s);
+                    mean_batch.push(b);
+                }
+                (Err(e), _) | (_, Err(e)) => return format!("Failed: {e}.\n"),
+            }
+        }
+        let (d, s) = (Spread::of(&direct), Spread::of(&served));
+        ratios.push(s.median / d.median.max(1e-9));
+        bests.push((d.median, s.median));
+        rows.push(vec![
+            format!("{partitions} × {threads}"),
+            format!("{} (batch {})", d.show(1.0, 1), best.1),
+            s.show(1.0, 1),
+            format!("{:.1}", Spread::of(&mean_batch).median),
+            format!("{:.3}", s.median / d.median.max(1e-9)),
+        ]);
+    }
+    out.push_str(&table(
+        &[
+            "partitions × threads",
+            "direct img/s",
+            "served img/s",
+            "served mean batch",
+            "served / direct",
+        ],
+        &rows,
+    ));
+    // The measure: the best served configuration against the best
+    // direct one; each configuration's own ratio is in the table, and the
+    // worst of them is shown beside the verdict.
+    let best_direct = bests.iter().map(|b| b.0).fold(0.0, f64::max);
+    let best_served = bests.iter().map(|b| b.1).fold(0.0, f64::max);
+    let ratio = best_served / best_direct.max(1e-9);
+    let worst = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+    let copy = onnx.input_copy_cost();
+    out.push_str(&format!(
+        "\nThe best served configuration ran {ratio:.3}× the best direct one; per configuration, served / direct ran {worst:.3}–{:.3}×. One cost a served call has and a direct run does not is its caller's own copy of the input (a fresh 3 × 224 × 224 tensor): {:.0} µs here, {:.1}% of the two cores at the best served rate.\n",
+        ratios.iter().copied().fold(0.0, f64::max),
+        copy.as_secs_f64() * 1e6,
+        copy.as_secs_f64() * best_served / 2.0 * 100.0,
+    ));
+    targets.push_str(&verdict(
+        "S4 served ≥ 0.97 × direct",
+        ratio / 0.97,
+        1.0,
+        format!("{ratio:.3}× best to best (per configuration {worst:.3}× at worst)"),
+    ));
+    out
+}
