@@ -353,6 +353,95 @@ mod tests {
         }
     }
 
+    fn rules(policy: Policy) -> Readiness {
+        Readiness {
+            policy,
+            batch_size: 4,
+            batch_timeout: Duration::from_millis(10),
+            pipeline: false,
+        }
+    }
+
+    fn reason(picked: Option<(usize, StartReason)>) -> Option<&'static str> {
+        picked.map(|(_, reason)| reason.as_str())
+    }
+
+    #[test]
+    fn a_timeout_batch_is_ready_when_full_at_its_timeout_or_when_draining() {
+        let mut queues: Queues<u64, u64, ()> = Queues::new();
+        let start = Instant::now();
+        let timeout = rules(Policy::Timeout);
+        assert_eq!(
+            queues.pick_ready(start, timeout, false).map(|(at, _)| at),
+            None
+        );
+        assert_eq!(queues.next_timeout(timeout), None, "nothing forming");
+        queues.push(BatchKey::DEFAULT, Priority::Normal, entry(1), start);
+        let later = start + Duration::from_millis(3);
+        queues.push(BatchKey::DEFAULT, Priority::Normal, entry(2), later);
+        // The timer runs from the first item, not the latest.
+        assert_eq!(
+            queues.next_timeout(timeout),
+            Some(start + Duration::from_millis(10))
+        );
+        assert_eq!(reason(queues.pick_ready(later, timeout, false)), None);
+        assert_eq!(
+            reason(queues.pick_ready(later, timeout, true)),
+            Some("drain")
+        );
+        let due = start + Duration::from_millis(10);
+        assert_eq!(
+            reason(queues.pick_ready(due, timeout, false)),
+            Some("timeout")
+        );
+        for item in 3..=4 {
+            queues.push(BatchKey::DEFAULT, Priority::Normal, entry(item), later);
+        }
+        assert_eq!(
+            reason(queues.pick_ready(later, timeout, false)),
+            Some("full")
+        );
+        assert_eq!(
+            queues.next_timeout(timeout),
+            None,
+            "a full batch waits for no timer"
+        );
+    }
+
+    #[test]
+    fn eager_batches_are_ready_at_once_and_set_no_timer() {
+        let mut queues: Queues<u64, u64, ()> = Queues::new();
+        let now = Instant::now();
+        queues.push(BatchKey::DEFAULT, Priority::Normal, entry(1), now);
+        let eager = rules(Policy::Eager);
+        assert_eq!(reason(queues.pick_ready(now, eager, false)), Some("eager"));
+        assert_eq!(queues.next_timeout(eager), None);
+    }
+
+    #[test]
+    fn among_ready_keys_the_oldest_forming_batch_goes_first() {
+        let mut queues: Queues<u64, u64, ()> = Queues::new();
+        let start = Instant::now();
+        let (young, old) = (BatchKey::new(1), BatchKey::new(2));
+        queues.push(
+            young,
+            Priority::Normal,
+            entry(1),
+            start + Duration::from_millis(2),
+        );
+        queues.push(old, Priority::Normal, entry(2), start);
+        let eager = rules(Policy::Eager);
+        let (at, _) = queues
+            .pick_ready(start + Duration::from_millis(2), eager, false)
+            .unwrap_or_else(|| unreachable!("two eager keys are queued"));
+        assert_eq!(queues.keys[at].key, old);
+        let timeout = rules(Policy::Timeout);
+        assert_eq!(
+            queues.next_timeout(timeout),
+            Some(start + Duration::from_millis(10))
+        );
+    }
+
     #[test]
     fn one_off_keys_do_not_grow_the_queue_without_bound() {
         let mut queues = Queues::new();
