@@ -2,7 +2,6 @@
 //! flags: the serving flags every application takes, plus the token limit
 //! and the length buckets.
 
-use batch_serving::Policy;
 use batch_serving_ort::embedding::{
     DEFAULT_BUCKET_EDGES, DEFAULT_MAX_TOKENS, Embedder, LengthBuckets,
 };
@@ -59,20 +58,11 @@ impl EmbedConfig {
     pub fn start(&self) -> Result<Embedder, OrtError> {
         let config = &self.serving;
         let files = MiniLmFiles::locate(config.models.as_deref())?;
-        let (batch_size, timeout, partitions) =
-            (config.batch_size, config.batch_timeout, config.partitions);
-        let (capacity, policy) = (self.queue_capacity(), Policy::from(config.policy));
         Embedder::builder(files)
             .session_options(config.session_options())
             .max_tokens(self.max_tokens)
             .buckets(self.buckets())
-            .serving(move |core| {
-                core.batch_size(batch_size)
-                    .batch_timeout(timeout)
-                    .partitions(partitions)
-                    .queue_capacity(capacity)
-                    .policy(policy)
-            })
+            .serving(config.core_settings(self.queue_capacity()))
             .start()
     }
 

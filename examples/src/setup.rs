@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use batch_serving::Policy;
+use batch_serving::{Builder, Policy};
 use batch_serving_ort::{MobileNet, MobileNetFiles, OrtError, SessionOptions};
 
 /// `--policy`: how a batch is started (see `batch_serving::Policy`).
@@ -82,6 +82,32 @@ impl ServingConfig {
         self.queue_capacity.unwrap_or(default)
     }
 
+    /// The core settings, as the hook every model builder takes, with the
+    /// queue capacity this model defaults to.
+    pub fn core_settings<I, O, E>(
+        &self,
+        default_capacity: usize,
+    ) -> impl Fn(Builder<I, O, E>) -> Builder<I, O, E> + Send + Sync + 'static
+    where
+        I: Send + 'static,
+        O: Send + 'static,
+        E: Send + Sync + 'static,
+    {
+        let (batch_size, timeout, partitions) =
+            (self.batch_size, self.batch_timeout, self.partitions);
+        let (capacity, policy) = (
+            self.queue_capacity_or(default_capacity),
+            Policy::from(self.policy),
+        );
+        move |core| {
+            core.batch_size(batch_size)
+                .batch_timeout(timeout)
+                .partitions(partitions)
+                .queue_capacity(capacity)
+                .policy(policy)
+        }
+    }
+
     /// Locates the files and starts the classifier.
     ///
     /// # Errors
@@ -89,21 +115,9 @@ impl ServingConfig {
     /// When the runtime or the model cannot be found or loaded.
     pub fn start(&self) -> Result<MobileNet, OrtError> {
         let files = MobileNetFiles::locate(self.models.as_deref())?;
-        let (batch_size, timeout, partitions) =
-            (self.batch_size, self.batch_timeout, self.partitions);
-        let (capacity, policy) = (
-            self.queue_capacity_or(4 * self.batch_size),
-            Policy::from(self.policy),
-        );
         MobileNet::builder(&files)?
             .session_options(self.session_options())
-            .serving(move |core| {
-                core.batch_size(batch_size)
-                    .batch_timeout(timeout)
-                    .partitions(partitions)
-                    .queue_capacity(capacity)
-                    .policy(policy)
-            })
+            .serving(self.core_settings(4 * self.batch_size))
             .start()
     }
 
