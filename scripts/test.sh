@@ -12,6 +12,15 @@ if ort_runtime; then
 else
     echo "warning: no ONNX Runtime; the real-model tests will skip" >&2
 fi
+# The NATS tests need a real nats-server: found on PATH or fetched into
+# .nats/ the same way. They skip loudly without one, unless
+# BATCH_SERVING_REQUIRE_NATS=1 (CI) makes that a failure.
+source scripts/nats-server.sh
+if nats_server; then
+    echo "nats-server: $NATS_SERVER"
+else
+    echo "warning: no nats-server; the NATS tests will skip" >&2
+fi
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 cargo test --workspace --all-features 2>&1 | tee "$log"

@@ -572,6 +572,29 @@ where
             .snapshot(inner.batch_size, inner.room.used() as u64)
     }
 
+    /// Items now holding queue room: waiting in the queue, or in a batch
+    /// handed ahead to a busy partition, but not yet running (a batch gives
+    /// its room back when it starts). One atomic load, unlike
+    /// [`stats`](Self::stats), so a router can read it on every call:
+    /// `queue_capacity() - queued()` is the room a fail-fast call can still
+    /// take.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use batch_serving::{Batch, Serving};
+    /// let serving = Serving::new(|b: Batch<u32>| Ok::<_, std::convert::Infallible>(b.to_vec())).start()?;
+    /// assert_eq!(serving.queued(), 0);
+    /// serving.dispatch(1).await?;
+    /// assert_eq!(serving.queued(), 0); // answered calls give their room back
+    /// # Ok(()) }
+    /// ```
+    pub fn queued(&self) -> usize {
+        self.inner.room.used()
+    }
+
     /// The configured `batch_size`.
     ///
     /// # Examples
