@@ -7,7 +7,9 @@
 #   3. starts the HTTP server, sends it load over HTTP, and stops it with
 #      Ctrl-C (SIGINT) to show the graceful drain,
 #   4. where the MiniLM files are there too, indexes a generated corpus with
-#      sentence embeddings, where batching does pay on a CPU.
+#      sentence embeddings, where batching does pay on a CPU,
+#   5. where a NATS server is found or fetched, serves MobileNet on three
+#      node processes through NATS under load, and kills one midway.
 # DEMO_SECONDS (default 3) sets the time per load-test row.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -71,5 +73,12 @@ if [[ -f "$BATCH_SERVING_MODELS/minilm/tokenizer.json" ]]; then
     rm -f "$out"
 else
     echo "(no minilm/ folder in $BATCH_SERVING_MODELS; skipping: docs/embeddings.md says how to get it)"
+fi
+echo; echo "== 5. one serving on three nodes through NATS, one killed midway =="
+source scripts/nats-server.sh
+if nats_server; then
+    "$bin/cluster" --seconds $(( seconds * 2 )) --concurrency 16 --batch-size 8
+else
+    echo "(no nats-server and none could be fetched; skipping: put nats-server on PATH or set NATS_SERVER)"
 fi
 echo; echo "demo finished"

@@ -10,17 +10,20 @@
 //! - `bsv1.N.node.ID` is one node's own subject, where routed calls go;
 //! - `bsv1.N.cancel` is a plain subject every node hears: a dropped call.
 //!
-//! A request carries [`PROTOCOL`] and its call id, mode, codec, priority and
-//! remaining time in headers; replies go to the request's reply subject as
-//! one or more messages, each with a [`KIND`] header. The last one is
-//! `done`, or an error (the service API's `Nats-Service-Error` headers plus
-//! [`ERROR_KIND`]).
+//! A request carries its version, mode, codec, priority and remaining time
+//! in one [`CALL`] header; its reply subject is its id. Replies go to that
+//! subject as one or more messages, each with a [`REPLY`] header. The last
+//! one is `done`, or an error (which also carries the service API's
+//! `Nats-Service-Error` headers). A cancel is a message on the cancel
+//! subject whose payload is the call's reply subject.
+
+use std::time::Duration;
 
 use async_nats::HeaderMap;
 use batch_serving::Priority;
 
-/// The protocol version this crate speaks. A request without this exact
-/// value in [`PROTOCOL`] is refused with a `bad_request` error reply.
+/// The protocol version this crate speaks. A request whose [`CALL`] header
+/// does not start with it is refused with a `bad_request` error reply.
 pub const VERSION: &str = "1";
 
 /// The NATS service name for a serving named `name`.
@@ -57,34 +60,20 @@ pub fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-/// Request header: the protocol version.
-pub const PROTOCOL: &str = "BS-Protocol";
-/// Request and reply header: the call id, unique per calling process.
+/// Request header: what the call is, in one line, so that a request costs
+/// one header to write and to parse (each header is a map entry with its
+/// own allocations on both sides and in the server):
+/// `VERSION MODE CODEC PRIORITY [TIMEOUT_US]`, for example
+/// `1 one msgpack normal 250000`. The timeout is the microseconds left
+/// until the call's deadline: relative, because the caller's and the
+/// node's clocks need not agree. The call's id is its reply subject.
 pub const CALL: &str = "BS-Call";
-/// Request header: `one`, `many` or `stream`.
-pub const MODE: &str = "BS-Mode";
-/// Request header: the codec of the items; reply header: of the outputs.
-pub const CODEC: &str = "BS-Codec";
-/// Request header: `low`, `normal` or `high`.
-pub const PRIORITY: &str = "BS-Priority";
-/// Request header: microseconds left until the call's deadline. Relative,
-/// because the caller's and the node's clocks need not agree.
-pub const TIMEOUT_US: &str = "BS-Timeout-Us";
-/// Reply header: what this message is (see the `KIND_*` values).
-pub const KIND: &str = "BS-Kind";
-/// Reply header: the id of the node that answers.
-pub const NODE: &str = "BS-Node";
-/// Reply header on `output`: index of the piece's first item in the call.
-pub const OFFSET: &str = "BS-Offset";
-/// Reply header on `hook`: the hook's name.
-pub const HOOK_NAME: &str = "BS-Hook";
-/// Reply header on `hook`: the item the hook is about, when it is about one.
-pub const HOOK_ITEM: &str = "BS-Hook-Item";
-/// Reply header on an error: which [`ErrorKind`] it is.
-pub const ERROR_KIND: &str = "BS-Error";
+/// Reply header: `KIND NODE [ARGS]`: `alive NODE`, `done NODE`,
+/// `output NODE OFFSET`, `hook NODE ITEM|- NAME`, `error NODE ERROR_KIND`.
+pub const REPLY: &str = "BS-Reply";
 
 /// The node queued the call and is working on it; sent when it is not
-/// answered soon, then again at every heartbeat until it is.
+/// answered within a heartbeat, then again at every heartbeat until it is.
 pub const KIND_ALIVE: &str = "alive";
 /// A streaming call's piece of outputs.
 pub const KIND_OUTPUT: &str = "output";
@@ -95,6 +84,138 @@ pub const KIND_HOOK: &str = "hook";
 pub const KIND_DONE: &str = "done";
 /// The last message of a failed call.
 pub const KIND_ERROR: &str = "error";
+
+/// A request's [`CALL`] header, read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallHeader<'a> {
+    /// How it is to run.
+    pub mode: Mode,
+    /// The items' codec name.
+    pub codec: &'a str,
+    /// Its priority.
+    pub priority: Priority,
+    /// Time left until its deadline, when it has one.
+    pub timeout: Option<Duration>,
+}
+
+impl<'a> CallHeader<'a> {
+    /// The header's value.
+    pub fn write(&self) -> String {
+        let mut line = format!(
+            "{VERSION} {} {} {}",
+            self.mode.as_str(),
+            self.codec,
+            priority_str(self.priority)
+        );
+        if let Some(timeout) = self.timeout {
+            line.push(' ');
+            line.push_str(&timeout.as_micros().to_string());
+        }
+        line
+    }
+
+    /// Reads a header value; the error says what is wrong, for the
+    /// caller's `bad_request` reply.
+    pub fn parse(line: &'a str) -> Result<Self, String> {
+        let mut fields = line.split_ascii_whitespace();
+        match fields.next() {
+            Some(VERSION) => {}
+            Some(other) => {
+                return Err(format!(
+                    "protocol version {other:?} is not spoken here (this node speaks {VERSION:?})"
+                ));
+            }
+            None => return Err("empty BS-Call header".into()),
+        }
+        let mode = fields
+            .next()
+            .and_then(Mode::parse)
+            .ok_or("missing or unknown mode")?;
+        let codec = fields.next().ok_or("missing codec")?;
+        let priority = fields
+            .next()
+            .and_then(parse_priority)
+            .ok_or("missing or unknown priority")?;
+        let timeout = match fields.next() {
+            None => None,
+            Some(micros) => Some(Duration::from_micros(
+                micros.parse().map_err(|_| "the timeout is not a number")?,
+            )),
+        };
+        if fields.next().is_some() {
+            return Err("unexpected fields in BS-Call".into());
+        }
+        Ok(CallHeader {
+            mode,
+            codec,
+            priority,
+            timeout,
+        })
+    }
+}
+
+/// A reply's [`REPLY`] header, read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplyHeader<'a> {
+    /// A heartbeat.
+    Alive,
+    /// The last message of a successful call.
+    Done,
+    /// A streaming piece starting at this item.
+    Output(usize),
+    /// A hook event about an item, or the whole batch.
+    Hook {
+        /// The item it is about.
+        item: Option<usize>,
+        /// The hook's name.
+        name: &'a str,
+    },
+    /// The last message of a failed call.
+    Error(ErrorKind),
+}
+
+impl ReplyHeader<'_> {
+    /// The header's value for a reply from `node`.
+    pub fn write(&self, node: &str) -> String {
+        match self {
+            ReplyHeader::Alive => format!("{KIND_ALIVE} {node}"),
+            ReplyHeader::Done => format!("{KIND_DONE} {node}"),
+            ReplyHeader::Output(offset) => format!("{KIND_OUTPUT} {node} {offset}"),
+            ReplyHeader::Hook { item, name } => match item {
+                Some(item) => format!("{KIND_HOOK} {node} {item} {name}"),
+                None => format!("{KIND_HOOK} {node} - {name}"),
+            },
+            ReplyHeader::Error(kind) => format!("{KIND_ERROR} {node} {}", kind.as_str()),
+        }
+    }
+
+    /// Reads a header value: the reply and the node that sent it.
+    pub fn parse(line: &str) -> Option<(ReplyHeader<'_>, &str)> {
+        let mut fields = line.splitn(4, ' ');
+        let kind = fields.next()?;
+        let node = fields.next()?;
+        let reply = match kind {
+            KIND_ALIVE => ReplyHeader::Alive,
+            KIND_DONE => ReplyHeader::Done,
+            KIND_OUTPUT => ReplyHeader::Output(fields.next()?.parse().ok()?),
+            KIND_HOOK => {
+                let item = fields.next()?;
+                let name = fields.next().unwrap_or("");
+                ReplyHeader::Hook {
+                    item: if item == "-" {
+                        None
+                    } else {
+                        Some(item.parse().ok()?)
+                    },
+                    name,
+                }
+            }
+            KIND_ERROR => ReplyHeader::Error(ErrorKind::parse(fields.next()?)),
+            _ => return None,
+        };
+        Some((reply, node))
+    }
+}
 
 /// How a request asks to be run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,7 +268,8 @@ pub fn parse_priority(value: &str) -> Option<Priority> {
     }
 }
 
-/// Why a node refused or failed a call, as carried in [`ERROR_KIND`].
+/// Why a node refused or failed a call, as carried in an error reply's
+/// [`REPLY`] header.
 /// The NATS service error code beside it follows HTTP, for tools that only
 /// read `Nats-Service-Error-Code`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -215,6 +337,7 @@ pub fn header<'a>(headers: Option<&'a HeaderMap>, name: &str) -> Option<&'a str>
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
@@ -250,5 +373,59 @@ mod tests {
         }
         assert_eq!(ErrorKind::parse("from-the-future"), ErrorKind::Failed);
         assert_eq!(Mode::parse("ONE"), None);
+    }
+
+    #[test]
+    fn call_headers_round_trip_and_bad_ones_say_why() {
+        let call = CallHeader {
+            mode: Mode::Many,
+            codec: "msgpack",
+            priority: Priority::High,
+            timeout: Some(Duration::from_micros(1500)),
+        };
+        let line = call.write();
+        assert_eq!(line, "1 many msgpack high 1500");
+        assert_eq!(CallHeader::parse(&line), Ok(call));
+        let plain = CallHeader {
+            timeout: None,
+            ..call
+        };
+        assert_eq!(CallHeader::parse(&plain.write()), Ok(plain));
+        for (bad, why) in [
+            ("", "empty"),
+            ("2 one msgpack normal", "version"),
+            ("1 all msgpack normal", "mode"),
+            ("1 one", "codec"),
+            ("1 one msgpack urgent", "priority"),
+            ("1 one msgpack normal soon", "timeout"),
+            ("1 one msgpack normal 5 6", "unexpected"),
+        ] {
+            let error = CallHeader::parse(bad).unwrap_err();
+            assert!(error.contains(why), "{bad:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn reply_headers_round_trip() {
+        for reply in [
+            ReplyHeader::Alive,
+            ReplyHeader::Done,
+            ReplyHeader::Output(16),
+            ReplyHeader::Hook {
+                item: Some(3),
+                name: "tokens",
+            },
+            ReplyHeader::Hook {
+                item: None,
+                name: "batch size",
+            },
+            ReplyHeader::Error(ErrorKind::Overloaded),
+        ] {
+            let line = reply.write("n1");
+            assert_eq!(ReplyHeader::parse(&line), Some((reply.clone(), "n1")));
+        }
+        assert_eq!(ReplyHeader::parse("done"), None);
+        assert_eq!(ReplyHeader::parse("later n1"), None);
+        assert_eq!(ReplyHeader::parse("output n1 x"), None);
     }
 }

@@ -472,66 +472,32 @@ async fn garbage_on_the_subjects_gets_error_replies_and_the_node_keeps_serving()
         .unwrap();
     let foreign = connect(&server).await;
     let subject = protocol::shared_subject("sq");
-    let headers = |pairs: &[(&str, &str)]| {
+    let call = |line: &str| {
         let mut map = async_nats::HeaderMap::new();
-        for (k, v) in pairs {
-            map.insert(*k, *v);
-        }
+        map.insert(protocol::CALL, line);
         map
     };
-    let good = [
-        (protocol::PROTOCOL, protocol::VERSION),
-        (protocol::MODE, "one"),
-        (protocol::CODEC, "msgpack"),
-    ];
     let cases: Vec<(&str, async_nats::HeaderMap, Vec<u8>)> = vec![
         (
             "no headers at all",
             async_nats::HeaderMap::new(),
             b"hello".to_vec(),
         ),
-        (
-            "an old protocol",
-            headers(&[
-                (protocol::PROTOCOL, "0"),
-                (protocol::MODE, "one"),
-                (protocol::CODEC, "msgpack"),
-            ]),
-            vec![7],
-        ),
-        (
-            "the wrong codec",
-            headers(&[
-                (protocol::PROTOCOL, "1"),
-                (protocol::MODE, "one"),
-                (protocol::CODEC, "json"),
-            ]),
-            b"7".to_vec(),
-        ),
+        ("an old protocol", call("0 one msgpack normal"), vec![7]),
+        ("a newer protocol", call("2 one msgpack normal"), vec![7]),
+        ("the wrong codec", call("1 one json normal"), b"7".to_vec()),
         (
             "a payload that is not msgpack",
-            headers(&good),
+            call("1 one msgpack normal"),
             vec![0xc1, 0xff, 0x00],
         ),
         (
-            "an unknown mode",
-            headers(&[
-                (protocol::PROTOCOL, "1"),
-                (protocol::MODE, "all"),
-                (protocol::CODEC, "msgpack"),
-            ]),
+            "a many call that is not a list",
+            call("1 many msgpack normal"),
             vec![7],
         ),
-        (
-            "a bad timeout",
-            headers(&[
-                (protocol::PROTOCOL, "1"),
-                (protocol::MODE, "one"),
-                (protocol::CODEC, "msgpack"),
-                (protocol::TIMEOUT_US, "soon"),
-            ]),
-            vec![7],
-        ),
+        ("an unknown mode", call("1 all msgpack normal"), vec![7]),
+        ("a bad timeout", call("1 one msgpack normal soon"), vec![7]),
     ];
     for (what, headers, payload) in cases {
         let reply = bounded(
@@ -541,10 +507,16 @@ async fn garbage_on_the_subjects_gets_error_replies_and_the_node_keeps_serving()
         .await
         .unwrap();
         let reply_headers = reply.headers.as_ref().unwrap();
-        assert_eq!(
-            reply_headers.get(protocol::ERROR_KIND).unwrap().as_str(),
-            "bad_request",
-            "{what}"
+        let line = reply_headers.get(protocol::REPLY).unwrap().as_str();
+        assert!(
+            matches!(
+                protocol::ReplyHeader::parse(line),
+                Some((
+                    protocol::ReplyHeader::Error(protocol::ErrorKind::BadRequest),
+                    _
+                ))
+            ),
+            "{what}: {line}"
         );
         assert_eq!(
             reply_headers

@@ -1,11 +1,13 @@
 //! One remote call on the node: read the request, admit it (fail-fast, so
 //! a full queue answers at once), run it on the local serving beside local
-//! calls, and answer: heartbeats while it runs, stream pieces as they come,
-//! then `done` or an error. Nothing a request holds can make the node
-//! panic or stop serving others.
+//! calls, and answer: stream pieces as they come, then `done` or an error.
+//! Heartbeats for calls that run long come from the node's sweep
+//! ([`super::heartbeats`]), not from a timer per call. Nothing a request
+//! holds can make the node panic or stop serving others.
 
+use std::collections::HashMap;
 use std::marker::PhantomData;
-use std::sync::{Arc, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_nats::service::Request;
@@ -14,12 +16,25 @@ use async_nats::{Client, HeaderMap, Subject};
 use batch_serving::{CallOptions, Event};
 use bytes::Bytes;
 use futures::StreamExt;
+use tokio::task::AbortHandle;
+use tokio::time::Instant;
 
-use super::{HookEncoder, Running};
+use super::HookEncoder;
 use crate::Error;
 use crate::codec::Codec;
 use crate::dispatch::LocalServing;
-use crate::protocol::{self, ErrorKind, Mode};
+use crate::protocol::{self, CallHeader, ErrorKind, Mode, ReplyHeader};
+
+/// A call this node has taken and not answered: how to drop it, and since
+/// when it runs (for heartbeats).
+pub(super) struct Taken {
+    pub(super) abort: AbortHandle,
+    pub(super) since: Instant,
+    pub(super) reply: Subject,
+}
+
+/// The calls this node is running, by reply subject (the call's id).
+pub(super) type Running = Arc<Mutex<HashMap<String, Taken>>>;
 
 pub(super) struct Context<I, O, S> {
     pub(super) client: Client,
@@ -27,35 +42,47 @@ pub(super) struct Context<I, O, S> {
     pub(super) serving: S,
     pub(super) items: Arc<dyn Codec<I>>,
     pub(super) outputs: Arc<dyn Codec<O>>,
-    pub(super) heartbeat: Duration,
     pub(super) hooks: Option<HookEncoder>,
+    /// The server's `max_payload`, read once: a reply over it is refused
+    /// by the server, so the caller gets an error reply instead.
+    pub(super) max_payload: usize,
     pub(super) _types: PhantomData<fn(I) -> O>,
 }
 
-/// Runs `request` in its own task, known by its call id so that a cancel
-/// can drop it.
+/// Runs `request` in its own task, known by its reply subject so that a
+/// cancel can drop it.
 pub(super) fn spawn<I, O, S>(context: Arc<Context<I, O, S>>, request: Request, running: &Running)
 where
     I: Send + 'static,
     O: Send + 'static,
     S: LocalServing<I, O>,
 {
-    let call =
-        protocol::header(request.message.headers.as_ref(), protocol::CALL).map(str::to_string);
+    let Some(reply) = request.message.reply.clone() else {
+        // A publish without a reply subject cannot be answered or
+        // cancelled; it is not a call.
+        tracing::debug!(subject = %request.message.subject, "message without a reply subject ignored");
+        return;
+    };
     // The lock is held across spawn and insert, so the task's own removal
     // (which takes it too) always comes after its insertion.
     let mut table = running.lock().unwrap_or_else(PoisonError::into_inner);
-    let forget = call.clone().map(|id| Forget {
+    let id = reply.as_str().to_string();
+    let forget = Forget {
         running: Arc::clone(running),
-        id,
-    });
+        id: id.clone(),
+    };
     let task = tokio::spawn(async move {
         let _forget = forget;
         answer(&context, request).await;
     });
-    if let Some(id) = call {
-        table.insert(id, task.abort_handle());
-    }
+    table.insert(
+        id,
+        Taken {
+            abort: task.abort_handle(),
+            since: Instant::now(),
+            reply,
+        },
+    );
 }
 
 /// Removes a finished (or aborted) call from the table.
@@ -86,12 +113,6 @@ where
     O: Send + 'static,
     S: LocalServing<I, O>,
 {
-    let Some(reply) = request.message.reply.clone() else {
-        // A publish without a reply subject cannot be answered or
-        // cancelled; it is not a call.
-        tracing::debug!(subject = %request.message.subject, "message without a reply subject ignored");
-        return;
-    };
     let parsed = match parse(context, &request) {
         Ok(parsed) => parsed,
         Err(message) => {
@@ -103,46 +124,42 @@ where
     let result = match parsed.mode {
         Mode::One => {
             let mut items = parsed.items;
-            let work = async {
-                let item = items
-                    .pop()
-                    .ok_or_else(|| Error::BadRequest("no item".into()))?;
-                let output = context.serving.dispatch_with(item, parsed.options).await?;
-                context
-                    .outputs
-                    .encode(&output)
-                    .map_err(|e| Error::Failed(e.to_string()))
-            };
-            with_heartbeat(context, &reply, work).await
+            match items.pop() {
+                Some(item) => match context.serving.dispatch_with(item, parsed.options).await {
+                    Ok(output) => context
+                        .outputs
+                        .encode(&output)
+                        .map_err(|e| Error::Failed(e.to_string())),
+                    Err(e) => Err(e),
+                },
+                None => Err(Error::BadRequest("no item".into())),
+            }
         }
-        Mode::Many => {
-            let work = async {
-                let outputs = context
-                    .serving
-                    .dispatch_many_with(parsed.items, parsed.options)
-                    .await?;
-                context
-                    .outputs
-                    .encode_many(&outputs)
-                    .map_err(|e| Error::Failed(e.to_string()))
-            };
-            with_heartbeat(context, &reply, work).await
-        }
-        Mode::Stream => {
-            let work = stream(context, &reply, parsed.items, parsed.options);
-            with_heartbeat(context, &reply, work).await
-        }
+        Mode::Many => match context
+            .serving
+            .dispatch_many_with(parsed.items, parsed.options)
+            .await
+        {
+            Ok(outputs) => context
+                .outputs
+                .encode_many(&outputs)
+                .map_err(|e| Error::Failed(e.to_string())),
+            Err(e) => Err(e),
+        },
+        Mode::Stream => stream(context, &request, parsed.items, parsed.options).await,
     };
     match result {
+        Ok(payload) if payload.len() > context.max_payload => {
+            let message = format!(
+                "reply of {} bytes exceeds max_payload {}",
+                payload.len(),
+                context.max_payload
+            );
+            respond_error(context, &request, ErrorKind::Failed, &message).await;
+        }
         Ok(payload) => {
-            let max = context.client.server_info().max_payload;
-            if payload.len() > max {
-                let message = format!("reply of {} bytes exceeds max_payload {max}", payload.len());
-                respond_error(context, &request, ErrorKind::Failed, &message).await;
-                return;
-            }
-            let mut headers = base_headers(context, &request, protocol::KIND_DONE);
-            headers.insert(protocol::CODEC, context.outputs.name());
+            let mut headers = HeaderMap::new();
+            headers.insert(protocol::REPLY, ReplyHeader::Done.write(&context.node));
             if let Err(e) = request
                 .respond_with_headers(Ok(Bytes::from(payload)), headers)
                 .await
@@ -157,41 +174,30 @@ where
     }
 }
 
-/// Reads the headers and payload; any problem is the caller's, as a
+/// Reads the header and payload; any problem is the caller's, as a
 /// message for its `bad_request` reply.
 fn parse<I: 'static, O, S>(
     context: &Context<I, O, S>,
     request: &Request,
 ) -> Result<Parsed<I>, String> {
-    let headers = request.message.headers.as_ref();
-    let version = protocol::header(headers, protocol::PROTOCOL)
-        .ok_or("not a batch-serving request (no BS-Protocol header)")?;
-    if version != protocol::VERSION {
+    let line = protocol::header(request.message.headers.as_ref(), protocol::CALL)
+        .ok_or("not a batch-serving request (no BS-Call header)")?;
+    let call = CallHeader::parse(line)?;
+    if call.codec != context.items.name() {
         return Err(format!(
-            "protocol version {version:?} is not spoken here (this node speaks {:?})",
-            protocol::VERSION
-        ));
-    }
-    let mode = protocol::header(headers, protocol::MODE)
-        .and_then(Mode::parse)
-        .ok_or("missing or unknown BS-Mode")?;
-    let codec = protocol::header(headers, protocol::CODEC).unwrap_or("");
-    if codec != context.items.name() {
-        return Err(format!(
-            "items are encoded as {codec:?}, this node reads {:?}",
+            "items are encoded as {:?}, this node reads {:?}",
+            call.codec,
             context.items.name()
         ));
     }
-    let mut options = CallOptions::new().fail_fast();
-    if let Some(value) = protocol::header(headers, protocol::PRIORITY) {
-        options = options.priority(protocol::parse_priority(value).ok_or("unknown BS-Priority")?);
-    }
-    if let Some(value) = protocol::header(headers, protocol::TIMEOUT_US) {
-        let micros: u64 = value.parse().map_err(|_| "BS-Timeout-Us is not a number")?;
-        options = options.timeout(Duration::from_micros(micros));
+    // Remote admission is always fail-fast: a full queue answers at once,
+    // and the caller tries another node instead of waiting here.
+    let mut options = CallOptions::new().fail_fast().priority(call.priority);
+    if let Some(timeout) = call.timeout {
+        options = options.timeout(timeout);
     }
     let payload = &request.message.payload;
-    let items = match mode {
+    let items = match call.mode {
         Mode::One => vec![context.items.decode(payload).map_err(|e| e.to_string())?],
         Mode::Many | Mode::Stream => context
             .items
@@ -199,44 +205,17 @@ fn parse<I: 'static, O, S>(
             .map_err(|e| e.to_string())?,
     };
     Ok(Parsed {
-        mode,
+        mode: call.mode,
         items,
         options,
     })
-}
-
-/// Runs `work`, telling the caller at every heartbeat that the call is
-/// alive, so it can tell a slow node from a dead one.
-async fn with_heartbeat<I, O, S, T>(
-    context: &Context<I, O, S>,
-    reply: &Subject,
-    work: impl Future<Output = Result<T, Error>>,
-) -> Result<T, Error> {
-    let mut work = std::pin::pin!(work);
-    let mut beat = tokio::time::interval_at(
-        tokio::time::Instant::now() + context.heartbeat,
-        context.heartbeat,
-    );
-    loop {
-        tokio::select! {
-            result = &mut work => return result,
-            _ = beat.tick() => {
-                let mut headers = HeaderMap::new();
-                headers.insert(protocol::KIND, protocol::KIND_ALIVE);
-                headers.insert(protocol::NODE, context.node.as_str());
-                // A lost heartbeat only makes the caller less sure; the
-                // next one, or the answer, follows.
-                let _ = context.client.publish_with_headers(reply.clone(), headers, Bytes::new()).await;
-            }
-        }
-    }
 }
 
 /// A streaming call: each piece and hook as its own message, in order.
 /// Returns the payload of the end marker (empty).
 async fn stream<I, O, S>(
     context: &Context<I, O, S>,
-    reply: &Subject,
+    request: &Request,
     items: Vec<I>,
     options: CallOptions,
 ) -> Result<Vec<u8>, Error>
@@ -245,26 +224,32 @@ where
     O: Send + 'static,
     S: LocalServing<I, O>,
 {
+    let reply: Subject = request
+        .message
+        .reply
+        .clone()
+        .ok_or_else(|| Error::BadRequest("no reply subject".into()))?;
     let mut events = context.serving.dispatch_stream_with(items, options);
     while let Some(event) = events.next().await {
         let mut headers = HeaderMap::new();
-        headers.insert(protocol::NODE, context.node.as_str());
         let payload = match event? {
             Event::Output { offset, outputs } => {
-                headers.insert(protocol::KIND, protocol::KIND_OUTPUT);
-                headers.insert(protocol::OFFSET, offset.to_string());
-                headers.insert(protocol::CODEC, context.outputs.name());
+                headers.insert(
+                    protocol::REPLY,
+                    ReplyHeader::Output(offset).write(&context.node),
+                );
                 context
                     .outputs
                     .encode_many(&outputs)
                     .map_err(|e| Error::Failed(e.to_string()))?
             }
             Event::Hook(hook) => {
-                headers.insert(protocol::KIND, protocol::KIND_HOOK);
-                headers.insert(protocol::HOOK_NAME, hook.name);
-                if let Some(item) = hook.item {
-                    headers.insert(protocol::HOOK_ITEM, item.to_string());
+                let line = ReplyHeader::Hook {
+                    item: hook.item,
+                    name: hook.name,
                 }
+                .write(&context.node);
+                headers.insert(protocol::REPLY, visible(&line));
                 context
                     .hooks
                     .as_ref()
@@ -281,28 +266,10 @@ where
     Ok(Vec::new())
 }
 
-fn base_headers<I, O, S>(context: &Context<I, O, S>, request: &Request, kind: &str) -> HeaderMap {
-    let mut headers = HeaderMap::new();
-    headers.insert(protocol::KIND, kind);
-    headers.insert(protocol::NODE, context.node.as_str());
-    if let Some(call) = protocol::header(request.message.headers.as_ref(), protocol::CALL) {
-        headers.insert(protocol::CALL, call);
-    }
-    headers
-}
-
-async fn respond_error<I, O, S>(
-    context: &Context<I, O, S>,
-    request: &Request,
-    kind: ErrorKind,
-    message: &str,
-) {
-    let mut headers = base_headers(context, request, protocol::KIND_ERROR);
-    headers.insert(protocol::ERROR_KIND, kind.as_str());
-    // Header values are one line of visible ASCII; anything else in a
-    // message (a batch function's error text) is replaced.
-    let status: String = message
-        .lines()
+/// A header value is one line of visible ASCII; anything else in a message
+/// (a batch function's error text, a hook's name) is replaced.
+fn visible(text: &str) -> String {
+    text.lines()
         .next()
         .unwrap_or("")
         .chars()
@@ -314,9 +281,22 @@ async fn respond_error<I, O, S>(
             }
         })
         .take(512)
-        .collect();
+        .collect()
+}
+
+async fn respond_error<I, O, S>(
+    context: &Context<I, O, S>,
+    request: &Request,
+    kind: ErrorKind,
+    message: &str,
+) {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        protocol::REPLY,
+        ReplyHeader::Error(kind).write(&context.node),
+    );
     let error = ServiceError {
-        status,
+        status: visible(message),
         code: kind.code(),
     };
     if let Err(e) = request.respond_with_headers(Err(error), headers).await {
@@ -346,4 +326,9 @@ fn kind_of(error: &Error) -> ErrorKind {
         Error::BadRequest(_) => ErrorKind::BadRequest,
         _ => ErrorKind::Failed,
     }
+}
+
+/// How often the sweep looks for calls that owe their caller a heartbeat.
+pub(super) fn sweep_every(heartbeat: Duration) -> Duration {
+    (heartbeat / 2).max(Duration::from_millis(1))
 }

@@ -9,9 +9,9 @@
 
 mod call;
 
-use std::collections::HashMap;
 use std::marker::PhantomData;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use async_nats::Client;
@@ -20,7 +20,9 @@ use batch_serving::Hook;
 use futures::StreamExt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::task::{AbortHandle, JoinHandle};
+use tokio::task::JoinHandle;
+
+use self::call::Running;
 
 use crate::codec::{Codec, MsgPack};
 use crate::dispatch::LocalServing;
@@ -79,6 +81,7 @@ pub struct Node {
     name: String,
     service: Option<Service>,
     listener: JoinHandle<()>,
+    stopped: Arc<AtomicBool>,
     running: Running,
 }
 
@@ -90,9 +93,6 @@ impl std::fmt::Debug for Node {
             .finish_non_exhaustive()
     }
 }
-
-/// The calls this node is running, by call id, so a cancel can drop one.
-type Running = Arc<Mutex<HashMap<String, AbortHandle>>>;
 
 impl Node {
     /// Exports `serving` under `name` with the MessagePack codec for items
@@ -170,6 +170,8 @@ impl Node {
     /// stopped listening either way.
     pub async fn stop(mut self) -> Result<(), NodeError> {
         self.listener.abort();
+        // Calls already taken still finish; they keep their heartbeats
+        // until then.
         match self.service.take() {
             Some(service) => service
                 .stop()
@@ -183,6 +185,9 @@ impl Node {
 impl Drop for Node {
     fn drop(&mut self) {
         self.listener.abort();
+        // The heartbeat sweep goes on for the calls already taken, and
+        // ends once the last of them is answered.
+        self.stopped.store(true, Ordering::Relaxed);
     }
 }
 
@@ -298,17 +303,26 @@ where
             serving,
             items,
             outputs,
-            heartbeat,
             hooks,
+            max_payload: client.server_info().max_payload,
             _types: PhantomData,
         });
         let listener = tokio::spawn(listen(context, shared, own, cancels, Arc::clone(&running)));
+        let stopped = Arc::new(AtomicBool::new(false));
+        tokio::spawn(beat(
+            client.clone(),
+            id.clone(),
+            heartbeat,
+            Arc::clone(&running),
+            Arc::clone(&stopped),
+        ));
         tracing::info!(serving = %name, node = %id, "node joined");
         Ok(Node {
             id,
             name,
             service: Some(service),
             listener,
+            stopped,
             running,
         })
     }
@@ -335,15 +349,57 @@ async fn listen<I, O, S>(
             }
             cancel = cancels.next() => {
                 let Some(cancel) = cancel else { break };
-                let Some(id) = protocol::header(cancel.headers.as_ref(), protocol::CALL) else { continue };
-                let handle = running.lock().unwrap_or_else(PoisonError::into_inner).remove(id);
-                if let Some(handle) = handle {
+                // The payload is the call's reply subject; anything else
+                // matches no call and is ignored.
+                let Ok(id) = std::str::from_utf8(&cancel.payload) else { continue };
+                let taken = running.lock().unwrap_or_else(PoisonError::into_inner).remove(id);
+                if let Some(taken) = taken {
                     // Dropping the call's task drops its local call, which
                     // removes its items still queued, as a local drop does.
-                    handle.abort();
+                    taken.abort.abort();
                     tracing::debug!(call = id, "cancelled by its caller");
                 }
             }
+        }
+    }
+}
+
+/// Tells the caller of every call that has run longer than a heartbeat that
+/// it is alive, so the caller can tell a slow node from a dead one. One
+/// sweep for all calls, not a timer per call: calls answered within a
+/// heartbeat (nearly all) cost nothing here.
+async fn beat(
+    client: Client,
+    node: String,
+    heartbeat: Duration,
+    running: Running,
+    stopped: Arc<AtomicBool>,
+) {
+    let line = crate::protocol::ReplyHeader::Alive.write(&node);
+    let mut tick = tokio::time::interval(call::sweep_every(heartbeat));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let now = tokio::time::Instant::now();
+        let owed: Vec<async_nats::Subject> = {
+            let table = running.lock().unwrap_or_else(PoisonError::into_inner);
+            if table.is_empty() && stopped.load(Ordering::Relaxed) {
+                return;
+            }
+            table
+                .iter()
+                .filter(|(_, taken)| now.saturating_duration_since(taken.since) >= heartbeat)
+                .map(|(_, taken)| taken.reply.clone())
+                .collect()
+        };
+        for reply in owed {
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert(protocol::REPLY, line.as_str());
+            // A lost heartbeat only makes the caller less sure; the next
+            // one, or the answer, follows.
+            let _ = client
+                .publish_with_headers(reply, headers, bytes::Bytes::new())
+                .await;
         }
     }
 }

@@ -2,16 +2,19 @@
 //! replies until the last one, the deadline, or a silence longer than the
 //! limit. Dropped before its end, it tells the nodes to drop the call.
 
+use std::sync::Arc;
+
 use async_nats::{HeaderMap, Message, StatusCode};
 use batch_serving::CallOptions;
 use bytes::Bytes;
+use futures::StreamExt;
 use tokio::time::Instant;
 
 use super::Shared;
 use super::inbox::Mailbox;
 use super::route::Pick;
 use crate::Error;
-use crate::protocol::{self, ErrorKind, Mode};
+use crate::protocol::{self, CallHeader, ErrorKind, Mode, ReplyHeader};
 
 /// What one reply message was.
 pub(crate) enum Reply {
@@ -27,12 +30,10 @@ pub(crate) enum Reply {
     Done(Bytes),
 }
 
-pub(crate) struct Attempt {
-    client: async_nats::Client,
-    cancel_subject: String,
+pub(crate) struct Attempt<I, O> {
+    shared: Arc<Shared<I, O>>,
     mailbox: Mailbox,
     deadline: Option<Instant>,
-    silence_limit: std::time::Duration,
     last_heard: Instant,
     heard: bool,
     /// The node answering, once known (the pick, or the first reply).
@@ -44,46 +45,49 @@ pub(crate) struct Attempt {
     _pick: Option<Pick>,
 }
 
-impl Attempt {
+impl<I: 'static, O> Attempt<I, O> {
     /// Sends the request to `pick`'s own subject, or to the shared subject
     /// when there is no pick.
-    pub(crate) async fn send<I: 'static, O>(
-        shared: &Shared<I, O>,
+    pub(crate) async fn send(
+        shared: &Arc<Shared<I, O>>,
         pick: Option<Pick>,
         mode: Mode,
         payload: Bytes,
         options: &CallOptions,
-    ) -> Result<Attempt, Error> {
+    ) -> Result<Attempt<I, O>, Error> {
         let now = Instant::now();
-        let mailbox = shared.inbox.mailbox();
-        let mut headers = HeaderMap::new();
-        headers.insert(protocol::PROTOCOL, protocol::VERSION);
-        headers.insert(protocol::CALL, mailbox.subject.as_str());
-        headers.insert(protocol::MODE, mode.as_str());
-        headers.insert(protocol::CODEC, shared.items.name());
-        headers.insert(protocol::PRIORITY, protocol::priority_str(options.priority));
-        if let Some(deadline) = options.deadline {
-            let left = deadline.saturating_duration_since(now);
-            if left.is_zero() {
-                return Err(Error::DeadlineExceeded);
+        let timeout = match options.deadline {
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(now);
+                if left.is_zero() {
+                    return Err(Error::DeadlineExceeded);
+                }
+                Some(left)
             }
-            headers.insert(protocol::TIMEOUT_US, left.as_micros().to_string());
-        }
+            None => None,
+        };
+        let call = CallHeader {
+            mode,
+            codec: shared.items.name(),
+            priority: options.priority,
+            timeout,
+        };
+        let mut headers = HeaderMap::new();
+        headers.insert(protocol::CALL, call.write());
         let subject = match &pick {
             Some(pick) => protocol::node_subject(&shared.name, &pick.node),
-            None => protocol::shared_subject(&shared.name),
+            None => shared.shared_subject.clone(),
         };
+        let mailbox = shared.inbox.mailbox();
         shared
             .client
             .publish_with_reply_and_headers(subject, mailbox.subject.clone(), headers, payload)
             .await
             .map_err(|e| Error::Nats(e.to_string()))?;
         Ok(Attempt {
-            client: shared.client.clone(),
-            cancel_subject: protocol::cancel_subject(&shared.name),
+            shared: Arc::clone(shared),
             mailbox,
             deadline: options.deadline,
-            silence_limit: shared.silence_limit,
             last_heard: now,
             heard: false,
             node: pick.as_ref().map(|pick| pick.node.clone()),
@@ -115,32 +119,28 @@ impl Attempt {
         }
         let result = self.read().await;
         if !matches!(result, Ok(Reply::Output { .. } | Reply::Hook { .. })) {
-            // The call is over, answered or not: a deadline or a silence
-            // still drops it on the node, through the cancel in Drop.
-            self.finished = result.is_ok() || self.answered_error(&result);
+            // The call is over. A deadline, a silence or a broken
+            // connection still leaves it on the node, so those are not
+            // "finished" and Drop sends the cancel.
+            self.finished = !matches!(
+                result,
+                Err(Error::DeadlineExceeded
+                    | Error::NodeLost { .. }
+                    | Error::NoAnswer
+                    | Error::Nats(_))
+            );
         }
         result
     }
 
-    /// An error the node itself sent ends the call there; no cancel needed.
-    fn answered_error(&self, result: &Result<Reply, Error>) -> bool {
-        !matches!(
-            result,
-            Err(Error::DeadlineExceeded
-                | Error::NodeLost { .. }
-                | Error::NoAnswer
-                | Error::Nats(_))
-        )
-    }
-
     async fn read(&mut self) -> Result<Reply, Error> {
         loop {
-            let silent_at = self.last_heard + self.silence_limit;
+            let silent_at = self.last_heard + self.shared.silence_limit;
             let wake = match self.deadline {
                 Some(deadline) if deadline < silent_at => deadline,
                 _ => silent_at,
             };
-            let message = match tokio::time::timeout_at(wake, self.mailbox.replies.recv()).await {
+            let message = match tokio::time::timeout_at(wake, self.mailbox.replies.next()).await {
                 Ok(Some(message)) => message,
                 // The inbox task ended: the client is closed.
                 Ok(None) => return Err(Error::Nats("connection closed".into())),
@@ -170,45 +170,43 @@ impl Attempt {
             });
         }
         let headers = message.headers.as_ref();
-        if let Some(node) = protocol::header(headers, protocol::NODE) {
+        let Some((reply, node)) =
+            protocol::header(headers, protocol::REPLY).and_then(ReplyHeader::parse)
+        else {
+            return Err(Error::BadRequest(format!(
+                "a reply that is not batch-serving protocol v{}",
+                protocol::VERSION
+            )));
+        };
+        if self.node.as_deref() != Some(node) {
             self.node = Some(node.to_string());
-            self.heard = true;
         }
-        let kind = protocol::header(headers, protocol::KIND).unwrap_or("");
-        match kind {
-            protocol::KIND_ALIVE => Ok(None),
-            protocol::KIND_DONE => Ok(Some(Reply::Done(message.payload))),
-            protocol::KIND_OUTPUT => {
-                let offset = protocol::header(headers, protocol::OFFSET)
-                    .and_then(|v| v.parse().ok())
-                    .ok_or_else(|| Error::BadRequest("output without BS-Offset".into()))?;
-                Ok(Some(Reply::Output {
-                    offset,
-                    payload: message.payload,
-                }))
-            }
-            protocol::KIND_HOOK => Ok(Some(Reply::Hook {
-                name: protocol::header(headers, protocol::HOOK_NAME)
-                    .unwrap_or("")
-                    .to_string(),
-                item: protocol::header(headers, protocol::HOOK_ITEM).and_then(|v| v.parse().ok()),
+        self.heard = true;
+        match reply {
+            ReplyHeader::Alive => Ok(None),
+            ReplyHeader::Done => Ok(Some(Reply::Done(message.payload))),
+            ReplyHeader::Output(offset) => Ok(Some(Reply::Output {
+                offset,
                 payload: message.payload,
             })),
-            _ => Err(error_of(headers)),
+            ReplyHeader::Hook { item, name } => Ok(Some(Reply::Hook {
+                name: name.to_string(),
+                item,
+                payload: message.payload,
+            })),
+            ReplyHeader::Error(kind) => {
+                let status = protocol::header(headers, async_nats::service::NATS_SERVICE_ERROR)
+                    .unwrap_or("")
+                    .to_string();
+                Err(error_of(kind, status))
+            }
         }
     }
 }
 
-/// The caller's error for a node's error reply (or for a reply that is not
-/// ours at all).
-fn error_of(headers: Option<&HeaderMap>) -> Error {
-    let status = protocol::header(headers, async_nats::service::NATS_SERVICE_ERROR)
-        .unwrap_or("reply without a BS-Kind")
-        .to_string();
-    let Some(kind) = protocol::header(headers, protocol::ERROR_KIND) else {
-        return Error::BadRequest(status);
-    };
-    match ErrorKind::parse(kind) {
+/// The caller's error for a node's error reply.
+fn error_of(kind: ErrorKind, status: String) -> Error {
+    match kind {
         ErrorKind::BadRequest => Error::BadRequest(status),
         ErrorKind::Overloaded => Error::Overloaded { tries: 1 },
         ErrorKind::Closed => Error::Closed,
@@ -219,7 +217,7 @@ fn error_of(headers: Option<&HeaderMap>) -> Error {
     }
 }
 
-impl Drop for Attempt {
+impl<I, O> Drop for Attempt<I, O> {
     fn drop(&mut self) {
         if self.finished {
             return;
@@ -227,17 +225,12 @@ impl Drop for Attempt {
         // Dropped mid-call (the caller gave up, or its deadline passed):
         // every node hears the cancel and the one running it drops it, as
         // a dropped local call drops its queued items.
-        let client = self.client.clone();
-        let subject = self.cancel_subject.clone();
-        let call = self.mailbox.subject.clone();
+        let client = self.shared.client.clone();
+        let subject = self.shared.cancel_subject.clone();
+        let call = Bytes::from(self.mailbox.subject.clone());
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
-                let mut headers = HeaderMap::new();
-                headers.insert(protocol::PROTOCOL, protocol::VERSION);
-                headers.insert(protocol::CALL, call.as_str());
-                let _ = client
-                    .publish_with_headers(subject, headers, Bytes::new())
-                    .await;
+                let _ = client.publish(subject, call).await;
             });
         }
     }

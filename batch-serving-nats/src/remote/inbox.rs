@@ -10,7 +10,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use async_nats::{Client, Message, SubscribeError};
 use futures::StreamExt;
-use tokio::sync::mpsc;
+// futures' channel allocates per message, not a block of slots per
+// channel: most calls see one reply, so a block per call would be waste.
+use futures::channel::mpsc;
 use tokio::task::JoinHandle;
 
 type Table = Arc<Mutex<HashMap<u64, mpsc::UnboundedSender<Message>>>>;
@@ -60,7 +62,7 @@ impl Inbox {
                     .get(&id)
                     .cloned();
                 if let Some(sender) = sender {
-                    let _ = sender.send(message);
+                    let _ = sender.unbounded_send(message);
                 }
             }
         });
@@ -74,7 +76,7 @@ impl Inbox {
 
     pub(crate) fn mailbox(&self) -> Mailbox {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
-        let (sender, replies) = mpsc::unbounded_channel();
+        let (sender, replies) = mpsc::unbounded();
         self.table
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

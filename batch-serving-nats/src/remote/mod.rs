@@ -13,6 +13,7 @@ mod attempt;
 mod inbox;
 mod route;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -87,6 +88,12 @@ type TryMany<I, O> = dyn Fn(Vec<I>, CallOptions) -> Result<LocalCall<Vec<O>>, Ve
 pub(crate) struct Shared<I, O> {
     client: Client,
     name: String,
+    shared_subject: String,
+    cancel_subject: String,
+    /// The server's `max_payload`, refreshed with the load reports (a
+    /// reconnect may land on a server with another limit); read per call
+    /// without cloning the client's whole server info.
+    max_payload: Arc<AtomicUsize>,
     items: Arc<dyn Codec<I>>,
     outputs: Arc<dyn Codec<O>>,
     inbox: Inbox,
@@ -95,6 +102,7 @@ pub(crate) struct Shared<I, O> {
     max_tries: usize,
     silence_limit: Duration,
     idempotent: bool,
+    route_by_load: bool,
     rng: Mutex<fastrand::Rng>,
     refresher: JoinHandle<()>,
 }
@@ -141,6 +149,7 @@ pub struct RemoteBuilder<I, O> {
     silence_limit: Duration,
     refresh: Duration,
     idempotent: bool,
+    route_by_load: bool,
 }
 
 impl<I, O> std::fmt::Debug for RemoteBuilder<I, O> {
@@ -195,6 +204,7 @@ where
             silence_limit: DEFAULT_SILENCE_LIMIT,
             refresh: DEFAULT_REFRESH,
             idempotent: false,
+            route_by_load: true,
         }
     }
 }
@@ -245,6 +255,15 @@ where
         self
     }
 
+    /// With `false`, every call goes to the shared subject and NATS's queue
+    /// group picks a node at random, blind to load, as a plain NATS
+    /// request would; for comparison (the benchmark's S6) and for
+    /// clusters where the stats traffic is unwanted. Default `true`.
+    pub fn route_by_load(mut self, route: bool) -> Self {
+        self.route_by_load = route;
+        self
+    }
+
     /// Subscribes for replies and starts reading the nodes' load.
     ///
     /// # Errors
@@ -262,15 +281,21 @@ where
             .await
             .map_err(|e| Error::Nats(e.to_string()))?;
         let routes = Arc::new(Routes::default());
+        let max_payload = Arc::new(AtomicUsize::new(self.client.server_info().max_payload));
         let refresher = tokio::spawn(refresh(
             self.client.clone(),
             protocol::service_name(&self.name),
             Arc::clone(&routes),
+            Arc::clone(&max_payload),
             self.refresh,
+            self.route_by_load,
         ));
         Ok(RemoteServing {
             shared: Arc::new(Shared {
                 client: self.client,
+                shared_subject: protocol::shared_subject(&self.name),
+                cancel_subject: protocol::cancel_subject(&self.name),
+                max_payload,
                 name: self.name,
                 items: self.items,
                 outputs: self.outputs,
@@ -280,6 +305,7 @@ where
                 max_tries: self.max_tries,
                 silence_limit: self.silence_limit,
                 idempotent: self.idempotent,
+                route_by_load: self.route_by_load,
                 rng: Mutex::new(fastrand::Rng::new()),
                 refresher,
             }),
@@ -287,12 +313,24 @@ where
     }
 }
 
-/// Asks every node for its report at each tick and keeps the table fresh.
-async fn refresh(client: Client, service: String, routes: Arc<Routes>, every: Duration) {
+/// Asks every node for its report at each tick and keeps the table fresh
+/// (only the server's limit without routing by load).
+async fn refresh(
+    client: Client,
+    service: String,
+    routes: Arc<Routes>,
+    max_payload: Arc<AtomicUsize>,
+    every: Duration,
+    route_by_load: bool,
+) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
+        max_payload.store(client.server_info().max_payload, Ordering::Relaxed);
+        if !route_by_load {
+            continue;
+        }
         // Replies that take longer than half a tick count in the next round.
         if let Some(reports) = gather(&client, &service, every / 2).await {
             routes.update(reports, Instant::now(), every * 4);
@@ -580,9 +618,9 @@ where
         payload: Bytes,
         items: usize,
         options: &CallOptions,
-    ) -> Result<Attempt, Error> {
+    ) -> Result<Attempt<I, O>, Error> {
         let shared = &*self.shared;
-        let max = shared.client.server_info().max_payload;
+        let max = shared.max_payload.load(Ordering::Relaxed);
         if payload.len() > max {
             return Err(Error::PayloadTooLarge {
                 size: payload.len(),
@@ -592,16 +630,20 @@ where
         let mut tried: Vec<String> = Vec::new();
         let mut refusals = 0;
         loop {
-            let pick = {
-                let mut rng = shared.rng.lock().unwrap_or_else(PoisonError::into_inner);
-                shared.routes.pick(items, &tried, &mut rng)
+            let pick = match shared.route_by_load {
+                true => {
+                    let mut rng = shared.rng.lock().unwrap_or_else(PoisonError::into_inner);
+                    shared.routes.pick(items, &tried, &mut rng)
+                }
+                false => None,
             };
             let known = shared.routes.len();
             if pick.is_none() && known > 0 && tried.len() >= known {
                 // Every known node refused.
                 return Err(Error::Overloaded { tries: refusals });
             }
-            let mut attempt = Attempt::send(shared, pick, mode, payload.clone(), options).await?;
+            let mut attempt =
+                Attempt::send(&self.shared, pick, mode, payload.clone(), options).await?;
             match attempt.peek_refusal().await {
                 None => return Ok(attempt),
                 Some(refusal) => {
@@ -629,7 +671,7 @@ where
                     if let Some(node) = node {
                         tried.push(node);
                     }
-                    if shared.routes.len() == 0 {
+                    if shared.route_by_load && shared.routes.len() == 0 {
                         // Refused through the shared subject before any
                         // load is known: ask the nodes now, so the next
                         // try can go elsewhere instead of to another

@@ -52,6 +52,7 @@ impl Labels {
 
 /// One predicted class.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Prediction {
     /// The class index.
     pub class: usize,

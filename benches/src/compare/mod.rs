@@ -10,3 +10,4 @@ pub mod s2;
 pub mod s3;
 pub mod s4;
 pub mod s5;
+pub mod s6;

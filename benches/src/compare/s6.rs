@@ -1,0 +1,418 @@
+//! S6: one serving across nodes through NATS, on loopback, with an
+//! accelerator stand-in (an async batch function that sleeps 2 ms + 20 µs
+//! per item), so that capacity comes from the stand-in, not from the two
+//! CPU cores. It measures the bare NATS request/reply floor, remote calls
+//! through one node, throughput with 1, 2 and 3 nodes, and the p99 with one
+//! node twice as slow, routed by load against NATS's plain queue group.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use batch_serving::{Batch, Policy, Serving};
+use batch_serving_nats::{Node, RemoteServing};
+use futures::StreamExt;
+use hdrhistogram::Histogram;
+use tokio::runtime::Runtime;
+use tokio::time::Instant;
+
+use crate::compare::common::{Options, Section, verdict};
+use crate::report::{Spread, rate, table};
+
+/// Runs S6 (or says why it was skipped) and returns its section.
+pub fn run(rt: &Runtime, options: &Options) -> Section {
+    let mut section = Section {
+        markdown: "\n## S6: one serving on several nodes through NATS (loopback, accelerator stand-in)\n\n".to_owned(),
+        targets: String::new(),
+    };
+    let Some(binary) = nats_binary() else {
+        section.markdown.push_str(
+            "Skipped: no nats-server (run `source scripts/nats-server.sh && nats_server` first).\n",
+        );
+        return section;
+    };
+    let server = match NatsProcess::start(&binary) {
+        Ok(server) => server,
+        Err(e) => {
+            section.markdown.push_str(&format!("Skipped: {e}.\n"));
+            return section;
+        }
+    };
+    match rt.block_on(scenario(&server.url, options)) {
+        Ok((markdown, targets)) => {
+            section.markdown.push_str(&markdown);
+            section.targets.push_str(&targets);
+        }
+        Err(e) => section.markdown.push_str(&format!("Failed: {e}.\n")),
+    }
+    section
+}
+
+fn nats_binary() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("NATS_SERVER") {
+        return Some(PathBuf::from(path));
+    }
+    let cached = PathBuf::from(".nats/nats-server-2.15.1/nats-server");
+    if cached.is_file() {
+        return Some(cached);
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("nats-server"))
+        .find(|p| p.is_file())
+}
+
+struct NatsProcess {
+    child: Child,
+    url: String,
+}
+
+impl NatsProcess {
+    fn start(binary: &PathBuf) -> Result<Self, String> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| e.to_string())?
+            .port();
+        let child = Command::new(binary)
+            .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start nats-server: {e}"))?;
+        let server = NatsProcess {
+            child,
+            url: format!("nats://127.0.0.1:{port}"),
+        };
+        for _ in 0..500 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Ok(server);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Err("nats-server did not listen".into())
+    }
+}
+
+impl Drop for NatsProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A stand-in node's shape: how big its batches are, how many run at once,
+/// and how slow it is (1 = 2 ms + 20 µs per item).
+#[derive(Debug, Clone, Copy)]
+struct Shape {
+    batch_size: usize,
+    partitions: usize,
+    slowdown: u32,
+}
+
+/// Wide nodes measure the protocol (the stand-in is never the limit);
+/// narrow ones make the stand-in the limit, to measure scaling. Narrow
+/// batches are small enough that 64 callers over 3 nodes (21 each) still
+/// keep a full batch running and the next one queued; with fewer callers
+/// per node than two batches, a closed loop cannot fill them, whatever the
+/// routing.
+const WIDE: Shape = Shape {
+    batch_size: 256,
+    partitions: 4,
+    slowdown: 1,
+};
+const NARROW: Shape = Shape {
+    batch_size: 8,
+    partitions: 1,
+    slowdown: 1,
+};
+const NARROW_SLOW: Shape = Shape {
+    slowdown: 2,
+    ..NARROW
+};
+
+async fn start_node(url: &str, shape: Shape) -> Result<(Node, Serving<u64, u64, String>), String> {
+    let slowdown = shape.slowdown;
+    let serving = Serving::new_async(move |batch: Batch<u64>| async move {
+        let micros = (2000 + 20 * batch.len() as u64) * u64::from(slowdown);
+        tokio::time::sleep(Duration::from_micros(micros)).await;
+        Ok::<_, String>(batch.iter().map(|x| x + 1).collect::<Vec<_>>())
+    })
+    .batch_size(shape.batch_size)
+    .partitions(shape.partitions)
+    .queue_capacity(4096)
+    .policy(Policy::Eager)
+    .start()
+    .map_err(|e| e.to_string())?;
+    let client = async_nats::connect(url).await.map_err(|e| e.to_string())?;
+    let node = Node::builder(client, "s6", serving.clone())
+        .start()
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((node, serving))
+}
+
+/// One closed-loop measurement: completions per second and the p99, over
+/// calls that end inside the window.
+#[derive(Debug, Clone, Copy, Default)]
+struct Cell {
+    per_second: f64,
+    p99_ms: f64,
+    errors: u64,
+}
+
+/// `callers` closed-loop callers, each sending unique values and checking
+/// that the reply is its own `x + 1`.
+async fn closed_loop<F, Fut>(callers: usize, warm_up: Duration, window: Duration, call: F) -> Cell
+where
+    F: Fn(u64) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<u64, String>> + Send,
+{
+    let start = Instant::now();
+    let (open, close) = (start + warm_up, start + warm_up + window);
+    let tasks: Vec<_> = (0..callers)
+        .map(|caller| {
+            let call = call.clone();
+            tokio::spawn(async move {
+                let mut latencies =
+                    Histogram::<u64>::new(3).unwrap_or_else(|_| unreachable!("3 figures is valid"));
+                let (mut done, mut errors) = (0u64, 0u64);
+                let mut x = (caller as u64) << 40;
+                while Instant::now() < close {
+                    x += 1;
+                    let sent = Instant::now();
+                    let result = call(x).await;
+                    let ended = Instant::now();
+                    if ended < open || ended > close {
+                        continue;
+                    }
+                    match result {
+                        Ok(y) if y == x + 1 => {
+                            done += 1;
+                            let _ = latencies.record((ended - sent).as_micros() as u64);
+                        }
+                        _ => errors += 1,
+                    }
+                }
+                (done, errors, latencies)
+            })
+        })
+        .collect();
+    let mut all = Histogram::<u64>::new(3).unwrap_or_else(|_| unreachable!("3 figures is valid"));
+    let (mut done, mut errors) = (0, 0);
+    for task in tasks {
+        if let Ok((d, e, h)) = task.await {
+            done += d;
+            errors += e;
+            let _ = all.add(&h);
+        }
+    }
+    Cell {
+        per_second: done as f64 / window.as_secs_f64(),
+        p99_ms: all.value_at_quantile(0.99) as f64 / 1000.0,
+        errors,
+    }
+}
+
+/// The rows measured, each at every caller count.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Row {
+    Floor,
+    OneWide,
+    Nodes(usize),
+    SlowByLoad,
+    SlowQueueGroup,
+}
+
+impl Row {
+    fn name(self) -> String {
+        match self {
+            Row::Floor => "NATS request/reply floor (echo responder)".into(),
+            Row::OneWide => "remote calls, one node (256 × 4 partitions)".into(),
+            Row::Nodes(n) => format!("{n} node(s), 8 × 1 partition each, routed by load"),
+            Row::SlowByLoad => {
+                "3 nodes, one 2× slower: routed by load (power of two choices)".into()
+            }
+            Row::SlowQueueGroup => "3 nodes, one 2× slower: NATS queue group (random)".into(),
+        }
+    }
+}
+
+const ROWS: [Row; 7] = [
+    Row::Floor,
+    Row::OneWide,
+    Row::Nodes(1),
+    Row::Nodes(2),
+    Row::Nodes(3),
+    Row::SlowByLoad,
+    Row::SlowQueueGroup,
+];
+
+const CALLERS: [usize; 2] = [64, 256];
+
+async fn measure(
+    url: &str,
+    row: Row,
+    callers: usize,
+    warm_up: Duration,
+    window: Duration,
+) -> Result<Cell, String> {
+    let client = async_nats::connect(url).await.map_err(|e| e.to_string())?;
+    if row == Row::Floor {
+        let responder = async_nats::connect(url).await.map_err(|e| e.to_string())?;
+        let mut requests = responder
+            .subscribe("s6.echo")
+            .await
+            .map_err(|e| e.to_string())?;
+        responder.flush().await.map_err(|e| e.to_string())?;
+        let echo = tokio::spawn(async move {
+            while let Some(message) = requests.next().await {
+                let Some(reply) = message.reply else { continue };
+                let x = read_u64(&message.payload).unwrap_or(0);
+                let _ = responder
+                    .publish(reply, (x + 1).to_le_bytes().to_vec().into())
+                    .await;
+            }
+        });
+        let cell = closed_loop(callers, warm_up, window, move |x| {
+            let client = client.clone();
+            async move {
+                let reply = client
+                    .request("s6.echo", x.to_le_bytes().to_vec().into())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                read_u64(&reply.payload).ok_or_else(|| "short reply".to_string())
+            }
+        })
+        .await;
+        echo.abort();
+        return Ok(cell);
+    }
+    let shapes: Vec<Shape> = match row {
+        Row::OneWide => vec![WIDE],
+        Row::Nodes(n) => vec![NARROW; n],
+        _ => vec![NARROW, NARROW, NARROW_SLOW],
+    };
+    let mut nodes = Vec::new();
+    for shape in &shapes {
+        nodes.push(start_node(url, *shape).await?);
+    }
+    let remote = RemoteServing::<u64, u64>::builder(client, "s6")
+        .route_by_load(row != Row::SlowQueueGroup)
+        .connect()
+        .await
+        .map_err(|e| e.to_string())?;
+    if row != Row::SlowQueueGroup {
+        remote
+            .wait_for_nodes(shapes.len(), Duration::from_secs(10))
+            .await;
+    }
+    let cell = closed_loop(callers, warm_up, window, move |x| {
+        let remote = remote.clone();
+        async move { remote.dispatch(x).await.map_err(|e| e.to_string()) }
+    })
+    .await;
+    for (node, serving) in nodes {
+        let _ = node.stop().await;
+        serving.shutdown().await;
+    }
+    Ok(cell)
+}
+
+fn read_u64(bytes: &[u8]) -> Option<u64> {
+    Some(u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?))
+}
+
+async fn scenario(url: &str, options: &Options) -> Result<(String, String), String> {
+    let (warm_up, window) = if options.quick {
+        (Duration::from_millis(250), Duration::from_millis(500))
+    } else {
+        (Duration::from_millis(500), options.cell)
+    };
+    // row -> callers -> repetitions, interleaved.
+    let mut cells: Vec<Vec<Vec<Cell>>> = vec![vec![Vec::new(); CALLERS.len()]; ROWS.len()];
+    // `S6_ROWS=OneWide,Floor` narrows the rows (for profiling).
+    let wanted = std::env::var("S6_ROWS").unwrap_or_default();
+    let runs = |row: &Row| {
+        wanted.is_empty() || wanted.split(',').any(|w| format!("{row:?}").starts_with(w))
+    };
+    for rep in 0..options.reps {
+        for (r, row) in ROWS.iter().enumerate().filter(|(_, row)| runs(row)) {
+            for (c, &callers) in CALLERS.iter().enumerate() {
+                let cell = measure(url, *row, callers, warm_up, window).await?;
+                eprintln!(
+                    "S6 rep {rep} {} C={callers}: {:.0}/s, p99 {:.2} ms, {} errors",
+                    row.name(),
+                    cell.per_second,
+                    cell.p99_ms,
+                    cell.errors
+                );
+                cells[r][c].push(cell);
+            }
+        }
+    }
+    let spread = |r: usize, c: usize, f: &dyn Fn(&Cell) -> f64| {
+        Spread::of(&cells[r][c].iter().map(f).collect::<Vec<_>>())
+    };
+    let index = |row: Row| ROWS.iter().position(|x| *x == row).unwrap_or(0);
+    let mut header = vec!["row".to_string()];
+    for callers in CALLERS {
+        header.push(format!("C={callers} calls/s"));
+        header.push(format!("C={callers} p99 ms"));
+    }
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    let rows: Vec<Vec<String>> = ROWS
+        .iter()
+        .enumerate()
+        .map(|(r, row)| {
+            let mut line = vec![row.name()];
+            for c in 0..CALLERS.len() {
+                line.push(rate(&spread(r, c, &|x| x.per_second)));
+                line.push(spread(r, c, &|x| x.p99_ms).show(1.0, 2));
+            }
+            line
+        })
+        .collect();
+    let errors: u64 = cells.iter().flatten().flatten().map(|c| c.errors).sum();
+    let mut markdown = format!(
+        "One nats-server on loopback; every node and caller is a separate NATS connection in this process, on the same two-worker runtime. \
+         Nodes serve an async stand-in (sleeps 2 ms + 20 µs per item, ×2 on the slow node), eager policy. Closed-loop callers send unique values and check that each reply is their own `x + 1`; \
+         calls/s counts the calls that end inside a {:.2} s window after {:.2} s of warm-up. Checks: {errors} errors or wrong replies.\n\n",
+        window.as_secs_f64(),
+        warm_up.as_secs_f64()
+    );
+    markdown.push_str(&table(&header, &rows));
+    let mut targets = String::new();
+    let median = |row: Row, c: usize, f: &dyn Fn(&Cell) -> f64| spread(index(row), c, f).median;
+    for (c, callers) in CALLERS.iter().enumerate() {
+        let scale = median(Row::Nodes(3), c, &|x| x.per_second)
+            / median(Row::Nodes(1), c, &|x| x.per_second).max(1e-9);
+        targets.push_str(&verdict(
+            &format!("S6 C={callers} 3 nodes ≥ 2.7× one node"),
+            scale,
+            2.7,
+            format!("{scale:.2}×"),
+        ));
+        let p99 = median(Row::SlowByLoad, c, &|x| x.p99_ms)
+            / median(Row::SlowQueueGroup, c, &|x| x.p99_ms).max(1e-9);
+        // Lower is better: met when p99 ratio ≤ 0.7, written as 0.7 / ratio ≥ 1.
+        targets.push_str(&verdict(
+            &format!("S6 C={callers} one slow node: p99 routed by load ≤ 0.7× the queue group's"),
+            0.7 / p99.max(1e-9),
+            1.0,
+            format!("{p99:.2}×"),
+        ));
+    }
+    let last = CALLERS.len() - 1;
+    let floor = median(Row::OneWide, last, &|x| x.per_second)
+        / median(Row::Floor, last, &|x| x.per_second).max(1e-9);
+    targets.push_str(&verdict(
+        &format!(
+            "S6 C={} remote calls through one node ≥ 0.8× the NATS floor",
+            CALLERS[last]
+        ),
+        floor,
+        0.8,
+        format!("{floor:.2}×"),
+    ));
+    Ok((markdown, targets))
+}
