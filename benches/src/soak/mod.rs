@@ -6,6 +6,7 @@
 mod callers;
 mod function;
 mod ledger;
+pub mod nats;
 
 pub use callers::{Instance, Load, Outcome, run, start_instance};
 pub use function::{FaultRates, Faulty, INJECTED_PANIC, InjectedFault, Plan, SoakItem};
