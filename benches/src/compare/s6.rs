@@ -37,7 +37,7 @@ pub fn run(rt: &Runtime, options: &Options) -> Section {
             return section;
         }
     };
-    match rt.block_on(scenario(&server.url(), options)) {
+    match rt.block_on(scenario(&server.url(), server.pid(), options)) {
         Ok((markdown, targets)) => {
             section.markdown.push_str(&markdown);
             section.targets.push_str(&targets);
@@ -105,6 +105,45 @@ struct Cell {
     per_second: f64,
     p99_ms: f64,
     errors: u64,
+    /// CPU time per call, in µs: this process (callers and nodes), and the
+    /// nats-server process.
+    cpu_here_us: f64,
+    cpu_server_us: f64,
+}
+
+/// CPU time a process has used so far (user + system), from
+/// `/proc/PID/stat`; zero where that is not readable.
+fn cpu_seconds(pid: Option<u32>) -> f64 {
+    let path = match pid {
+        Some(pid) => format!("/proc/{pid}/stat"),
+        None => "/proc/self/stat".to_owned(),
+    };
+    let Ok(stat) = std::fs::read_to_string(path) else {
+        return 0.0;
+    };
+    // Fields after the command name (which may hold spaces), 1-based from
+    // the state: utime is the 12th, stime the 13th.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // Linux reports in USER_HZ, 100 on every platform Rust targets here.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Runs `cell` and fills in its CPU per call, over the whole cell (warm-up
+/// included, at the same rate).
+async fn with_cpu(server: Option<u32>, span: Duration, cell: impl Future<Output = Cell>) -> Cell {
+    let (here, there) = (cpu_seconds(None), cpu_seconds(server));
+    let mut cell = cell.await;
+    let calls = (cell.per_second * span.as_secs_f64()).max(1.0);
+    cell.cpu_here_us = (cpu_seconds(None) - here) * 1e6 / calls;
+    cell.cpu_server_us = (cpu_seconds(server) - there) * 1e6 / calls;
+    cell
 }
 
 /// `callers` closed-loop callers, each sending unique values and checking
@@ -157,6 +196,7 @@ where
         per_second: done as f64 / window.as_secs_f64(),
         p99_ms: all.value_at_quantile(0.99) as f64 / 1000.0,
         errors,
+        ..Cell::default()
     }
 }
 
@@ -198,6 +238,7 @@ const CALLERS: [usize; 2] = [64, 256];
 
 async fn measure(
     url: &str,
+    server: Option<u32>,
     row: Row,
     callers: usize,
     warm_up: Duration,
@@ -220,16 +261,21 @@ async fn measure(
                     .await;
             }
         });
-        let cell = closed_loop(callers, warm_up, window, move |x| {
-            let client = client.clone();
-            async move {
-                let reply = client
-                    .request("s6.echo", x.to_le_bytes().to_vec().into())
-                    .await
-                    .map_err(|e| e.to_string())?;
-                read_u64(&reply.payload).ok_or_else(|| "short reply".to_string())
-            }
-        })
+        let span = warm_up + window;
+        let cell = with_cpu(
+            server,
+            span,
+            closed_loop(callers, warm_up, window, move |x| {
+                let client = client.clone();
+                async move {
+                    let reply = client
+                        .request("s6.echo", x.to_le_bytes().to_vec().into())
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    read_u64(&reply.payload).ok_or_else(|| "short reply".to_string())
+                }
+            }),
+        )
         .await;
         echo.abort();
         return Ok(cell);
@@ -253,10 +299,14 @@ async fn measure(
             .wait_for_nodes(shapes.len(), Duration::from_secs(10))
             .await;
     }
-    let cell = closed_loop(callers, warm_up, window, move |x| {
-        let remote = remote.clone();
-        async move { remote.dispatch(x).await.map_err(|e| e.to_string()) }
-    })
+    let cell = with_cpu(
+        server,
+        warm_up + window,
+        closed_loop(callers, warm_up, window, move |x| {
+            let remote = remote.clone();
+            async move { remote.dispatch(x).await.map_err(|e| e.to_string()) }
+        }),
+    )
     .await;
     for (node, serving) in nodes {
         let _ = node.stop().await;
@@ -269,7 +319,11 @@ fn read_u64(bytes: &[u8]) -> Option<u64> {
     Some(u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?))
 }
 
-async fn scenario(url: &str, options: &Options) -> Result<(String, String), String> {
+async fn scenario(
+    url: &str,
+    server: Option<u32>,
+    options: &Options,
+) -> Result<(String, String), String> {
     let (warm_up, window) = if options.quick {
         (Duration::from_millis(250), Duration::from_millis(500))
     } else {
@@ -285,7 +339,7 @@ async fn scenario(url: &str, options: &Options) -> Result<(String, String), Stri
     for rep in 0..options.reps {
         for (r, row) in ROWS.iter().enumerate().filter(|(_, row)| runs(row)) {
             for (c, &callers) in CALLERS.iter().enumerate() {
-                let cell = measure(url, *row, callers, warm_up, window).await?;
+                let cell = measure(url, server, *row, callers, warm_up, window).await?;
                 eprintln!(
                     "S6 rep {rep} {} C={callers}: {:.0}/s, p99 {:.2} ms, {} errors",
                     row.name(),
@@ -328,6 +382,25 @@ async fn scenario(url: &str, options: &Options) -> Result<(String, String), Stri
         warm_up.as_secs_f64()
     );
     markdown.push_str(&table(&header, &rows));
+    // Why the one-node row is far below the floor on this machine: the CPU
+    // each call costs, in this process and in the server, from /proc.
+    let last = CALLERS.len() - 1;
+    let cpu = |row: Row| {
+        let r = index(row);
+        (
+            spread(r, last, &|x| x.cpu_here_us).median,
+            spread(r, last, &|x| x.cpu_server_us).median,
+        )
+    };
+    let (floor_here, floor_server) = cpu(Row::Floor);
+    let (node_here, node_server) = cpu(Row::OneWide);
+    markdown.push_str(&format!(
+        "\nCPU per call at C={}, from /proc (user + system, warm-up included): the floor costs {floor_here:.0} µs in this process and {floor_server:.0} µs in nats-server; \
+         a remote call through one node costs {node_here:.0} µs here (caller, routing, the node's decode, queue, batch hand-off, encode and the service API's bookkeeping) and {node_server:.0} µs in nats-server. \
+         With the two cores shared by all of it, throughput is about 2 cores ÷ the CPU per call, so the one-node row tops out near {:.0} k/s here whatever the stand-in's capacity.\n",
+        CALLERS[last],
+        2e6 / (node_here + node_server).max(1.0) / 1e3
+    ));
     let mut targets = String::new();
     let median = |row: Row, c: usize, f: &dyn Fn(&Cell) -> f64| spread(index(row), c, f).median;
     for (c, callers) in CALLERS.iter().enumerate() {
@@ -349,7 +422,6 @@ async fn scenario(url: &str, options: &Options) -> Result<(String, String), Stri
             format!("{p99:.2}×"),
         ));
     }
-    let last = CALLERS.len() - 1;
     let floor = median(Row::OneWide, last, &|x| x.per_second)
         / median(Row::Floor, last, &|x| x.per_second).max(1e-9);
     targets.push_str(&verdict(
