@@ -33,6 +33,8 @@ mod sync;
 pub mod tensor;
 #[cfg(all(test, loom))]
 mod tests;
+#[cfg(feature = "tower")]
+pub mod tower;
 
 pub use batch::Batch;
 pub use builder::{Builder, DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TIMEOUT, DEFAULT_QUEUE_BATCHES};
