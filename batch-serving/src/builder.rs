@@ -463,7 +463,7 @@ where
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| StartError::NoRuntime)?;
         let runner = self.runner;
         let name: Arc<str> = Arc::from(self.name.as_ref());
-        let recorder = Arc::new(Recorder::new());
+        let recorder = Arc::new(Recorder::new(&self.name));
         let room = Arc::new(QueueRoom::new(capacity));
         let (tx, rx) = mpsc::unbounded_channel();
         let mut partitions = Vec::with_capacity(self.partitions);

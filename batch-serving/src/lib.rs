@@ -21,6 +21,7 @@ mod key;
 pub mod layout;
 mod mapped;
 mod mapped_reservation;
+mod meter;
 mod options;
 mod policy;
 mod request;

@@ -31,6 +31,23 @@ pub(crate) enum StartReason {
 }
 
 impl StartReason {
+    /// Every reason, in the order of [`index`](Self::index).
+    pub(crate) const ALL: [StartReason; 4] = [
+        StartReason::Full,
+        StartReason::Timeout,
+        StartReason::Eager,
+        StartReason::Drain,
+    ];
+
+    pub(crate) fn index(self) -> usize {
+        match self {
+            StartReason::Full => 0,
+            StartReason::Timeout => 1,
+            StartReason::Eager => 2,
+            StartReason::Drain => 3,
+        }
+    }
+
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             StartReason::Full => "full",

@@ -1,8 +1,10 @@
 //! Counters and latency histograms, and the snapshot `Serving::stats` returns.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
+
+use crate::meter::{Count, Distributions, Level};
+use crate::policy::StartReason;
 
 /// A snapshot of a serving's counters. Counts are totals since start.
 ///
@@ -174,68 +176,100 @@ impl Histogram {
 }
 
 /// Live counters, updated with relaxed atomics: a snapshot is a consistent
-/// sum once the serving is idle, and close enough while it runs.
+/// sum once the serving is idle, and close enough while it runs. With the
+/// `metrics` feature each is mirrored to the facade under the names
+/// `docs/guide.md` lists.
 #[derive(Debug)]
 pub(crate) struct Recorder {
-    pub(crate) batches: AtomicU64,
-    pub(crate) items: AtomicU64,
-    pub(crate) in_flight: AtomicU64,
-    pub(crate) cancelled: AtomicU64,
-    pub(crate) expired: AtomicU64,
-    pub(crate) rejected: AtomicU64,
-    pub(crate) failed: AtomicU64,
-    pub(crate) panicked: AtomicU64,
-    pub(crate) busy_poll_caught: AtomicU64,
-    pub(crate) busy_poll_gave_up: AtomicU64,
-    pub(crate) inline_batches: AtomicU64,
+    pub(crate) batches: Count,
+    pub(crate) items: Count,
+    pub(crate) in_flight: Level,
+    pub(crate) cancelled: Count,
+    pub(crate) expired: Count,
+    pub(crate) rejected: Count,
+    pub(crate) failed: Count,
+    pub(crate) panicked: Count,
+    pub(crate) busy_poll_caught: Count,
+    pub(crate) busy_poll_gave_up: Count,
+    pub(crate) inline_batches: Count,
+    /// Batches started, by reason, in [`StartReason::ALL`]'s order.
+    started: [Count; 4],
+    queue_depth: Level,
+    distributions: Distributions,
     queue_wait: Mutex<Histogram>,
     execution: Mutex<Histogram>,
 }
 
 impl Recorder {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(serving: &str) -> Self {
+        let count = |name| Count::new(name, serving);
         Recorder {
-            batches: AtomicU64::new(0),
-            items: AtomicU64::new(0),
-            in_flight: AtomicU64::new(0),
-            cancelled: AtomicU64::new(0),
-            expired: AtomicU64::new(0),
-            rejected: AtomicU64::new(0),
-            failed: AtomicU64::new(0),
-            panicked: AtomicU64::new(0),
-            busy_poll_caught: AtomicU64::new(0),
-            busy_poll_gave_up: AtomicU64::new(0),
-            inline_batches: AtomicU64::new(0),
+            batches: count("batch_serving_batches_total"),
+            items: count("batch_serving_items_total"),
+            in_flight: Level::new("batch_serving_in_flight", serving),
+            cancelled: count("batch_serving_cancelled_total"),
+            expired: count("batch_serving_expired_total"),
+            rejected: count("batch_serving_rejected_total"),
+            failed: count("batch_serving_failed_batches_total"),
+            panicked: count("batch_serving_panicked_batches_total"),
+            busy_poll_caught: count("batch_serving_busy_poll_caught_total"),
+            busy_poll_gave_up: count("batch_serving_busy_poll_gave_up_total"),
+            inline_batches: count("batch_serving_inline_batches_total"),
+            started: StartReason::ALL.map(|reason| {
+                Count::labelled(
+                    "batch_serving_batch_starts_total",
+                    serving,
+                    "reason",
+                    reason.as_str(),
+                )
+            }),
+            queue_depth: Level::new("batch_serving_queue_depth", serving),
+            distributions: Distributions::new(serving),
             queue_wait: Mutex::new(Histogram::new()),
             execution: Mutex::new(Histogram::new()),
         }
     }
 
-    pub(crate) fn bump(counter: &AtomicU64) {
-        counter.fetch_add(1, Relaxed);
+    pub(crate) fn bump(counter: &Count) {
+        counter.add(1);
     }
 
-    /// Records the queue waits of one batch's items under one lock.
-    pub(crate) fn record_queue_waits(&self, waits: impl Iterator<Item = Duration>) {
+    /// Records the queue waits of one batch's items under one lock, why
+    /// the batch started, and the queue's depth then.
+    pub(crate) fn record_start(
+        &self,
+        reason: StartReason,
+        waits: impl Iterator<Item = Duration>,
+        queue_depth: usize,
+    ) {
         let mut histogram = self
             .queue_wait
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         for wait in waits {
             histogram.record(wait);
+            self.distributions.queue_wait(wait);
         }
+        drop(histogram);
+        self.started[reason.index()].add(1);
+        self.queue_depth.set(queue_depth as u64);
     }
 
-    pub(crate) fn record_execution(&self, took: Duration) {
+    /// Records a batch of `len` items that ran for `took`.
+    pub(crate) fn record_batch(&self, len: usize, took: Duration) {
         self.execution
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .record(took);
+        self.distributions.batch(len, took);
+        self.batches.add(1);
+        self.items.add(len as u64);
+        self.in_flight.sub(len as u64);
     }
 
     pub(crate) fn snapshot(&self, batch_size: usize, queue_depth: u64) -> Stats {
-        let batches = self.batches.load(Relaxed);
-        let items = self.items.load(Relaxed);
+        let batches = self.batches.get();
+        let items = self.items.get();
         let mean_batch_size = if batches == 0 {
             0.0
         } else {
@@ -247,15 +281,15 @@ impl Recorder {
             mean_batch_size,
             utilisation: mean_batch_size / batch_size as f64,
             queue_depth,
-            in_flight: self.in_flight.load(Relaxed),
-            cancelled: self.cancelled.load(Relaxed),
-            expired: self.expired.load(Relaxed),
-            rejected: self.rejected.load(Relaxed),
-            failed: self.failed.load(Relaxed),
-            panicked: self.panicked.load(Relaxed),
-            inline_batches: self.inline_batches.load(Relaxed),
-            busy_poll_caught: self.busy_poll_caught.load(Relaxed),
-            busy_poll_gave_up: self.busy_poll_gave_up.load(Relaxed),
+            in_flight: self.in_flight.get(),
+            cancelled: self.cancelled.get(),
+            expired: self.expired.get(),
+            rejected: self.rejected.get(),
+            failed: self.failed.get(),
+            panicked: self.panicked.get(),
+            inline_batches: self.inline_batches.get(),
+            busy_poll_caught: self.busy_poll_caught.get(),
+            busy_poll_gave_up: self.busy_poll_gave_up.get(),
             queue_wait: self
                 .queue_wait
                 .lock()

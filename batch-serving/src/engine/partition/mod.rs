@@ -52,10 +52,7 @@ impl<I, O, E> PartitionContext<I, O, E> {
             });
             return None;
         }
-        self.recorder.in_flight.fetch_add(
-            job.routes.len() as u64,
-            std::sync::atomic::Ordering::Relaxed,
-        );
+        self.recorder.in_flight.add(job.routes.len() as u64);
         Some(job)
     }
 
@@ -64,7 +61,6 @@ impl<I, O, E> PartitionContext<I, O, E> {
     /// own thread) the answers go along for the scheduler to deliver;
     /// otherwise they are delivered here first.
     fn finish(&self, answers: Answers<O, E>, span: &tracing::Span, hand_off: bool) {
-        use std::sync::atomic::Ordering::Relaxed;
         let (len, took) = (answers.routes.len(), answers.took);
         // An application's tracing layer runs here; its panic must not keep
         // the answers from going out.
@@ -76,10 +72,7 @@ impl<I, O, E> PartitionContext<I, O, E> {
             Err(Failure::Panicked(_)) => Recorder::bump(&self.recorder.panicked),
             Err(_) => Recorder::bump(&self.recorder.failed),
         }
-        self.recorder.record_execution(took);
-        self.recorder.batches.fetch_add(1, Relaxed);
-        self.recorder.items.fetch_add(len as u64, Relaxed);
-        self.recorder.in_flight.fetch_sub(len as u64, Relaxed);
+        self.recorder.record_batch(len, took);
         let answers = if hand_off {
             Some(Box::new(answers))
         } else {

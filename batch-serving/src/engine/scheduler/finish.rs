@@ -30,10 +30,7 @@ where
         if let Some(room) = job.queued_room {
             self.room.give_back(room);
         } else {
-            self.recorder.in_flight.fetch_sub(
-                job.routes.len() as u64,
-                std::sync::atomic::Ordering::Relaxed,
-            );
+            self.recorder.in_flight.sub(job.routes.len() as u64);
         }
         deliver(job.routes.into_inner(), Err(Failure::Closed));
     }

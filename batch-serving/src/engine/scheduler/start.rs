@@ -121,12 +121,10 @@ where
         let taken = &*state.forming.insert(taken);
         let len = taken.items.len();
         if !claim_on_start {
-            self.recorder
-                .in_flight
-                .fetch_add(len as u64, std::sync::atomic::Ordering::Relaxed);
+            self.recorder.in_flight.add(len as u64);
         }
         self.recorder
-            .record_queue_waits(state.waits.iter().copied());
+            .record_start(taken.reason, state.waits.iter().copied(), self.room.used());
         let longest_wait = state.waits.iter().copied().max().unwrap_or_default();
         let span = tracing::info_span!(
             parent: None,
