@@ -290,7 +290,7 @@ where
             .queue_group(format!("{}.{id}", protocol::queue_group(&name)))
             .add(protocol::node_subject(&name, &id))
             .await
-            .map_err(|e| NodeError::Nats(e.to_string()))?;
+            .map_err(nats)?;
         let cancels = client
             .subscribe(protocol::cancel_subject(&name))
             .await

@@ -582,24 +582,17 @@ where
             match attempt.next().await {
                 Ok(Reply::Done(reply)) => return Ok(reply),
                 Ok(_) => return Err(Error::BadRequest("stream reply to a plain call".into())),
-                Err(Error::NodeLost { node })
-                    if self.shared.idempotent && lost_tries + 1 < self.shared.max_tries =>
-                {
-                    lost_tries += 1;
-                    self.shared.routes.forget(&node);
-                    tracing::debug!(%node, "node lost; an idempotent call tries again");
-                }
-                Err(Error::NoAnswer)
-                    if self.shared.idempotent && lost_tries + 1 < self.shared.max_tries =>
-                {
-                    lost_tries += 1;
-                    if let Some(node) = &attempt.node {
+                Err(e) => {
+                    // A node that went silent is dropped from the table
+                    // either way; only an idempotent call may run again.
+                    let lost = matches!(e, Error::NodeLost { .. } | Error::NoAnswer);
+                    if lost && let Some(node) = &attempt.node {
                         self.shared.routes.forget(node);
                     }
-                }
-                Err(e) => {
-                    if let Error::NodeLost { node } = &e {
-                        self.shared.routes.forget(node);
+                    if lost && self.shared.idempotent && lost_tries + 1 < self.shared.max_tries {
+                        lost_tries += 1;
+                        tracing::debug!(node = ?attempt.node, "node lost; an idempotent call tries again");
+                        continue;
                     }
                     return Err(e);
                 }
