@@ -73,13 +73,7 @@ impl NatsServer {
         let dir =
             std::env::temp_dir().join(format!("bs-nats-{}-{}", std::process::id(), free_port()));
         std::fs::create_dir_all(&dir).unwrap();
-        let port = free_port();
-        let mut args: Vec<String> = vec![
-            "-a".into(),
-            "127.0.0.1".into(),
-            "-p".into(),
-            port.to_string(),
-        ];
+        let mut args: Vec<String> = vec!["-a".into(), "127.0.0.1".into()];
         if let Some(config) = config {
             let file = dir.join("server.conf");
             std::fs::write(&file, config).unwrap();
@@ -89,13 +83,21 @@ impl NatsServer {
         args.extend(flags.iter().map(|flag| flag.to_string()));
         let mut server = NatsServer {
             binary,
-            port,
+            port: 0,
             args,
             child: None,
             _dir: TempDir(dir),
         };
-        server.restart();
-        Some(server)
+        // A free port can be taken by another test's server between our
+        // probe and the server's bind; that server then exits, and a new
+        // port is tried.
+        for _ in 0..10 {
+            server.port = free_port();
+            if server.try_start() {
+                return Some(server);
+            }
+        }
+        panic!("nats-server would not start on any of 10 free ports");
     }
 
     pub fn url(&self) -> String {
@@ -113,21 +115,49 @@ impl NatsServer {
     /// Starts the server again on the same port, and waits until it takes
     /// connections.
     pub fn restart(&mut self) {
+        assert!(
+            self.try_start(),
+            "nats-server did not start again on {}",
+            self.port
+        );
+    }
+
+    /// Starts the server on `self.port`; false when it exits instead of
+    /// listening (the port was taken).
+    fn try_start(&mut self) -> bool {
         self.kill();
         let child = Command::new(&self.binary)
             .args(&self.args)
+            .args(["-p", &self.port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
         self.child = Some(child);
         for _ in 0..500 {
+            if self.exited() {
+                return false;
+            }
             if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
+                // What answered may be another test's server on a port ours
+                // failed to bind; ours has exited by now if so.
+                std::thread::sleep(Duration::from_millis(50));
+                return !self.exited();
             }
             std::thread::sleep(Duration::from_millis(10));
         }
         panic!("nats-server did not listen on {}", self.port);
+    }
+
+    fn exited(&mut self) -> bool {
+        let gone = self
+            .child
+            .as_mut()
+            .is_none_or(|child| child.try_wait().ok().flatten().is_some());
+        if gone {
+            self.child = None;
+        }
+        gone
     }
 }
 
