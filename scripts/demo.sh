@@ -61,7 +61,7 @@ for _ in $(seq 100); do
     sleep 0.2
 done
 "$bin/load_test" --url "127.0.0.1:$port" --concurrency 16 --seconds "$seconds"
-curl -fsS "http://127.0.0.1:$port/metrics" | grep -E '^batch_serving_(batches_total|items_total|mean_batch_size) ' || true
+curl -fsS "http://127.0.0.1:$port/metrics" | grep -E '^batch_serving_(batches_total|items_total|batch_starts_total)' || true
 kill -INT $server
 wait $server
 trap - EXIT

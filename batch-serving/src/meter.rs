@@ -150,3 +150,80 @@ impl Distributions {
         self.queue_wait.record(wait.as_secs_f64());
     }
 }
+
+/// Every metric the servings report, with its help text, so that an
+/// exporter can write `# HELP` lines (promtool and Prometheus linters ask
+/// for them). The names follow Prometheus conventions: `_total` for
+/// counters, the base unit as a suffix.
+#[cfg(feature = "metrics")]
+const DESCRIPTIONS: [(&str, &str); 16] = [
+    ("batch_serving_batches_total", "batches run"),
+    ("batch_serving_items_total", "items in the batches run"),
+    (
+        "batch_serving_batch_starts_total",
+        "batches started, by why they started",
+    ),
+    (
+        "batch_serving_cancelled_total",
+        "calls dropped by their callers before completing",
+    ),
+    (
+        "batch_serving_expired_total",
+        "calls that passed their deadline",
+    ),
+    (
+        "batch_serving_rejected_total",
+        "calls refused at admission (overloaded or closed)",
+    ),
+    (
+        "batch_serving_failed_batches_total",
+        "batches whose function returned an error",
+    ),
+    (
+        "batch_serving_panicked_batches_total",
+        "batches whose function panicked",
+    ),
+    (
+        "batch_serving_busy_poll_caught_total",
+        "busy polls that caught a call",
+    ),
+    (
+        "batch_serving_busy_poll_gave_up_total",
+        "busy polls that caught nothing",
+    ),
+    (
+        "batch_serving_inline_batches_total",
+        "batches run inline on a caller's thread",
+    ),
+    ("batch_serving_in_flight", "items in batches running now"),
+    (
+        "batch_serving_queue_depth",
+        "items holding queue room at the latest batch start",
+    ),
+    ("batch_serving_batch_size", "items per batch"),
+    (
+        "batch_serving_queue_wait_seconds",
+        "each item's wait from queueing to its batch's start",
+    ),
+    ("batch_serving_execution_seconds", "each batch's run time"),
+];
+
+/// Gives the recorder installed now the help text and unit of every
+/// metric (once per serving start; describing again is harmless).
+pub(crate) fn describe() {
+    #[cfg(feature = "metrics")]
+    for (name, help) in DESCRIPTIONS {
+        if name.ends_with("_total") {
+            metrics::describe_counter!(name, help);
+        } else if matches!(
+            name,
+            "batch_serving_in_flight" | "batch_serving_queue_depth"
+        ) {
+            metrics::describe_gauge!(name, help);
+        } else if name.ends_with("_seconds") {
+            metrics::describe_histogram!(name, metrics::Unit::Seconds, help);
+        } else {
+            metrics::describe_histogram!(name, metrics::Unit::Count, help);
+        }
+    }
+}

@@ -3,7 +3,7 @@
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use crate::meter::{Count, Distributions, Level};
+use crate::meter::{Count, Distributions, Level, describe};
 use crate::policy::StartReason;
 
 /// A snapshot of a serving's counters. Counts are totals since start.
@@ -202,6 +202,7 @@ pub(crate) struct Recorder {
 
 impl Recorder {
     pub(crate) fn new(serving: &str) -> Self {
+        describe();
         let count = |name| Count::new(name, serving);
         Recorder {
             batches: count("batch_serving_batches_total"),

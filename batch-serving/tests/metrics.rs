@@ -11,10 +11,16 @@ use batch_serving::{Batch, CallOptions, Error, Serving};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use tokio::sync::watch;
 
+type Reading = (
+    metrics_util::CompositeKey,
+    Option<metrics::Unit>,
+    Option<metrics::SharedString>,
+    DebugValue,
+);
+
 /// name{labels} -> value, for the serving named "squares".
-fn read(snapshot: metrics_util::debugging::Snapshot) -> HashMap<String, DebugValue> {
+fn read_vec(snapshot: Vec<Reading>) -> HashMap<String, DebugValue> {
     snapshot
-        .into_vec()
         .into_iter()
         .filter(|(key, ..)| {
             key.key()
@@ -116,7 +122,20 @@ async fn a_serving_reports_batches_items_waits_and_outcomes_through_the_facade()
         call.await.unwrap().unwrap();
     }
 
-    let values = read(snapshotter.snapshot());
+    let snapshot = snapshotter.snapshot().into_vec();
+    // Every metric has help text for the exporter's `# HELP` line, and the
+    // times say they are in seconds.
+    for (key, unit, help, _) in &snapshot {
+        let name = key.key().name();
+        assert!(
+            help.as_ref().is_some_and(|h| !h.is_empty()),
+            "{name} has no help text"
+        );
+        if name.ends_with("_seconds") {
+            assert_eq!(*unit, Some(metrics::Unit::Seconds), "{name}");
+        }
+    }
+    let values = read_vec(snapshot);
     assert_eq!(counter(&values, "batch_serving_batches_total"), 5);
     assert_eq!(counter(&values, "batch_serving_items_total"), 19);
     assert_eq!(counter(&values, "batch_serving_expired_total"), 1);

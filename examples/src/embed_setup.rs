@@ -56,6 +56,7 @@ impl EmbedConfig {
     ///
     /// When the runtime or the model cannot be found or loaded.
     pub fn start(&self) -> Result<Embedder, OrtError> {
+        crate::metrics::exporter();
         let config = &self.serving;
         let files = MiniLmFiles::locate(config.models.as_deref())?;
         Embedder::builder(files)

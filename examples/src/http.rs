@@ -230,9 +230,10 @@ pub fn health_response(closed: bool) -> Response {
     }
 }
 
-/// `/metrics`: the serving's stats as Prometheus text.
-pub fn metrics_response(stats: &batch_serving::Stats) -> Response {
-    let text = crate::metrics::prometheus(stats);
+/// `/metrics`: what every serving in the process reported, as Prometheus
+/// text from the exporter.
+pub fn metrics_response() -> Response {
+    let text = crate::metrics::exporter().render();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
@@ -240,6 +241,6 @@ async fn health(State(state): State<ClassifyState>) -> Response {
     health_response(state.classifier.serving().is_closed())
 }
 
-async fn metrics(State(state): State<ClassifyState>) -> Response {
-    metrics_response(&state.classifier.serving().stats())
+async fn metrics() -> Response {
+    metrics_response()
 }

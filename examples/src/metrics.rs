@@ -1,136 +1,134 @@
-//! A serving's [`Stats`] in the Prometheus text exposition format.
+//! The servers' `/metrics`: every serving reports through the `metrics`
+//! facade (the core's `metrics` feature), and the facade's Prometheus
+//! exporter renders what they reported. Nothing of the exposition format is
+//! written here; [`read_metric`] only reads a scrape back for the load
+//! tester and the tests.
 
-use std::fmt::Write;
+use std::sync::OnceLock;
+use std::time::Duration;
 
-use batch_serving::Stats;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-/// Renders `stats` as Prometheus metrics named `batch_serving_*`.
-pub fn prometheus(stats: &Stats) -> String {
-    let mut out = String::new();
-    let counters = [
-        ("batches_total", "batches run", stats.batches),
-        ("items_total", "items run", stats.items),
-        (
-            "cancelled_total",
-            "items cancelled before their batch started",
-            stats.cancelled,
-        ),
-        (
-            "expired_total",
-            "items whose deadline passed in the queue",
-            stats.expired,
-        ),
-        (
-            "rejected_total",
-            "calls refused as overloaded",
-            stats.rejected,
-        ),
-        (
-            "failed_total",
-            "batches whose function returned an error",
-            stats.failed,
-        ),
-        (
-            "panicked_total",
-            "batches whose function panicked",
-            stats.panicked,
-        ),
-    ];
-    for (name, help, value) in counters {
-        let _ = writeln!(
-            out,
-            "# HELP batch_serving_{name} {help}\n# TYPE batch_serving_{name} counter\nbatch_serving_{name} {value}"
-        );
-    }
-    let gauges = [
-        (
-            "queue_depth",
-            "items waiting in the queue",
-            stats.queue_depth as f64,
-        ),
-        (
-            "in_flight",
-            "items in running batches",
-            stats.in_flight as f64,
-        ),
-        (
-            "mean_batch_size",
-            "mean items per batch",
-            stats.mean_batch_size,
-        ),
-        (
-            "utilisation",
-            "mean batch size over batch_size",
-            stats.utilisation,
-        ),
-    ];
-    for (name, help, value) in gauges {
-        let _ = writeln!(
-            out,
-            "# HELP batch_serving_{name} {help}\n# TYPE batch_serving_{name} gauge\nbatch_serving_{name} {value}"
-        );
-    }
-    for (name, help, p) in [
-        (
-            "queue_wait_seconds",
-            "time from enqueue to batch start",
-            &stats.queue_wait,
-        ),
-        (
-            "execution_seconds",
-            "batch function run time",
-            &stats.execution,
-        ),
-    ] {
-        let _ = writeln!(
-            out,
-            "# HELP batch_serving_{name} {help}\n# TYPE batch_serving_{name} summary"
-        );
-        for (quantile, value) in [
-            ("0.5", p.p50),
-            ("0.9", p.p90),
-            ("0.99", p.p99),
-            ("1", p.max),
-        ] {
-            let _ = writeln!(
-                out,
-                "batch_serving_{name}{{quantile=\"{quantile}\"}} {}",
-                value.as_secs_f64()
-            );
+/// Batch sizes as histogram buckets: powers of two up to 1024.
+const BATCH_SIZE_BUCKETS: [f64; 11] = [
+    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
+];
+
+/// Times as histogram buckets, in seconds: 50 µs to 10 s, about three per
+/// decade, which covers a cheap lookup and a large model alike.
+const SECONDS_BUCKETS: [f64; 16] = [
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0, 2.5, 10.0,
+];
+
+/// How often histogram samples are folded into their buckets when nobody
+/// scrapes, so that an unscraped server's memory stays flat.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+static EXPORTER: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// The process's Prometheus exporter, installed as the global recorder on
+/// first use. Servings register their metrics when they start, so call
+/// this before starting them (the examples' `start` functions do).
+///
+/// When another recorder was installed first, the handle renders an empty
+/// registry and a warning says why.
+pub fn exporter() -> &'static PrometheusHandle {
+    EXPORTER.get_or_init(|| {
+        let builder = PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                Matcher::Full("batch_serving_batch_size".to_owned()),
+                &BATCH_SIZE_BUCKETS,
+            )
+            .and_then(|b| {
+                b.set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), &SECONDS_BUCKETS)
+            });
+        let builder = match builder {
+            Ok(builder) => builder,
+            Err(error) => unreachable!("the bucket lists are not empty: {error}"),
+        };
+        let recorder = builder.build_recorder();
+        let handle = recorder.handle();
+        if let Err(error) = metrics::set_global_recorder(recorder) {
+            tracing::warn!(%error, "another metrics recorder is installed; /metrics stays empty");
         }
-        let _ = writeln!(out, "batch_serving_{name}_count {}", p.count);
-    }
-    out
+        let upkeep = handle.clone();
+        let _ = std::thread::Builder::new()
+            .name("metrics-upkeep".to_owned())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(UPKEEP_EVERY);
+                    upkeep.run_upkeep();
+                }
+            });
+        handle
+    })
 }
 
-/// Reads one metric's value back from Prometheus text (for the load tester).
+/// The sum of every series called `name` in Prometheus text, whatever its
+/// labels; `None` when there is none.
 pub fn read_metric(text: &str, name: &str) -> Option<f64> {
-    text.lines().find_map(|line| {
-        line.strip_prefix(name)?
-            .strip_prefix(' ')?
-            .trim()
-            .parse()
-            .ok()
+    read_series(text, name, |_| true)
+}
+
+/// The value of `name` for the serving named `serving` (its `serving`
+/// label), summed over any other labels.
+pub fn read_metric_for(text: &str, name: &str, serving: &str) -> Option<f64> {
+    let label = format!("serving=\"{serving}\"");
+    read_series(text, name, |labels| {
+        labels.split(',').any(|l| l.trim() == label)
     })
+}
+
+fn read_series(text: &str, name: &str, wanted: impl Fn(&str) -> bool) -> Option<f64> {
+    let mut total = None;
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some(rest) = line.strip_prefix(name) else {
+            continue;
+        };
+        let (labels, value) = match rest.strip_prefix('{') {
+            Some(rest) => match rest.split_once("} ") {
+                Some((labels, value)) => (labels, value),
+                None => continue,
+            },
+            None => match rest.strip_prefix(' ') {
+                Some(value) => ("", value),
+                None => continue,
+            },
+        };
+        if let (true, Ok(value)) = (wanted(labels), value.trim().parse::<f64>()) {
+            *total.get_or_insert(0.0) += value;
+        }
+    }
+    total
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const SCRAPE: &str = "# TYPE batch_serving_items_total counter\n\
+        batch_serving_items_total{serving=\"a\"} 3\n\
+        batch_serving_items_total{serving=\"b\"} 4\n\
+        batch_serving_items_total_extra 100\n\
+        batch_serving_batch_starts_total{serving=\"a\",reason=\"full\"} 2\n\
+        batch_serving_batch_starts_total{serving=\"a\",reason=\"eager\"} 5\n";
+
     #[test]
-    fn counters_and_summaries_round_trip() {
-        let mut stats = Stats::default();
-        (stats.batches, stats.items) = (3, 7);
-        let text = prometheus(&stats);
-        assert_eq!(read_metric(&text, "batch_serving_batches_total"), Some(3.0));
-        assert_eq!(read_metric(&text, "batch_serving_items_total"), Some(7.0));
-        assert!(text.contains("batch_serving_execution_seconds{quantile=\"0.99\"}"));
-        assert!(
-            text.lines()
-                .filter(|l| !l.starts_with('#'))
-                .all(|l| l.split(' ').count() == 2),
-            "{text}"
+    fn series_are_summed_over_labels_and_picked_by_serving() {
+        assert_eq!(read_metric(SCRAPE, "batch_serving_items_total"), Some(7.0));
+        assert_eq!(
+            read_metric_for(SCRAPE, "batch_serving_items_total", "b"),
+            Some(4.0)
+        );
+        assert_eq!(
+            read_metric_for(SCRAPE, "batch_serving_batch_starts_total", "a"),
+            Some(7.0)
+        );
+        assert_eq!(read_metric(SCRAPE, "batch_serving_batches_total"), None);
+        assert_eq!(
+            read_metric_for(SCRAPE, "batch_serving_items_total", "c"),
+            None
         );
     }
 }

@@ -114,6 +114,9 @@ impl ServingConfig {
     ///
     /// When the runtime or the model cannot be found or loaded.
     pub fn start(&self) -> Result<MobileNet, OrtError> {
+        // The serving registers its metrics as it starts: the exporter
+        // comes first.
+        crate::metrics::exporter();
         let files = MobileNetFiles::locate(self.models.as_deref())?;
         MobileNet::builder(&files)?
             .session_options(self.session_options())

@@ -12,6 +12,12 @@ use batch_serving_ort::{MobileNet, MobileNetFiles, OrtError, Runtime};
 use tower::ServiceExt;
 
 fn classifier() -> Option<(MobileNet, Vec<u8>)> {
+    classifier_named("mobilenet")
+}
+
+/// A classifier whose metrics carry the `serving` label `name`: the tests
+/// in this binary share one exporter, so each reads its own serving's.
+fn classifier_named(name: &'static str) -> Option<(MobileNet, Vec<u8>)> {
     let found = Runtime::get().and_then(|_| MobileNetFiles::locate(None));
     let files = match found {
         Ok(files) => files,
@@ -24,7 +30,14 @@ fn classifier() -> Option<(MobileNet, Vec<u8>)> {
         }
     };
     let cat = std::fs::read(files.model.with_file_name("cat.jpg")).unwrap();
-    Some((MobileNet::builder(&files).unwrap().start().unwrap(), cat))
+    // Servings register their metrics at start, with the exporter in place.
+    batch_serving_examples::metrics::exporter();
+    let classifier = MobileNet::builder(&files)
+        .unwrap()
+        .serving(move |core| core.name(name))
+        .start()
+        .unwrap();
+    Some((classifier, cat))
 }
 
 async fn send(app: axum::Router, request: Request<Body>) -> (StatusCode, serde_json::Value) {
@@ -72,7 +85,7 @@ async fn raw_and_base64_json_requests_classify_the_cat() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_get_4xx_with_a_json_error_and_metrics_count_only_good_ones() {
-    let Some((classifier, cat)) = classifier() else {
+    let Some((classifier, cat)) = classifier_named("metrics-test") else {
         return;
     };
     let app = router(classifier);
@@ -115,10 +128,59 @@ async fn bad_requests_get_4xx_with_a_json_error_and_metrics_count_only_good_ones
     let (status, metrics) = send(app, Request::get("/metrics").body(Body::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::OK);
     let text = metrics.as_str().unwrap();
+    let read = |name| batch_serving_examples::metrics::read_metric_for(text, name, "metrics-test");
+    assert_eq!(read("batch_serving_items_total"), Some(1.0), "{text}");
+    assert_eq!(read("batch_serving_batches_total"), Some(1.0), "{text}");
+    // The undecodable image was refused in the caller's task: no batch ran it.
     assert_eq!(
-        batch_serving_examples::metrics::read_metric(text, "batch_serving_items_total"),
+        read("batch_serving_failed_batches_total"),
+        Some(0.0),
+        "{text}"
+    );
+    assert_eq!(read("batch_serving_batch_size_count"), Some(1.0), "{text}");
+    assert_eq!(
+        read("batch_serving_execution_seconds_count"),
         Some(1.0),
         "{text}"
+    );
+    promtool_accepts(text);
+}
+
+/// Runs `promtool check metrics` (Prometheus's own linter) on a scrape:
+/// format, types, help text and naming conventions. Skips loudly where
+/// promtool is missing, unless BATCH_SERVING_REQUIRE_PROMTOOL=1 (CI).
+fn promtool_accepts(text: &str) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let promtool = std::env::var_os("PROMTOOL").unwrap_or_else(|| "promtool".into());
+    let child = Command::new(&promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(child) => child,
+        Err(e) if std::env::var_os("BATCH_SERVING_REQUIRE_PROMTOOL").is_some_and(|v| v == "1") => {
+            panic!("promtool ({promtool:?}) cannot run: {e}")
+        }
+        Err(e) => {
+            eprintln!("\n*** SKIPPING the promtool check: {promtool:?} cannot run: {e}\n");
+            return;
+        }
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics refused the scrape:\n{}{}\n--- scrape ---\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
     );
 }
 
