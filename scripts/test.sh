@@ -21,7 +21,21 @@ if nats_server; then
 else
     echo "warning: no nats-server; the NATS tests will skip" >&2
 fi
+# The metrics test lints a scrape with Prometheus's promtool, found or
+# fetched from Debian's package; it skips loudly without one, unless
+# BATCH_SERVING_REQUIRE_PROMTOOL=1 (CI).
+source scripts/promtool.sh
+if promtool_find; then
+    echo "promtool: $PROMTOOL"
+else
+    echo "warning: no promtool; the /metrics lint will skip" >&2
+fi
 nats_python || echo "warning: no nats-py/msgpack; the Python client test will skip" >&2
+# The Open Inference Protocol server is checked with a real client,
+# tritonclient[http]; without it that test skips loudly, unless
+# BATCH_SERVING_REQUIRE_OIP_CLIENT=1 (CI).
+source scripts/oip-client.sh
+oip_python || echo "warning: no tritonclient; the Open Inference Protocol client test will skip" >&2
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 cargo test --workspace --all-features 2>&1 | tee "$log"

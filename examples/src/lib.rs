@@ -1,5 +1,5 @@
 //! Shared pieces of the example applications: the MobileNet and embedder
-//! settings they start (as clap flags), the HTTP server's router, Prometheus text, and a
+//! settings they start (as clap flags), the HTTP server's router, the Prometheus exporter, and a
 //! minimal HTTP client for the load tester, and for the embedding examples
 //! their HTTP routes and a flat vector index.
 
@@ -9,6 +9,7 @@ pub mod embed_setup;
 pub mod http;
 pub mod json_errors;
 pub mod metrics;
+pub mod oip;
 pub mod serve;
 pub mod setup;
 pub mod vector_index;

@@ -1,0 +1,505 @@
+//! The Open Inference Protocol (KServe v2) over HTTP, the protocol that
+//! Triton, KServe, MLServer and OpenVINO speak, for any served ONNX model:
+//!
+//! - `GET /v2`: the server's name, version and extensions;
+//! - `GET /v2/health/live`, `GET /v2/health/ready`;
+//! - `GET /v2/models/{name}` (metadata), `GET /v2/models/{name}/ready`;
+//! - `POST /v2/models/{name}/infer`, with JSON tensors or the
+//!   binary-tensor extension (`Inference-Header-Content-Length`);
+//! - the same under `/v2/models/{name}/versions/1/...`;
+//! - `GET /metrics`: Prometheus text.
+//!
+//! A request's batch of N is cut into N items that batch with every other
+//! client's items; the answers are stacked back in order. A bad request (a
+//! wrong model name, input name, shape, datatype or data size) gets 400
+//! with the protocol's `{"error": "..."}` and nothing is queued for it;
+//! overload and shutdown get 503 with `Retry-After`; a body over the limit
+//! gets 413.
+
+pub mod repository;
+pub mod tensor;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use batch_serving::{CallOptions, Error};
+use batch_serving_ort::{ModelInputs, ModelOutputs, ModelServing, OrtError, TensorSpec};
+use serde_json::json;
+use tokio::sync::Semaphore;
+
+use crate::http::{default_max_decodes, metrics_response, refused};
+use crate::json_errors::{error, harden};
+use crate::serve::HttpLimits;
+pub use repository::Repository;
+use tensor::{BatchTensor, Elements, InferRequest, InferResponse, datatype_name};
+
+/// The header that says how long the JSON part of a binary body is.
+pub const HEADER_LENGTH: &str = "inference-header-content-length";
+
+/// The largest request body accepted by default, in bytes: a batch of 16
+/// MobileNet images as binary tensors is 9.6 MB, as JSON about 30 MB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+
+/// The only model version served.
+const VERSION: &str = "1";
+
+/// What the routes share.
+#[derive(Debug, Clone)]
+pub struct OipState {
+    repository: Arc<Repository>,
+    /// Bounds the request bodies being parsed at once (on the blocking
+    /// pool), as the classify route bounds its decodes.
+    decodes: Arc<Semaphore>,
+}
+
+impl OipState {
+    /// The routes' state over `repository`.
+    pub fn new(repository: Repository) -> Self {
+        Self {
+            repository: Arc::new(repository),
+            decodes: Arc::new(Semaphore::new(default_max_decodes())),
+        }
+    }
+
+    /// The served models.
+    pub fn repository(&self) -> &Repository {
+        &self.repository
+    }
+}
+
+/// The router with the default limits.
+pub fn oip_router(repository: Repository) -> Router {
+    oip_router_with(
+        OipState::new(repository),
+        DEFAULT_MAX_BODY_BYTES,
+        HttpLimits::default().request_timeout,
+    )
+}
+
+/// The router over `state`, refusing bodies over `max_body_bytes` with 413
+/// and answering 408 after `request_timeout`.
+pub fn oip_router_with(
+    state: OipState,
+    max_body_bytes: usize,
+    request_timeout: Duration,
+) -> Router {
+    let routes = Router::new()
+        .route("/v2", get(server_metadata))
+        .route("/v2/health/live", get(live))
+        .route("/v2/health/ready", get(ready))
+        .route("/v2/models/{name}", get(model_metadata))
+        .route("/v2/models/{name}/ready", get(model_ready))
+        .route("/v2/models/{name}/infer", post(infer))
+        .route(
+            "/v2/models/{name}/versions/{version}",
+            get(versioned_metadata),
+        )
+        .route(
+            "/v2/models/{name}/versions/{version}/ready",
+            get(versioned_ready),
+        )
+        .route(
+            "/v2/models/{name}/versions/{version}/infer",
+            post(versioned_infer),
+        )
+        .route("/metrics", get(metrics))
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(state);
+    harden(routes, request_timeout)
+}
+
+async fn server_metadata() -> Response {
+    axum::Json(json!({
+        "name": "batch-serving",
+        "version": env!("CARGO_PKG_VERSION"),
+        "extensions": ["binary_tensor_data"],
+    }))
+    .into_response()
+}
+
+async fn live() -> StatusCode {
+    StatusCode::OK
+}
+
+async fn ready(State(state): State<OipState>) -> Response {
+    let closed = state
+        .repository
+        .iter()
+        .any(|(_, m)| m.serving().is_closed());
+    if closed || state.repository.is_empty() {
+        error(StatusCode::SERVICE_UNAVAILABLE, "not ready".to_owned())
+    } else {
+        StatusCode::OK.into_response()
+    }
+}
+
+async fn metrics() -> Response {
+    metrics_response()
+}
+
+/// The model called `name`, or the message of the protocol's 400 for an
+/// unknown name or version.
+fn find<'a>(
+    state: &'a OipState,
+    name: &str,
+    version: Option<&str>,
+) -> Result<&'a ModelServing, String> {
+    let model = state.repository.get(name).ok_or_else(|| {
+        let known: Vec<&str> = state.repository.iter().map(|(n, _)| n).collect();
+        format!(
+            "unknown model `{name}`; this server has: {}",
+            known.join(", ")
+        )
+    })?;
+    match version {
+        Some(v) if v != VERSION => Err(format!(
+            "model `{name}` has no version `{v}`; it has version {VERSION}"
+        )),
+        _ => Ok(model),
+    }
+}
+
+async fn model_metadata(State(state): State<OipState>, Path(name): Path<String>) -> Response {
+    metadata(&state, &name, None)
+}
+
+async fn versioned_metadata(
+    State(state): State<OipState>,
+    Path((name, version)): Path<(String, String)>,
+) -> Response {
+    metadata(&state, &name, Some(&version))
+}
+
+fn metadata(state: &OipState, name: &str, version: Option<&str>) -> Response {
+    let model = match find(state, name, version) {
+        Ok(model) => model,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
+    };
+    let describe = |spec: &TensorSpec| {
+        let shape: Vec<i64> = std::iter::once(-1)
+            .chain(spec.item_dims.iter().map(|d| d.map_or(-1, |d| d as i64)))
+            .collect();
+        json!({ "name": spec.name, "datatype": datatype_name(spec.dtype), "shape": shape })
+    };
+    let signature = model.signature();
+    axum::Json(json!({
+        "name": name,
+        "versions": [VERSION],
+        "platform": "onnxruntime_onnx",
+        "inputs": signature.inputs.iter().map(describe).collect::<Vec<_>>(),
+        "outputs": signature.outputs.iter().map(describe).collect::<Vec<_>>(),
+    }))
+    .into_response()
+}
+
+async fn model_ready(State(state): State<OipState>, Path(name): Path<String>) -> Response {
+    readiness(&state, &name, None)
+}
+
+async fn versioned_ready(
+    State(state): State<OipState>,
+    Path((name, version)): Path<(String, String)>,
+) -> Response {
+    readiness(&state, &name, Some(&version))
+}
+
+fn readiness(state: &OipState, name: &str, version: Option<&str>) -> Response {
+    match find(state, name, version) {
+        Ok(model) if model.serving().is_closed() => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("model `{name}` is shutting down"),
+        ),
+        Ok(_) => StatusCode::OK.into_response(),
+        Err(message) => error(StatusCode::BAD_REQUEST, message),
+    }
+}
+
+async fn infer(
+    State(state): State<OipState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    run(state, name, None, headers, body).await
+}
+
+async fn versioned_infer(
+    State(state): State<OipState>,
+    Path((name, version)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    run(state, name, Some(version), headers, body).await
+}
+
+/// A request cut into items, with what the answer needs.
+struct Prepared {
+    id: Option<String>,
+    items: Vec<ModelInputs>,
+    /// The outputs to answer, each with whether it goes as binary.
+    outputs: Vec<(String, bool)>,
+    timeout: Option<Duration>,
+}
+
+async fn run(
+    state: OipState,
+    name: String,
+    version: Option<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let model = match find(&state, &name, version.as_deref()) {
+        Ok(model) => model.clone(),
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
+    };
+    // Parsing and cutting run on the blocking pool, holding a slot.
+    let Ok(slot) = Arc::clone(&state.decodes).acquire_owned().await else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down".to_owned());
+    };
+    let parsing = model.clone();
+    let prepared = tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        prepare(&parsing, &headers, &body)
+    })
+    .await;
+    let prepared = match prepared {
+        Ok(Ok(prepared)) => prepared,
+        Ok(Err(message)) => return error(StatusCode::BAD_REQUEST, message),
+        Err(_) => {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "reading the request failed".to_owned(),
+            );
+        }
+    };
+    let capacity = model.serving().queue_capacity();
+    if prepared.items.len() > capacity {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "a batch of {} is more than model `{name}` queues at once ({capacity}); send it in smaller requests",
+                prepared.items.len()
+            ),
+        );
+    }
+    let mut options = CallOptions::new().fail_fast();
+    if let Some(timeout) = prepared.timeout {
+        options = options.timeout(timeout);
+    }
+    match model.dispatch_many_with(prepared.items, options).await {
+        Ok(results) => answer(&name, prepared.id, &prepared.outputs, &results),
+        Err(e) => {
+            let status = status_of(&e);
+            refused(status, e.to_string())
+        }
+    }
+}
+
+/// The HTTP status for a serving error under this protocol: a request that
+/// does not fit the model is the client's error (400).
+pub fn status_of(error: &Error<OrtError>) -> StatusCode {
+    match error {
+        Error::Preprocess(_) => StatusCode::BAD_REQUEST,
+        Error::Overloaded { .. } | Error::Closed => StatusCode::SERVICE_UNAVAILABLE,
+        Error::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// Reads a request's body into the items to dispatch: the JSON part (all of
+/// the body, or its first `Inference-Header-Content-Length` bytes), then
+/// each input's binary data in order.
+///
+/// # Errors
+///
+/// A message for the client (sent with 400).
+fn prepare(model: &ModelServing, headers: &HeaderMap, body: &[u8]) -> Result<Prepared, String> {
+    if let Some(encoding) = headers.get(header::CONTENT_ENCODING)
+        && !encoding.as_bytes().eq_ignore_ascii_case(b"identity")
+    {
+        return Err("compressed request bodies are not accepted; send it uncompressed".to_owned());
+    }
+    let json_length = match headers.get(HEADER_LENGTH) {
+        Some(value) => value
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .filter(|&n| n <= body.len())
+            .ok_or_else(|| {
+                format!(
+                    "Inference-Header-Content-Length must be a whole number of at most the body's {} bytes",
+                    body.len()
+                )
+            })?,
+        None => body.len(),
+    };
+    let (json_part, mut binary) = body.split_at(json_length);
+    let request: InferRequest = serde_json::from_slice(json_part)
+        .map_err(|e| format!("invalid inference request JSON: {e}"))?;
+    let signature = model.signature();
+    let all_binary = request.parameters.binary_data_output == Some(true);
+    let outputs = match request.outputs {
+        Some(wanted) => wanted
+            .into_iter()
+            .map(|o| {
+                if signature.outputs.iter().any(|s| s.name == o.name) {
+                    Ok((o.name, all_binary || o.parameters.binary_data == Some(true)))
+                } else {
+                    let names: Vec<&str> =
+                        signature.outputs.iter().map(|s| s.name.as_str()).collect();
+                    Err(format!(
+                        "the model has no output `{}`; its outputs are: {}",
+                        o.name,
+                        names.join(", ")
+                    ))
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        None => signature
+            .outputs
+            .iter()
+            .map(|s| (s.name.clone(), all_binary))
+            .collect(),
+    };
+    let mut tensors: Vec<BatchTensor> = Vec::with_capacity(request.inputs.len());
+    for input in request.inputs {
+        let spec = signature
+            .inputs
+            .iter()
+            .find(|s| s.name == input.name)
+            .ok_or_else(|| {
+                let names: Vec<&str> = signature.inputs.iter().map(|s| s.name.as_str()).collect();
+                format!(
+                    "the model has no input `{}`; its inputs are: {}",
+                    input.name,
+                    names.join(", ")
+                )
+            })?;
+        if tensors.iter().any(|t| t.name == input.name) {
+            return Err(format!("input `{}` is given twice", input.name));
+        }
+        let elements = match (input.parameters.binary_data_size, input.data) {
+            (Some(size), None) => {
+                let size = usize::try_from(size).unwrap_or(usize::MAX);
+                if size > binary.len() {
+                    return Err(format!(
+                        "input `{}` claims {size} bytes of binary data; {} remain in the body",
+                        input.name,
+                        binary.len()
+                    ));
+                }
+                let (mine, rest) = binary.split_at(size);
+                binary = rest;
+                Elements::Binary(mine)
+            }
+            (None, Some(numbers)) => Elements::Json(numbers),
+            (Some(_), Some(_)) => {
+                return Err(format!(
+                    "input `{}` has both `data` and binary data",
+                    input.name
+                ));
+            }
+            (None, None) => return Err(format!("input `{}` has no data", input.name)),
+        };
+        tensors.push(tensor::decode_input(
+            &input.name,
+            &input.datatype,
+            &input.shape,
+            spec.dtype,
+            elements,
+        )?);
+    }
+    if !binary.is_empty() {
+        return Err(format!(
+            "{} bytes of binary data belong to no input",
+            binary.len()
+        ));
+    }
+    if let Some(missing) = signature
+        .inputs
+        .iter()
+        .find(|s| !tensors.iter().any(|t| t.name == s.name))
+    {
+        return Err(format!("input `{}` is missing", missing.name));
+    }
+    let batch = tensors.first().map_or(0, |t| t.data.shape()[0]);
+    if let Some(other) = tensors.iter().find(|t| t.data.shape()[0] != batch) {
+        return Err(format!(
+            "inputs differ in batch size: `{}` has {}, `{}` has {batch}",
+            other.name,
+            other.data.shape()[0],
+            tensors[0].name
+        ));
+    }
+    if batch == 0 {
+        return Err("the batch size (each input's first dimension) is 0".to_owned());
+    }
+    let items = (0..batch)
+        .map(|index| {
+            tensors.iter().fold(ModelInputs::new(), |item, t| {
+                item.with(t.name.clone(), tensor::item(&t.data, index))
+            })
+        })
+        .collect();
+    Ok(Prepared {
+        id: request.id,
+        items,
+        outputs,
+        timeout: request.parameters.timeout.map(Duration::from_micros),
+    })
+}
+
+/// The response: the outputs stacked back to the request's batch, as JSON
+/// with the binary ones after it.
+fn answer(
+    name: &str,
+    id: Option<String>,
+    wanted: &[(String, bool)],
+    results: &[ModelOutputs],
+) -> Response {
+    let mut binary = Vec::new();
+    let mut outputs = Vec::with_capacity(wanted.len());
+    for (output, as_binary) in wanted {
+        let items: Option<Vec<_>> = results.iter().map(|r| r.get(output)).collect();
+        let stacked = items
+            .ok_or_else(|| format!("output `{output}` is missing from a result"))
+            .and_then(|items| tensor::stack(output, &items));
+        match stacked {
+            Ok(tensor) => outputs.push(tensor::encode_output(
+                output,
+                &tensor,
+                *as_binary,
+                &mut binary,
+            )),
+            Err(message) => return error(StatusCode::INTERNAL_SERVER_ERROR, message),
+        }
+    }
+    let response = InferResponse {
+        model_name: name.to_owned(),
+        model_version: VERSION.to_owned(),
+        id,
+        outputs,
+    };
+    let Ok(mut body) = serde_json::to_vec(&response) else {
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "encoding the response failed".to_owned(),
+        );
+    };
+    if binary.is_empty() {
+        return ([(header::CONTENT_TYPE, "application/json")], body).into_response();
+    }
+    let json_length = body.len();
+    body.extend_from_slice(&binary);
+    let mut response = ([(header::CONTENT_TYPE, "application/octet-stream")], body).into_response();
+    response
+        .headers_mut()
+        .insert(HEADER_LENGTH, HeaderValue::from(json_length));
+    response
+}

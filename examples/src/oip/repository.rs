@@ -1,0 +1,180 @@
+//! The models an inference server serves, each a batching serving of its
+//! own, found by name: MobileNetV2 and MiniLM from the models folder, or
+//! every ONNX model in a folder given on the command line.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use batch_serving_ort::{MiniLmFiles, MobileNetFiles, ModelServing, ModelServingBuilder};
+
+use crate::setup::ServingConfig;
+
+/// The served models by name.
+#[derive(Debug, Clone, Default)]
+pub struct Repository {
+    models: BTreeMap<String, ModelServing>,
+}
+
+impl Repository {
+    /// A repository of servings already started.
+    pub fn from_servings(models: impl IntoIterator<Item = (String, ModelServing)>) -> Self {
+        Self {
+            models: models.into_iter().collect(),
+        }
+    }
+
+    /// Starts a serving for each model file, with `settings` for the batch
+    /// size, timeout, partitions, threads, queue and policy. Each serving's
+    /// metrics carry the model's name as their `serving` label.
+    ///
+    /// # Errors
+    ///
+    /// The first model that cannot be loaded, with its name.
+    pub fn start(
+        files: impl IntoIterator<Item = (String, PathBuf)>,
+        settings: &ServingConfig,
+    ) -> Result<Self, String> {
+        // The servings register their metrics as they start.
+        crate::metrics::exporter();
+        let mut models = BTreeMap::new();
+        for (name, path) in files {
+            let core = settings.core_settings(4 * settings.batch_size);
+            let label = name.clone();
+            let serving = ModelServingBuilder::new(&path)
+                .session_options(settings.session_options())
+                .serving(move |builder| core(builder).name(label.clone()))
+                .start()
+                .map_err(|e| format!("model `{name}` ({}): {e}", path.display()))?;
+            models.insert(name, serving);
+        }
+        Ok(Self { models })
+    }
+
+    /// The serving of the model called `name`.
+    pub fn get(&self, name: &str) -> Option<&ModelServing> {
+        self.models.get(name)
+    }
+
+    /// Every model, by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &ModelServing)> {
+        self.models
+            .iter()
+            .map(|(name, serving)| (name.as_str(), serving))
+    }
+
+    /// How many models are served.
+    pub fn len(&self) -> usize {
+        self.models.len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.models.is_empty()
+    }
+}
+
+/// The sample models of the models folder: `mobilenet` and, where its
+/// files are there, `minilm`.
+///
+/// # Errors
+///
+/// When neither is found.
+pub fn sample_models(models: Option<&Path>) -> Result<Vec<(String, PathBuf)>, String> {
+    let mut found = Vec::new();
+    let mobilenet = MobileNetFiles::locate(models);
+    if let Ok(files) = &mobilenet {
+        found.push(("mobilenet".to_owned(), files.model.clone()));
+    }
+    if let Ok(files) = MiniLmFiles::locate(models) {
+        found.push(("minilm".to_owned(), files.model));
+    }
+    match (found.is_empty(), mobilenet) {
+        (true, Err(e)) => Err(e.to_string()),
+        _ => Ok(found),
+    }
+}
+
+/// Every ONNX model in `dir`: each `NAME.onnx` in it as `NAME`, and each
+/// subfolder `NAME/` holding exactly one `.onnx` file as `NAME` (the layout
+/// of the models folder's `minilm/`). Names that could not travel in a URL
+/// path unescaped are skipped with a warning.
+///
+/// # Errors
+///
+/// When `dir` cannot be read, or holds no model.
+pub fn models_in(dir: &Path) -> Result<Vec<(String, PathBuf)>, String> {
+    let read = |dir: &Path| -> Result<Vec<PathBuf>, String> {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(|e| format!("{}: {e}", dir.display()))?
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .collect();
+        entries.sort();
+        Ok(entries)
+    };
+    let is_onnx = |path: &Path| path.is_file() && path.extension().is_some_and(|e| e == "onnx");
+    let mut found = Vec::new();
+    for path in read(dir)? {
+        let named = if is_onnx(&path) {
+            path.file_stem()
+                .map(|stem| (stem.to_string_lossy().into_owned(), path.clone()))
+        } else if path.is_dir() {
+            let inside: Vec<PathBuf> = read(&path)?.into_iter().filter(|p| is_onnx(p)).collect();
+            match (inside.len(), path.file_name()) {
+                (1, Some(name)) => Some((name.to_string_lossy().into_owned(), inside[0].clone())),
+                _ => None,
+            }
+        } else {
+            None
+        };
+        match named {
+            Some((name, file)) if is_url_safe(&name) => found.push((name, file)),
+            Some((name, _)) => tracing::warn!(name, "skipping a model whose name is not URL-safe"),
+            None => {}
+        }
+    }
+    if found.is_empty() {
+        return Err(format!(
+            "{}: no .onnx model in this folder or its subfolders",
+            dir.display()
+        ));
+    }
+    Ok(found)
+}
+
+fn is_url_safe(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_folder_lists_its_models_and_one_model_subfolders_by_name() {
+        let dir = std::env::temp_dir().join(format!("oip-repo-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        for path in [
+            "a.onnx",
+            "notes.txt",
+            "bert/model.onnx",
+            "two/x.onnx",
+            "two/y.onnx",
+            "bad name.onnx",
+        ] {
+            let path = dir.join(path);
+            std::fs::create_dir_all(path.parent().unwrap_or(&dir)).unwrap_or_default();
+            std::fs::write(path, b"").unwrap_or_default();
+        }
+        let names: Vec<String> = models_in(&dir)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect();
+        assert_eq!(names, ["a", "bert"]);
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(models_in(&dir).is_err());
+    }
+}

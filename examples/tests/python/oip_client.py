@@ -1,0 +1,107 @@
+"""A real Open Inference Protocol client against our server: NVIDIA's
+tritonclient[http] classifies cat.jpg with MobileNetV2, with binary and
+JSON tensors, then checks that concurrent requests (which the server
+batches together) and a batch of four give the same outputs as single
+requests, and that bad requests fail with 400.
+
+    python3 oip_client.py HOST:PORT PATH/TO/cat.jpg
+"""
+
+import sys
+
+import numpy as np
+import tritonclient.http as httpclient
+from PIL import Image
+from tritonclient.utils import InferenceServerException
+
+MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+
+
+def preprocess(path, brightness=1.0):
+    """ImageNet pre-processing: short side to 256, centre crop 224, NCHW."""
+    image = Image.open(path).convert("RGB")
+    scale = 256 / min(image.size)
+    image = image.resize((round(image.width * scale), round(image.height * scale)), Image.BILINEAR)
+    left, top = (image.width - 224) // 2, (image.height - 224) // 2
+    image = image.crop((left, top, left + 224, top + 224))
+    pixels = np.asarray(image, dtype=np.float32) / 255.0 * brightness
+    return ((pixels - MEAN) / STD).transpose(2, 0, 1)[np.newaxis].astype(np.float32)
+
+
+def request(batch, binary):
+    tensor = httpclient.InferInput("input", list(batch.shape), "FP32")
+    tensor.set_data_from_numpy(batch, binary_data=binary)
+    return [tensor], [httpclient.InferRequestedOutput("output", binary_data=binary)]
+
+
+def infer(client, batch, binary=True):
+    inputs, outputs = request(batch, binary)
+    return client.infer("mobilenet", inputs, outputs=outputs).as_numpy("output")
+
+
+def main():
+    url, photo = sys.argv[1], sys.argv[2]
+    client = httpclient.InferenceServerClient(url, concurrency=8)
+    assert client.is_server_live() and client.is_server_ready()
+    assert client.is_model_ready("mobilenet")
+    metadata = client.get_model_metadata("mobilenet")
+    assert metadata["inputs"][0]["name"] == "input", metadata
+    assert metadata["inputs"][0]["shape"] == [-1, 3, 224, 224], metadata
+
+    cat = preprocess(photo)
+    binary = infer(client, cat, binary=True)
+    as_json = infer(client, cat, binary=False)
+    assert binary.shape == (1, 1000), binary.shape
+    top = int(binary[0].argmax())
+    assert 281 <= top <= 285, f"class {top} is not a cat"
+    assert np.allclose(binary, as_json, atol=1e-4), "binary and JSON tensors disagree"
+    print(f"cat.jpg: class {top}")
+
+    # Eight images of different brightness, single requests first.
+    images = [preprocess(photo, brightness=0.5 + 0.0625 * i) for i in range(8)]
+    singles = [infer(client, image) for image in images]
+    # Then all at once from concurrent requests, twice over: the server
+    # batches them together, and each must get its own row back.
+    pending = []
+    for _ in range(2):
+        for image in images:
+            inputs, outputs = request(image, True)
+            pending.append(client.async_infer("mobilenet", inputs, outputs=outputs))
+    for i, call in enumerate(pending):
+        got = call.get_result().as_numpy("output")
+        assert np.allclose(got, singles[i % 8], atol=1e-3), f"concurrent request {i} got another row"
+    # One request carrying a batch of four.
+    four = infer(client, np.concatenate(images[:4]))
+    assert four.shape == (4, 1000)
+    assert np.allclose(four, np.concatenate(singles[:4]), atol=1e-3), "a batch of four disagrees with singles"
+
+    # Bad requests fail with 400, and the server still answers afterwards.
+    for name, batch in [("wrong shape", np.zeros((1, 3, 224, 223), np.float32))]:
+        try:
+            infer(client, batch)
+        except InferenceServerException as error:
+            assert error.status() == "400", (name, error.status(), error)
+        else:
+            raise AssertionError(f"{name} was accepted")
+    wrong_type = httpclient.InferInput("input", [1, 3, 224, 224], "INT64")
+    wrong_type.set_data_from_numpy(np.zeros((1, 3, 224, 224), np.int64))
+    try:
+        client.infer("mobilenet", [wrong_type])
+    except InferenceServerException as error:
+        assert error.status() == "400", error
+    else:
+        raise AssertionError("a wrong datatype was accepted")
+    try:
+        client.infer("resnet", request(cat, True)[0])
+    except InferenceServerException as error:
+        assert error.status() == "400", error
+    else:
+        raise AssertionError("an unknown model was accepted")
+    assert int(infer(client, cat)[0].argmax()) == top
+    client.close()
+    print("oip client: ok")
+
+
+if __name__ == "__main__":
+    main()
