@@ -6,8 +6,9 @@
 #   2. runs the in-process load test, batched against unbatched,
 #   3. starts the HTTP server, sends it load over HTTP, and stops it with
 #      Ctrl-C (SIGINT) to show the graceful drain,
-#   4. where the MiniLM files are there too, indexes a generated corpus with
-#      sentence embeddings, where batching does pay on a CPU,
+#   4. where the MiniLM files are there too, indexes the paragraphs of the
+#      repository's docs with sentence embeddings and answers a question
+#      from them,
 #   5. where a NATS server is found or fetched, serves MobileNet on three
 #      node processes through NATS under load, and kills one midway.
 # DEMO_SECONDS (default 3) sets the time per load-test row.
@@ -69,7 +70,9 @@ trap - EXIT
 echo; echo "== 4. sentence embeddings with length-bucket keys =="
 if [[ -f "$BATCH_SERVING_MODELS/minilm/tokenizer.json" ]]; then
     out=$(mktemp)
-    "$bin/embed_index" --generate $(( seconds * 300 )) --out "$out" --query "a dog playing with a ball in the park"
+    # The repository's own docs, a paragraph per document, asked a question
+    # that one of them answers.
+    "$bin/embed_index" --docs README.md docs/*.md --out "$out" --query "what happens to queued calls at shutdown?" --top-k 3
     rm -f "$out"
 else
     echo "(no minilm/ folder in $BATCH_SERVING_MODELS; skipping: docs/embeddings.md says how to get it)"

@@ -3,6 +3,7 @@
 //! minimal HTTP client for the load tester, and for the embedding examples
 //! their HTTP routes and a flat vector index.
 
+pub mod chart;
 pub mod client;
 pub mod embed_http;
 pub mod embed_setup;
@@ -10,6 +11,7 @@ pub mod http;
 pub mod json_errors;
 pub mod metrics;
 pub mod oip;
+pub mod paragraphs;
 pub mod serve;
 pub mod setup;
 pub mod vector_index;

@@ -8,7 +8,10 @@
 //! Each scenario lives in `batch_serving_benches::compare`; this binary
 //! reads the flags, runs the scenarios asked for and assembles the report.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
+
+use batch_serving_examples::chart::{Panel, write_svg};
 
 use batch_serving_benches::compare::common::{Options, Section, runtime};
 use batch_serving_benches::compare::environment::{machine, today};
@@ -76,6 +79,9 @@ fn main() {
         let lap = Instant::now();
         let section = run();
         doc.push_str(&section.markdown);
+        for (suffix, panels) in &section.charts {
+            doc.push_str(&chart(&options.out, suffix, panels));
+        }
         targets.push_str(&section.targets);
         laps.push(format!("{name} {:.0} s", lap.elapsed().as_secs_f64()));
     }
@@ -91,4 +97,20 @@ fn main() {
         std::process::exit(1);
     }
     println!("{doc}\nwrote {}", options.out);
+}
+
+/// Writes one chart beside the report (`benchmarks-s1.svg` beside
+/// `benchmarks.md`) and returns the markdown that shows it, or a line
+/// saying why it could not be drawn.
+fn chart(report: &str, suffix: &str, panels: &[Panel]) -> String {
+    let report = Path::new(report);
+    let stem = report
+        .file_stem()
+        .map_or("benchmarks".into(), |s| s.to_string_lossy());
+    let name = format!("{stem}-{suffix}.svg");
+    let path = report.with_file_name(&name);
+    match write_svg(&path, panels, 620, 420) {
+        Ok(()) => format!("\n![{suffix} chart]({name})\n"),
+        Err(e) => format!("\n(no {suffix} chart: {e})\n"),
+    }
 }

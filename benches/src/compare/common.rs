@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::closed_loop::{self, Cell};
 use crate::contenders::{Contender, Kind, Setup};
 use crate::report::{Spread, rate, table};
+use batch_serving_examples::chart::{Axis, Panel, Plot, Series};
 
 /// What the command line asked for.
 #[derive(Debug)]
@@ -40,6 +41,9 @@ pub struct Section {
     pub markdown: String,
     /// Rows of the targets table (`| target | measured | met |`).
     pub targets: String,
+    /// Charts of the section: a file-name suffix and the panels drawn in
+    /// it; the runner writes each beside the report and links it.
+    pub charts: Vec<(String, Vec<Panel>)>,
 }
 
 /// The runtime every contender runs on: two workers, as on the CI machine.
@@ -225,4 +229,41 @@ pub fn eager_over_batched_fn(scenario: &str, cells: &Cells, callers: usize, targ
         target,
         format!("{ratio:.2}×"),
     )
+}
+
+/// A line per contender of `value(callers, median calls/s)` against
+/// callers, for a chart of closed-loop cells.
+pub fn closed_loop_chart(
+    cells: &Cells,
+    levels: &[usize],
+    title: &str,
+    y: Axis,
+    value: &dyn Fn(usize, f64) -> f64,
+) -> Panel {
+    let series = Kind::ALL
+        .iter()
+        .enumerate()
+        .filter_map(|(index, kind)| {
+            let points: Vec<(f64, f64)> = levels
+                .iter()
+                .filter_map(|&callers| {
+                    let reps = cells.get(&(callers, index))?;
+                    Some((
+                        callers as f64,
+                        value(callers, spread(reps, |c| c.per_second).median),
+                    ))
+                })
+                .collect();
+            (!points.is_empty()).then(|| Series {
+                name: kind.name().to_owned(),
+                points,
+            })
+        })
+        .collect();
+    Panel {
+        title: title.to_owned(),
+        x: Axis::log("concurrent callers"),
+        y,
+        plot: Plot::Lines(series),
+    }
 }

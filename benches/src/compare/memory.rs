@@ -48,6 +48,7 @@ pub fn run(options: &Options) -> Section {
     Section {
         markdown: doc,
         targets,
+        charts: Vec::new(),
     }
 }
 

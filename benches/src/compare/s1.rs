@@ -2,11 +2,12 @@
 
 use std::time::Duration;
 
+use batch_serving_examples::chart::Axis;
 use tokio::runtime::Runtime;
 
 use crate::closed_loop::{self, Cell};
 use crate::compare::common::{
-    Cells, Options, Section, best_of, closed_loop_scenario, closed_loop_table,
+    Cells, Options, Section, best_of, closed_loop_chart, closed_loop_scenario, closed_loop_table,
     eager_over_batched_fn, verdict,
 };
 use crate::compare::common::{median_of, spread};
@@ -45,9 +46,20 @@ pub fn run(rt: &Runtime, options: &Options) -> Section {
     ));
     targets.push_str(&eager_over_batched_fn("S1", &s1_cells, 1, 20.0));
     doc.push_str(&rt.block_on(wake_up_note(&s1_cells)));
+    let charts = vec![(
+        "s1".to_owned(),
+        vec![closed_loop_chart(
+            &s1_cells,
+            &s1_levels,
+            "S1: overhead, identity function",
+            Axis::log("calls/s (median)"),
+            &|_, per_second| per_second,
+        )],
+    )];
     Section {
         markdown: doc,
         targets,
+        charts,
     }
 }
 

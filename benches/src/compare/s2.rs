@@ -3,11 +3,12 @@
 
 use std::time::Duration;
 
+use batch_serving_examples::chart::Axis;
 use tokio::runtime::Runtime;
 
 use crate::compare::common::median_of;
 use crate::compare::common::{
-    Cells, Options, Section, best_of, closed_loop_scenario, closed_loop_table,
+    Cells, Options, Section, best_of, closed_loop_chart, closed_loop_scenario, closed_loop_table,
     eager_over_batched_fn, verdict,
 };
 use crate::contenders::{Kind, Setup};
@@ -86,9 +87,29 @@ pub fn run(rt: &Runtime, options: &Options) -> Section {
     }
     targets.push_str(&eager_over_batched_fn("S2", &s2_cells, 8, 5.0));
     doc.push_str(&rt.block_on(s2_overhead_note(&s2_cells)));
+    let charts = vec![(
+        "s2".to_owned(),
+        vec![
+            closed_loop_chart(
+                &s2_cells,
+                &s2_levels,
+                "S2: costed batches, throughput",
+                Axis::linear("calls/s (median)"),
+                &|_, per_second| per_second,
+            ),
+            closed_loop_chart(
+                &s2_cells,
+                &s2_levels,
+                "S2: efficiency",
+                Axis::linear("% of the throughput bound"),
+                &|_, per_second| per_second / s2_bound() * 100.0,
+            ),
+        ],
+    )];
     Section {
         markdown: doc,
         targets,
+        charts,
     }
 }
 

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use batch_serving_examples::chart::{Axis, Bars, Panel, Plot};
 use tokio::runtime::Runtime;
 
 use crate::burst::{self, Bursts};
@@ -30,6 +31,18 @@ pub fn run(rt: &Runtime, options: &Options) -> Section {
     let (bursts, scheduled) = rt.block_on(bursts_scenario(options));
     doc.push_str(&format!("\n## S3: bursts\n\n256 callers fire together every 50 ms, {S3_BURSTS} bursts, with the S2 function and settings. The ideal burst is {} full batches = {:.2} ms. A burst runs from its first caller firing to its last reply, and each call's latency is counted from that same first firing; the callers' tokio timers fire late by the \"timer lag\" (rounded up to the timer's 1 ms tick, then 256 sleepers woken one by one), which is the same for every contender and is not counted. The next four columns split the mean burst: from the first firing to the first batch's start, the batch function running, the gaps between batches, and from the last batch's end to the last reply.\n\n", 256 / S2_BATCH_SIZE, s3_ideal().as_secs_f64() * 1e3));
     let mut rows = Vec::new();
+    let mut breakdown = Bars {
+        categories: Vec::new(),
+        series: [
+            "to 1st batch",
+            "in batches",
+            "between batches",
+            "after last batch",
+        ]
+        .map(|name| (name.to_owned(), Vec::new()))
+        .to_vec(),
+        stacked: true,
+    };
     for (index, runs) in &bursts {
         let ms = |f: &dyn Fn(&Bursts) -> Duration| {
             Spread::of(
@@ -39,6 +52,18 @@ pub fn run(rt: &Runtime, options: &Options) -> Section {
                     .collect::<Vec<_>>(),
             )
         };
+        breakdown
+            .categories
+            .push(Kind::ALL[*index].name().to_owned());
+        let parts: [&dyn Fn(&Bursts) -> Duration; 4] = [
+            &|r| r.to_first_batch,
+            &|r| r.in_batches,
+            &|r| r.between_batches,
+            &|r| r.after_last_batch,
+        ];
+        for ((_, values), part) in breakdown.series.iter_mut().zip(parts) {
+            values.push(ms(part).median);
+        }
         let bad: u64 = runs
             .iter()
             .map(|r| r.bad + r.batches.empty + r.batches.oversized)
@@ -100,9 +125,19 @@ pub fn run(rt: &Runtime, options: &Options) -> Section {
         1.0,
         format!("{:.2} ms", best_burst * 1e3),
     ));
+    let charts = vec![(
+        "s3".to_owned(),
+        vec![Panel {
+            title: "S3: where the mean burst goes".to_owned(),
+            x: Axis::linear(""),
+            y: Axis::linear("mean burst (ms)"),
+            plot: Plot::Bars(breakdown),
+        }],
+    )];
     Section {
         markdown: doc,
         targets,
+        charts,
     }
 }
 

@@ -13,7 +13,7 @@ use crate::report::{Spread, table};
 pub fn run(rt: &Runtime, options: &Options) -> Section {
     let mut section = Section {
         markdown: "\n## S4: MobileNetV2 on ONNX Runtime (CPU)\n\n".to_owned(),
-        targets: String::new(),
+        ..Section::default()
     };
     match OnnxSetup::find() {
         Err(why) => section.markdown.push_str(&format!("Skipped: {why}.\n")),

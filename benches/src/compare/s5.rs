@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use batch_serving_examples::chart::{Axis, Bars, Panel, Plot};
 use tokio::runtime::Runtime;
 
 use crate::compare::common::{Options, Section, verdict};
@@ -15,7 +16,7 @@ use crate::report::{Spread, table};
 pub fn run(rt: &Runtime, options: &Options) -> Section {
     let mut section = Section {
         markdown: "\n## S5: sentence embeddings (all-MiniLM-L6-v2, CPU)\n\n".to_owned(),
-        targets: String::new(),
+        ..Section::default()
     };
     match EmbedSetup::find() {
         Err(why) => section.markdown.push_str(&format!("Skipped: {why}.\n")),
@@ -25,6 +26,7 @@ pub fn run(rt: &Runtime, options: &Options) -> Section {
                 options,
                 options.quick,
                 &mut section.targets,
+                &mut section.charts,
             ));
             section.markdown.push_str(&text);
         }
@@ -46,6 +48,7 @@ pub async fn embeddings_scenario(
     options: &Options,
     quick: bool,
     targets: &mut String,
+    charts: &mut Vec<(String, Vec<Panel>)>,
 ) -> String {
     let corpora = [
         EmbedCorpus {
@@ -107,6 +110,7 @@ pub async fn embeddings_scenario(
     let median = |reps: &[EmbedCell], f: &dyn Fn(&EmbedCell) -> f64| {
         Spread::of(&reps.iter().map(f).collect::<Vec<_>>())
     };
+    let mut panels = Vec::new();
     for (c, corpus) in corpora.iter().enumerate() {
         let rate_of = |b: Batching| {
             let index = Batching::ALL.iter().position(|x| *x == b).unwrap_or(0);
@@ -128,6 +132,22 @@ pub async fn embeddings_scenario(
                 ]
             })
             .collect();
+        panels.push(Panel {
+            title: format!("S5: {} sentences, {}", corpus.sentences, corpus.name),
+            x: Axis::linear(""),
+            y: Axis::linear("sentences/s (median)"),
+            plot: Plot::Bars(Bars {
+                categories: Batching::ALL
+                    .iter()
+                    .map(|b| short_name(*b).to_owned())
+                    .collect(),
+                series: vec![(
+                    "sentences/s".to_owned(),
+                    Batching::ALL.iter().map(|b| rate_of(*b)).collect(),
+                )],
+                stacked: false,
+            }),
+        });
         out.push_str(&format!(
             "\n{} sentences, {}:\n\n",
             corpus.sentences, corpus.name
@@ -190,5 +210,16 @@ pub async fn embeddings_scenario(
             ));
         }
     }
+    charts.push(("s5".to_owned(), panels));
     out
+}
+
+/// A batching mode's name short enough for a chart's axis.
+fn short_name(batching: Batching) -> &'static str {
+    match batching {
+        Batching::Unbatched => "(a) unbatched",
+        Batching::FixedPadding => "(b) padded to 128",
+        Batching::PadToLongest => "(c) to longest",
+        Batching::LengthBuckets => "(d) length buckets",
+    }
 }

@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use batch_serving::{Batch, Policy, Serving};
+use batch_serving_examples::chart::{Axis, Bars, Panel, Plot};
 use batch_serving_nats::{Node, RemoteServing};
 use futures::StreamExt;
 use hdrhistogram::Histogram;
@@ -22,7 +23,7 @@ use crate::report::{Spread, rate, table};
 pub fn run(rt: &Runtime, options: &Options) -> Section {
     let mut section = Section {
         markdown: "\n## S6: one serving on several nodes through NATS (loopback, accelerator stand-in)\n\n".to_owned(),
-        targets: String::new(),
+        ..Section::default()
     };
     let Some(binary) = nats_server::binary() else {
         section.markdown.push_str(
@@ -38,9 +39,10 @@ pub fn run(rt: &Runtime, options: &Options) -> Section {
         }
     };
     match rt.block_on(scenario(&server.url(), server.pid(), options)) {
-        Ok((markdown, targets)) => {
+        Ok((markdown, targets, panels)) => {
             section.markdown.push_str(&markdown);
             section.targets.push_str(&targets);
+            section.charts.push(("s6".to_owned(), panels));
         }
         Err(e) => section.markdown.push_str(&format!("Failed: {e}.\n")),
     }
@@ -222,6 +224,17 @@ impl Row {
             Row::SlowQueueGroup => "3 nodes, one 2× slower: NATS queue group (random)".into(),
         }
     }
+
+    /// The name on a chart's axis.
+    fn short_name(self) -> String {
+        match self {
+            Row::Floor => "NATS floor".into(),
+            Row::OneWide => "1 wide node".into(),
+            Row::Nodes(n) => format!("{n} node(s)"),
+            Row::SlowByLoad => "slow: by load".into(),
+            Row::SlowQueueGroup => "slow: queue group".into(),
+        }
+    }
 }
 
 const ROWS: [Row; 7] = [
@@ -323,7 +336,7 @@ async fn scenario(
     url: &str,
     server: Option<u32>,
     options: &Options,
-) -> Result<(String, String), String> {
+) -> Result<(String, String, Vec<Panel>), String> {
     let (warm_up, window) = if options.quick {
         (Duration::from_millis(250), Duration::from_millis(500))
     } else {
@@ -382,6 +395,33 @@ async fn scenario(
         warm_up.as_secs_f64()
     );
     markdown.push_str(&table(&header, &rows));
+    let by_callers = |title: &str, y: Axis, f: &dyn Fn(&Cell) -> f64| Panel {
+        title: title.to_owned(),
+        x: Axis::linear(""),
+        y,
+        plot: Plot::Bars(Bars {
+            categories: ROWS.iter().map(|row| row.short_name()).collect(),
+            series: CALLERS
+                .iter()
+                .enumerate()
+                .map(|(c, callers)| {
+                    let values = (0..ROWS.len()).map(|r| spread(r, c, f).median).collect();
+                    (format!("{callers} callers"), values)
+                })
+                .collect(),
+            stacked: false,
+        }),
+    };
+    let panels = vec![
+        by_callers(
+            "S6: throughput through NATS",
+            Axis::linear("calls/s (median)"),
+            &|x| x.per_second,
+        ),
+        by_callers("S6: p99 latency", Axis::linear("p99 latency (ms)"), &|x| {
+            x.p99_ms
+        }),
+    ];
     // Why the one-node row is far below the floor on this machine: the CPU
     // each call costs, in this process and in the server, from /proc.
     let last = CALLERS.len() - 1;
@@ -433,5 +473,5 @@ async fn scenario(
         0.8,
         format!("{floor:.2}×"),
     ));
-    Ok((markdown, targets))
+    Ok((markdown, targets, panels))
 }

@@ -5,13 +5,15 @@
 //!
 //! ```text
 //! cargo run --release -p batch-serving-examples --bin embed_index -- \
-//!     [--input docs.txt | --generate 2000] [--out embeddings.f32] \
+//!     [--docs README.md docs/*.md | --input docs.txt | --generate 2000] [--out embeddings.f32] \
 //!     [--query "a dog playing in the park"] [--top-k 5] [--buckets 8,16,32 | none]
 //! ```
 //!
-//! `--input` reads one document per line (blank lines are skipped);
-//! without it a reproducible corpus of `--generate` sentences (6-64 tokens)
-//! is made. The vectors are written to `--out` as little-endian f32 rows,
+//! `--docs` indexes the paragraphs and list items of markdown files (the
+//! demo asks the repository's own docs a question); `--input` reads one
+//! document per line (blank lines are skipped); without either a
+//! reproducible corpus of `--generate` sentences (6-64 tokens) is made, as
+//! the benchmarks use. The vectors are written to `--out` as little-endian f32 rows,
 //! 384 per row, in document order.
 
 use std::path::PathBuf;
@@ -19,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use batch_serving::Event;
 use batch_serving_examples::embed_setup::EmbedConfig;
+use batch_serving_examples::paragraphs::paragraphs;
 use batch_serving_examples::vector_index::VectorIndex;
 use batch_serving_ort::embedding::{EMBEDDED_EVENT, EmbeddedBatch, synthetic_corpus};
 use clap::Parser;
@@ -29,6 +32,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 /// similarity.
 #[derive(Debug, Parser)]
 struct Cli {
+    /// Markdown files whose paragraphs are the documents.
+    #[arg(long, num_args = 1.., conflicts_with = "input")]
+    docs: Vec<PathBuf>,
     /// One document per line (blank lines are skipped) [default: a generated corpus].
     #[arg(long, env = "BS_INPUT")]
     input: Option<PathBuf>,
@@ -53,6 +59,20 @@ struct Cli {
 }
 
 fn documents(cli: &Cli) -> Result<Vec<String>, Box<dyn std::error::Error>> {
+    if !cli.docs.is_empty() {
+        let mut texts = Vec::new();
+        for path in &cli.docs {
+            let markdown = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read --docs {}: {e}", path.display()))?;
+            let source = path.display().to_string();
+            texts.extend(
+                paragraphs(&source, &markdown)
+                    .into_iter()
+                    .map(|p| format!("[{}] {}", p.source, p.text)),
+            );
+        }
+        return Ok(texts);
+    }
     match &cli.input {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -139,7 +159,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let query_vector = embedder.embed(query).await?;
     println!("top matches for {query:?}:");
     for hit in index.search(&query_vector, cli.top_k) {
-        println!("  {:.3}  #{:<6} {}", hit.score, hit.index, hit.text);
+        println!(
+            "  {:.3}  #{:<6} {}",
+            hit.score,
+            hit.index,
+            shorten(hit.text, 220)
+        );
     }
     embedder.serving().shutdown().await;
     Ok(())
@@ -152,4 +177,14 @@ fn overhead(padded: usize, real: usize) -> f64 {
     } else {
         (padded as f64 / real as f64 - 1.0) * 100.0
     }
+}
+
+/// `text` cut at a word boundary to about `limit` characters.
+fn shorten(text: &str, limit: usize) -> String {
+    if text.chars().count() <= limit {
+        return text.to_owned();
+    }
+    let cut: String = text.chars().take(limit).collect();
+    let end = cut.rfind(' ').unwrap_or(cut.len());
+    format!("{}…", &cut[..end])
 }

@@ -8,7 +8,8 @@
 //! cargo run --release -p batch-serving-examples --bin load_test -- --url 127.0.0.1:8080
 //! ```
 //!
-//! `--markdown FILE` also writes the table as markdown.
+//! `--markdown FILE` also writes the table as markdown, and `--svg FILE` a
+//! chart of throughput and p99 latency against callers, one line per mode.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -16,6 +17,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use batch_serving_examples::chart::{Axis, Panel, Plot, Series, write_svg};
 use batch_serving_examples::client::Connection;
 use batch_serving_examples::metrics::read_metric;
 use batch_serving_examples::setup::ServingConfig;
@@ -45,6 +47,10 @@ struct Cli {
     /// Also write the table as markdown to this file.
     #[arg(long, env = "BS_MARKDOWN")]
     markdown: Option<PathBuf>,
+    /// Also draw throughput and p99 against callers as an SVG chart here
+    /// (the markdown, when written to the same folder, links it).
+    #[arg(long, env = "BS_SVG")]
+    svg: Option<PathBuf>,
     #[command(flatten)]
     serving: ServingConfig,
 }
@@ -165,6 +171,41 @@ fn table(rows: &[Row]) -> String {
         ));
     }
     out
+}
+
+/// Throughput and p99 against callers, a line per mode, on log scales
+/// (callers and latency both span decades).
+fn chart(rows: &[Row], path: &std::path::Path) -> Result<(), String> {
+    let mut modes: Vec<&str> = rows.iter().map(|r| r.mode.as_str()).collect();
+    modes.dedup();
+    let series = |value: &dyn Fn(&Row) -> f64| -> Vec<Series> {
+        modes
+            .iter()
+            .map(|mode| Series {
+                name: (*mode).to_owned(),
+                points: rows
+                    .iter()
+                    .filter(|r| r.mode == *mode)
+                    .map(|r| (r.concurrency as f64, value(r)))
+                    .collect(),
+            })
+            .collect()
+    };
+    let panels = [
+        Panel {
+            title: "MobileNetV2: throughput".to_owned(),
+            x: Axis::log("concurrent callers"),
+            y: Axis::linear("images/s"),
+            plot: Plot::Lines(series(&|r| r.per_second)),
+        },
+        Panel {
+            title: "MobileNetV2: p99 latency".to_owned(),
+            x: Axis::log("concurrent callers"),
+            y: Axis::log("p99 latency (ms)"),
+            plot: Plot::Lines(series(&|r| r.p99_ms)),
+        },
+    ];
+    write_svg(path, &panels, 560, 400)
 }
 
 /// The image every call sends: `--image`, else dogs.jpg beside the model,
@@ -313,10 +354,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let table = table(&rows);
     println!("\n{table}");
+    if let Some(path) = &cli.svg {
+        chart(&rows, path)?;
+        println!("wrote {}", path.display());
+    }
     if let Some(path) = &cli.markdown {
         let cores = std::thread::available_parallelism().map_or(0, usize::from);
+        let figure = cli
+            .svg
+            .as_ref()
+            .filter(|svg| svg.parent() == path.parent())
+            .and_then(|svg| svg.file_name())
+            .map_or(String::new(), |name| {
+                format!(
+                    "\n![throughput and p99 latency against callers]({})\n",
+                    name.to_string_lossy()
+                )
+            });
         let text = format!(
-            "<!-- written by: load_test {} -->\n\nMobileNetV2 classification, closed loop, {seconds} s per row, {cores} CPU core(s); {}.\n\n{table}",
+            "<!-- written by: load_test {} -->\n\nMobileNetV2 classification, closed loop, {seconds} s per row, {cores} CPU core(s); {}.\n{figure}\n{table}",
             std::env::args().skip(1).collect::<Vec<_>>().join(" "),
             config.describe()
         );
