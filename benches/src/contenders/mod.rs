@@ -1,6 +1,8 @@
 //! The contenders: batch-serving (timeout and eager policies) and the
 //! batching layers people would otherwise use, behind one calling interface.
 
+mod amate;
+mod batch_aint_one;
 mod batch_serving;
 mod batched_fn;
 mod textbook;
@@ -60,19 +62,31 @@ pub enum Kind {
     BatchedFn,
     /// tower-batch-control 1.1.1.
     TowerBatch,
+    /// amate 0.16.2, one worker.
+    Amate,
+    /// batch-aint-one 0.16.0, Immediate policy.
+    BaoImmediate,
+    /// batch-aint-one 0.16.0, Duration policy (the scenario's wait).
+    BaoDuration,
+    /// batch-aint-one 0.16.0, Balanced policy.
+    BaoBalanced,
     /// The textbook mpsc + `select!` loop.
     Textbook,
 }
 
 impl Kind {
     /// Every contender, in report order.
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 11] = [
         Kind::ServingTimeout,
         Kind::ServingEager,
         Kind::ServingAsync,
         Kind::ServingBusyPoll,
         Kind::BatchedFn,
         Kind::TowerBatch,
+        Kind::Amate,
+        Kind::BaoImmediate,
+        Kind::BaoDuration,
+        Kind::BaoBalanced,
         Kind::Textbook,
     ];
 
@@ -85,6 +99,10 @@ impl Kind {
             Kind::ServingBusyPoll => "batch-serving (eager, busy poll)",
             Kind::BatchedFn => "batched-fn 0.2.5",
             Kind::TowerBatch => "tower-batch-control 1.1.1",
+            Kind::Amate => "amate 0.16.2 (1 worker)",
+            Kind::BaoImmediate => "batch-aint-one 0.16.0 (Immediate)",
+            Kind::BaoDuration => "batch-aint-one 0.16.0 (Duration)",
+            Kind::BaoBalanced => "batch-aint-one 0.16.0 (Balanced)",
             Kind::Textbook => "textbook mpsc+select! loop",
         }
     }
@@ -116,6 +134,19 @@ impl Kind {
             Kind::ServingBusyPoll => batch_serving::start_busy_poll(setup),
             Kind::BatchedFn => batched_fn::start(setup),
             Kind::TowerBatch => Ok(tower_batch::start(setup)),
+            Kind::Amate => Ok(amate::start(setup)),
+            Kind::BaoImmediate => Ok(batch_aint_one::start(
+                setup,
+                batch_aint_one::Policy::Immediate,
+            )),
+            Kind::BaoDuration => Ok(batch_aint_one::start(
+                setup,
+                batch_aint_one::Policy::Duration,
+            )),
+            Kind::BaoBalanced => Ok(batch_aint_one::start(
+                setup,
+                batch_aint_one::Policy::Balanced,
+            )),
             Kind::Textbook => Ok(textbook::start(setup)),
         }
     }
