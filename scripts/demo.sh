@@ -10,7 +10,9 @@
 #      repository's docs with sentence embeddings and answers a question
 #      from them,
 #   5. where a NATS server is found or fetched, serves MobileNet on three
-#      node processes through NATS under load, and kills one midway.
+#      node processes through NATS under load, and kills one midway,
+#   6. serves the models over the Open Inference Protocol (KServe v2) and,
+#      where pip can install it, points NVIDIA's tritonclient at it.
 # DEMO_SECONDS (default 3) sets the time per load-test row.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -84,4 +86,23 @@ if nats_server; then
 else
     echo "(no nats-server and none could be fetched; skipping: put nats-server on PATH or set NATS_SERVER)"
 fi
+echo; echo "== 6. the Open Inference Protocol (KServe v2), called by tritonclient =="
+source scripts/oip-client.sh
+oip_port=${DEMO_OIP_PORT:-18000}
+"$bin/oip_server" --addr "127.0.0.1:$oip_port" --batch-timeout-ms 20 --policy timeout &
+oip=$!
+trap 'kill $oip 2>/dev/null || true' EXIT
+for _ in $(seq 100); do
+    if curl -fsS "http://127.0.0.1:$oip_port/v2/health/ready" >/dev/null 2>&1; then break; fi
+    sleep 0.2
+done
+curl -fsS "http://127.0.0.1:$oip_port/v2/models/mobilenet"; echo
+if oip_python && [[ -f "$BATCH_SERVING_MODELS/cat.jpg" ]]; then
+    python3 examples/tests/python/oip_client.py "127.0.0.1:$oip_port" "$BATCH_SERVING_MODELS/cat.jpg"
+else
+    echo "(no tritonclient or no cat.jpg; skipping the client)"
+fi
+kill -INT $oip
+wait $oip
+trap - EXIT
 echo; echo "demo finished"

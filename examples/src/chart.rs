@@ -77,18 +77,23 @@ pub struct Panel {
     pub plot: Plot,
 }
 
-/// Distinct colours that stay apart for colour-blind readers (the
-/// Okabe–Ito palette), then plotters' own.
+/// Twelve distinct colours, enough for every contender of the comparison
+/// to have its own: the Okabe–Ito palette (apart for colour-blind readers;
+/// its pale yellow darkened to be seen on white), then four more.
 fn colour(index: usize) -> RGBColor {
-    const PALETTE: [RGBColor; 8] = [
+    const PALETTE: [RGBColor; 12] = [
         RGBColor(0, 114, 178),
         RGBColor(230, 159, 0),
         RGBColor(0, 158, 115),
         RGBColor(204, 121, 167),
         RGBColor(86, 180, 233),
         RGBColor(213, 94, 0),
-        RGBColor(240, 228, 66),
         RGBColor(0, 0, 0),
+        RGBColor(190, 170, 0),
+        RGBColor(128, 128, 128),
+        RGBColor(140, 86, 75),
+        RGBColor(148, 103, 189),
+        RGBColor(120, 0, 40),
     ];
     PALETTE[index % PALETTE.len()]
 }
