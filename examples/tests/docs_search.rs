@@ -4,30 +4,16 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use batch_serving_examples::paragraphs::paragraphs;
 use batch_serving_examples::vector_index::VectorIndex;
 use batch_serving_ort::embedding::Embedder;
-use batch_serving_ort::{MiniLmFiles, OrtError, Runtime};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_shutdown_question_finds_the_paragraph_about_queued_calls_at_shutdown() {
-    let required = |name: &str| std::env::var_os(name).is_some_and(|v| v == "1");
-    let files = match Runtime::get().and_then(|_| MiniLmFiles::locate(None)) {
-        Ok(files) => files,
-        Err(e @ OrtError::File { .. }) if !required("BATCH_SERVING_REQUIRE_MINILM") => {
-            eprintln!("\n*** SKIPPING the docs search test: {e}\n");
-            return;
-        }
-        Err(e)
-            if required("BATCH_SERVING_REQUIRE_ORT")
-                || required("BATCH_SERVING_REQUIRE_MINILM") =>
-        {
-            panic!("{e}")
-        }
-        Err(e) => {
-            eprintln!("\n*** SKIPPING the docs search test: {e}\n");
-            return;
-        }
+    let Some(files) = common::minilm_files("the docs search test") else {
+        return;
     };
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut texts = Vec::new();

@@ -2,32 +2,16 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use axum::body::{Body, to_bytes};
 use axum::http::{Request, StatusCode};
 use batch_serving_examples::embed_http::{EmbedResponse, MAX_TEXTS, embed_router};
 use batch_serving_ort::embedding::{Embedder, cosine_similarity};
-use batch_serving_ort::{MiniLmFiles, OrtError, Runtime};
 use tower::ServiceExt;
 
 fn embedder() -> Option<Embedder> {
-    let required = |name: &str| std::env::var_os(name).is_some_and(|v| v == "1");
-    let files = match Runtime::get().and_then(|_| MiniLmFiles::locate(None)) {
-        Ok(files) => files,
-        Err(e @ OrtError::File { .. }) if !required("BATCH_SERVING_REQUIRE_MINILM") => {
-            eprintln!("\n*** SKIPPING embedding server test: {e}\n");
-            return None;
-        }
-        Err(e)
-            if required("BATCH_SERVING_REQUIRE_ORT")
-                || required("BATCH_SERVING_REQUIRE_MINILM") =>
-        {
-            panic!("{e}")
-        }
-        Err(e) => {
-            eprintln!("\n*** SKIPPING embedding server test: {e}\n");
-            return None;
-        }
-    };
+    let files = common::minilm_files("embedding server test")?;
     Some(Embedder::builder(files).start().unwrap())
 }
 

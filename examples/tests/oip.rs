@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::time::Duration;
 
 use axum::body::{Body, to_bytes};
@@ -11,15 +13,9 @@ use axum::http::{Request, StatusCode};
 use batch_serving::Policy;
 use batch_serving_examples::oip::{OipState, Repository, oip_router, oip_router_with};
 use batch_serving_ort::mobilenet::preprocess;
-use batch_serving_ort::{
-    MiniLmFiles, MobileNetFiles, ModelServing, ModelServingBuilder, OrtError, Runtime,
-};
+use batch_serving_ort::{ModelServing, ModelServingBuilder};
 use serde_json::{Value, json};
 use tower::ServiceExt;
-
-fn required(name: &str) -> bool {
-    std::env::var_os(name).is_some_and(|v| v == "1")
-}
 
 /// MobileNet as a raw model serving (batch 8, a 30 ms window), with the
 /// cat as a `[3, 224, 224]` tensor.
@@ -29,14 +25,7 @@ fn mobilenet() -> Option<(ModelServing, Vec<f32>)> {
 
 /// MobileNet whose batches wait up to `window` to fill.
 fn mobilenet_waiting(window: Duration) -> Option<(ModelServing, Vec<f32>)> {
-    let files = match Runtime::get().and_then(|_| MobileNetFiles::locate(None)) {
-        Ok(files) => files,
-        Err(e) if required("BATCH_SERVING_REQUIRE_ORT") => panic!("{e}"),
-        Err(e) => {
-            eprintln!("\n*** SKIPPING Open Inference Protocol test: {e}\n");
-            return None;
-        }
-    };
+    let files = common::mobilenet_files("Open Inference Protocol test")?;
     let cat = std::fs::read(files.model.with_file_name("cat.jpg")).unwrap();
     let cat = preprocess(&cat).unwrap().iter().copied().collect();
     let serving = ModelServingBuilder::new(&files.model)
@@ -366,22 +355,8 @@ async fn bad_requests_get_400_oversize_413_overload_503_and_good_ones_still_pass
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn minilm_takes_int64_token_ids_of_any_length() {
-    let files = match Runtime::get().and_then(|_| MiniLmFiles::locate(None)) {
-        Ok(files) => files,
-        Err(e @ OrtError::File { .. }) if !required("BATCH_SERVING_REQUIRE_MINILM") => {
-            eprintln!("\n*** SKIPPING the MiniLM Open Inference Protocol test: {e}\n");
-            return;
-        }
-        Err(e)
-            if required("BATCH_SERVING_REQUIRE_ORT")
-                || required("BATCH_SERVING_REQUIRE_MINILM") =>
-        {
-            panic!("{e}")
-        }
-        Err(e) => {
-            eprintln!("\n*** SKIPPING the MiniLM Open Inference Protocol test: {e}\n");
-            return;
-        }
+    let Some(files) = common::minilm_files("the MiniLM Open Inference Protocol test") else {
+        return;
     };
     let serving = ModelServingBuilder::new(&files.model).start().unwrap();
     let inputs: Vec<String> = serving

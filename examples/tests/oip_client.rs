@@ -8,6 +8,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
@@ -15,7 +17,7 @@ use std::time::Duration;
 use batch_serving::Policy;
 use batch_serving_examples::oip::{Repository, oip_router};
 use batch_serving_examples::serve::{HttpLimits, serve};
-use batch_serving_ort::{MobileNetFiles, ModelServingBuilder, Runtime};
+use batch_serving_ort::ModelServingBuilder;
 
 /// The Python path holding tritonclient, pillow and numpy, when python3
 /// can import them (from `.tools/python` or where they are installed).
@@ -34,18 +36,12 @@ fn python_path() -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tritonclient_classifies_the_cat_and_batched_requests_match_single_ones() {
-    let required = |name: &str| std::env::var_os(name).is_some_and(|v| v == "1");
-    let files = match Runtime::get().and_then(|_| MobileNetFiles::locate(None)) {
-        Ok(files) => files,
-        Err(e) if required("BATCH_SERVING_REQUIRE_ORT") => panic!("{e}"),
-        Err(e) => {
-            eprintln!("\n*** SKIPPING the tritonclient test: {e}\n");
-            return;
-        }
+    let Some(files) = common::mobilenet_files("the tritonclient test") else {
+        return;
     };
     let Some(python) = python_path() else {
         assert!(
-            !required("BATCH_SERVING_REQUIRE_OIP_CLIENT"),
+            !common::required("BATCH_SERVING_REQUIRE_OIP_CLIENT"),
             "BATCH_SERVING_REQUIRE_OIP_CLIENT=1 but python3 cannot import tritonclient.http, PIL and numpy: run `source scripts/oip-client.sh && oip_python`"
         );
         eprintln!(
