@@ -69,7 +69,7 @@ kill -INT $server
 wait $server
 trap - EXIT
 
-echo; echo "== 4. sentence embeddings with length-bucket keys =="
+echo; echo "== 4. sentence embeddings: the docs of this repository asked a question =="
 if [[ -f "$BATCH_SERVING_MODELS/minilm/tokenizer.json" ]]; then
     out=$(mktemp)
     # The repository's own docs, a paragraph per document, asked a question
