@@ -96,18 +96,12 @@ pub fn oip_router_with(
         .route("/v2/models/{name}", get(model_metadata))
         .route("/v2/models/{name}/ready", get(model_ready))
         .route("/v2/models/{name}/infer", post(infer))
-        .route(
-            "/v2/models/{name}/versions/{version}",
-            get(versioned_metadata),
-        )
+        .route("/v2/models/{name}/versions/{version}", get(model_metadata))
         .route(
             "/v2/models/{name}/versions/{version}/ready",
-            get(versioned_ready),
+            get(model_ready),
         )
-        .route(
-            "/v2/models/{name}/versions/{version}/infer",
-            post(versioned_infer),
-        )
+        .route("/v2/models/{name}/versions/{version}/infer", post(infer))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state);
@@ -165,15 +159,15 @@ fn find<'a>(
     }
 }
 
-async fn model_metadata(State(state): State<OipState>, Path(name): Path<String>) -> Response {
-    metadata(&state, &name, None)
+/// A model route's path: `/v2/models/{name}[/versions/{version}]/...`.
+#[derive(Debug, serde::Deserialize)]
+struct ModelPath {
+    name: String,
+    version: Option<String>,
 }
 
-async fn versioned_metadata(
-    State(state): State<OipState>,
-    Path((name, version)): Path<(String, String)>,
-) -> Response {
-    metadata(&state, &name, Some(&version))
+async fn model_metadata(State(state): State<OipState>, Path(path): Path<ModelPath>) -> Response {
+    metadata(&state, &path.name, path.version.as_deref())
 }
 
 fn metadata(state: &OipState, name: &str, version: Option<&str>) -> Response {
@@ -198,15 +192,8 @@ fn metadata(state: &OipState, name: &str, version: Option<&str>) -> Response {
     .into_response()
 }
 
-async fn model_ready(State(state): State<OipState>, Path(name): Path<String>) -> Response {
-    readiness(&state, &name, None)
-}
-
-async fn versioned_ready(
-    State(state): State<OipState>,
-    Path((name, version)): Path<(String, String)>,
-) -> Response {
-    readiness(&state, &name, Some(&version))
+async fn model_ready(State(state): State<OipState>, Path(path): Path<ModelPath>) -> Response {
+    readiness(&state, &path.name, path.version.as_deref())
 }
 
 fn readiness(state: &OipState, name: &str, version: Option<&str>) -> Response {
@@ -222,20 +209,11 @@ fn readiness(state: &OipState, name: &str, version: Option<&str>) -> Response {
 
 async fn infer(
     State(state): State<OipState>,
-    Path(name): Path<String>,
+    Path(path): Path<ModelPath>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    run(state, name, None, headers, body).await
-}
-
-async fn versioned_infer(
-    State(state): State<OipState>,
-    Path((name, version)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    run(state, name, Some(version), headers, body).await
+    run(state, path.name, path.version, headers, body).await
 }
 
 /// A request cut into items, with what the answer needs.
@@ -440,13 +418,12 @@ fn prepare(model: &ModelServing, headers: &HeaderMap, body: &[u8]) -> Result<Pre
     if batch == 0 {
         return Err("the batch size (each input's first dimension) is 0".to_owned());
     }
-    let items = (0..batch)
-        .map(|index| {
-            tensors.iter().fold(ModelInputs::new(), |item, t| {
-                item.with(t.name.clone(), tensor::item(&t.data, index))
-            })
-        })
-        .collect();
+    let mut items = vec![ModelInputs::new(); batch];
+    for t in &tensors {
+        for (item, part) in items.iter_mut().zip(tensor::split(&t.data)) {
+            *item = std::mem::take(item).with(t.name.clone(), part);
+        }
+    }
     Ok(Prepared {
         id: request.id,
         items,

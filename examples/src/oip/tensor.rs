@@ -10,8 +10,9 @@
 
 use std::fmt;
 
+use batch_serving::tensor::{split_items, stack_items};
 use batch_serving_ort::{Dtype, TensorData};
-use ndarray::{ArrayD, Axis, IxDyn};
+use ndarray::{ArrayD, IxDyn};
 use serde::de::{SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -313,16 +314,25 @@ fn shaped<T>(values: Vec<T>, dims: &[usize]) -> ArrayD<T> {
     ArrayD::from_shape_vec(IxDyn(dims), values).unwrap_or_else(|_| unreachable!())
 }
 
-/// The `index`-th item of a batch tensor: the tensor without its batch axis.
-pub fn item(tensor: &TensorData, index: usize) -> TensorData {
+/// A batch tensor cut into its items (the core's `split_items`), each
+/// without the batch axis.
+pub fn split(tensor: &TensorData) -> Vec<TensorData> {
     match tensor {
-        TensorData::F32(a) => TensorData::F32(a.index_axis(Axis(0), index).to_owned()),
-        TensorData::I64(a) => TensorData::I64(a.index_axis(Axis(0), index).to_owned()),
-        other => other.clone(),
+        TensorData::F32(a) => split_items(a.view())
+            .into_iter()
+            .map(TensorData::F32)
+            .collect(),
+        TensorData::I64(a) => split_items(a.view())
+            .into_iter()
+            .map(TensorData::I64)
+            .collect(),
+        // An element type this adapter version adds is not decoded above.
+        _ => Vec::new(),
     }
 }
 
-/// Stacks one output of every item back into `[N, ...]`.
+/// Stacks one output of every item back into `[N, ...]` (the core's
+/// `stack_items`).
 ///
 /// # Errors
 ///
@@ -335,7 +345,7 @@ pub fn stack(name: &str, items: &[&TensorData]) -> Result<TensorData, String> {
                 .iter()
                 .map(|t| t.as_f32().ok_or_else(mismatch))
                 .collect::<Result<Vec<_>, _>>()?;
-            ndarray::stack(Axis(0), &views)
+            stack_items(&views)
                 .map(TensorData::F32)
                 .map_err(|_| mismatch())
         }
@@ -344,7 +354,7 @@ pub fn stack(name: &str, items: &[&TensorData]) -> Result<TensorData, String> {
                 .iter()
                 .map(|t| t.as_i64().ok_or_else(mismatch))
                 .collect::<Result<Vec<_>, _>>()?;
-            ndarray::stack(Axis(0), &views)
+            stack_items(&views)
                 .map(TensorData::I64)
                 .map_err(|_| mismatch())
         }
@@ -428,7 +438,7 @@ mod tests {
         assert_eq!(flat.data, nested.data);
         assert_eq!(flat.data.shape(), [2, 2]);
         assert_eq!(
-            item(&flat.data, 1),
+            split(&flat.data)[1],
             TensorData::F32(ndarray::arr1(&[3.0f32, 4.0]).into_dyn())
         );
     }
@@ -487,7 +497,8 @@ mod tests {
         assert_eq!(out.shape, [1, 2]);
         let json = encode_output("y", &tensor.data, false, &mut binary);
         assert_eq!(json.data, Some(serde_json::json!([1.5, -2.0])));
-        let stacked = stack("y", &[&item(&tensor.data, 0), &item(&tensor.data, 0)]);
+        let row = &split(&tensor.data)[0];
+        let stacked = stack("y", &[row, row]);
         assert_eq!(stacked.map(|t| t.shape().to_vec()), Ok(vec![2, 2]));
     }
 }
