@@ -91,7 +91,11 @@ impl<E: std::fmt::Display> From<batch_serving::Error<E>> for Error {
             Local::Batch(e) => Error::Batch(e.to_string()),
             Local::Panicked { message } => Error::Panicked(message.to_string()),
             Local::Closed => Error::Closed,
-            Local::Overloaded { .. } => Error::Overloaded { tries: 1 },
+            // Refused before it was queued, as overload is: another node
+            // may still make it in time.
+            Local::Overloaded { .. } | Local::PredictedLate { .. } => {
+                Error::Overloaded { tries: 1 }
+            }
             Local::DeadlineExceeded => Error::DeadlineExceeded,
             Local::Preprocess(e) => Error::BadRequest(e.to_string()),
             other => Error::Failed(other.to_string()),
@@ -111,6 +115,15 @@ mod tests {
         }
         .into();
         assert!(e.never_ran());
+        let e: Error = batch_serving::Error::<String>::PredictedLate {
+            predicted: std::time::Duration::from_millis(30),
+            allowed: std::time::Duration::from_millis(18),
+        }
+        .into();
+        assert!(
+            e.never_ran(),
+            "refused at admission: another node may take it"
+        );
         let e: Error = batch_serving::Error::Batch(std::sync::Arc::new("boom".to_string())).into();
         assert_eq!(e, Error::Batch("boom".into()));
         assert!(!e.never_ran());

@@ -9,13 +9,16 @@ use tokio::time::Duration;
 
 use crate::batch::Batch;
 use crate::call::core::{Inner, KeyFn};
+use crate::cost_model::Line;
+use crate::engine::adaptive::Adaptive;
 use crate::engine::message::{OnDeck, PartitionLink};
 use crate::engine::partition::async_runner::AsyncRunner;
 use crate::engine::partition::sync_runner::SyncRunner;
 use crate::engine::partition::{PartitionContext, Runner};
-use crate::engine::queue::Readiness;
+use crate::engine::queue::{Readiness, WeighFn};
 use crate::engine::scheduler::Scheduler;
 use crate::error::StartError;
+use crate::forecast::Forecast;
 use crate::key::BatchKey;
 use crate::policy::Policy;
 use crate::room::QueueRoom;
@@ -80,6 +83,9 @@ pub struct Builder<I, O, E> {
     busy_poll: Duration,
     queue_capacity: Option<usize>,
     key_fn: Option<KeyFn<I>>,
+    weigh: Option<WeighFn<I>>,
+    max_batch_weight: Option<usize>,
+    cost_prior: Option<Line>,
     name: Cow<'static, str>,
 }
 
@@ -94,6 +100,8 @@ impl<I, O, E> std::fmt::Debug for Builder<I, O, E> {
             .field("pipeline", &self.pipeline)
             .field("busy_poll", &self.busy_poll)
             .field("keyed", &self.key_fn.is_some())
+            .field("weighed", &self.weigh.is_some())
+            .field("max_batch_weight", &self.max_batch_weight)
             .field("name", &self.name)
             .finish()
     }
@@ -200,6 +208,9 @@ where
             busy_poll: Duration::ZERO,
             queue_capacity: None,
             key_fn: None,
+            weigh: None,
+            max_batch_weight: None,
+            cost_prior: None,
             name: Cow::Borrowed("batch-serving"),
         }
     }
@@ -399,6 +410,109 @@ where
         self
     }
 
+    /// Shorthand for [`policy`](Self::policy)`(`[`Policy::Adaptive`]` {
+    /// target })`: batch for the most throughput while each call finishes
+    /// within `target`, from admission to answer, and refuse at admission
+    /// the calls predicted to miss it. Must be above zero.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use batch_serving::{Batch, Policy, Serving};
+    /// use std::time::Duration;
+    /// let serving = Serving::new(|b: Batch<u8>| Ok::<_, std::convert::Infallible>(b.to_vec()))
+    ///     .latency_target(Duration::from_millis(50))
+    ///     .start()?;
+    /// assert_eq!(serving.dispatch(3).await?, 3);
+    /// assert_eq!(serving.stats().adaptive.map(|a| a.target), Some(Duration::from_millis(50)));
+    /// # Ok(()) }
+    /// ```
+    pub fn latency_target(self, target: Duration) -> Self {
+        self.policy(Policy::Adaptive { target })
+    }
+
+    /// Gives each item a weight (rows, tokens, pixels): with
+    /// [`max_batch_weight`](Self::max_batch_weight) a batch is bounded by
+    /// the sum of its items' weights as well as by `batch_size`, and the
+    /// adaptive policy models a batch's cost by its weight. Without it
+    /// every item weighs 1. The function runs in the scheduler, twice per
+    /// item (as it queues and as it leaves), so it must be cheap and give
+    /// the same answer each time.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use batch_serving::{Batch, Serving};
+    /// // Sentences batched by their words: at most 8 words per batch.
+    /// let serving = Serving::new(|b: Batch<&'static str>| {
+    ///     let words: usize = b.iter().map(|s| s.split(' ').count()).sum();
+    ///     Ok::<_, std::convert::Infallible>(vec![words; b.len()])
+    /// })
+    /// .weigh_by(|sentence: &&str| sentence.split(' ').count())
+    /// .max_batch_weight(8)
+    /// .start()?;
+    /// let words = serving.dispatch_many(vec!["a b c", "d e f", "g h i j k l"]).await?;
+    /// // The first two (6 words) share a batch; the third would pass 8.
+    /// assert_eq!(words, vec![6, 6, 6]);
+    /// # Ok(()) }
+    /// ```
+    pub fn weigh_by<W>(mut self, weigh: W) -> Self
+    where
+        W: Fn(&I) -> usize + Send + Sync + 'static,
+    {
+        self.weigh = Some(Arc::new(weigh));
+        self
+    }
+
+    /// The most summed weight in one batch (see
+    /// [`weigh_by`](Self::weigh_by); default: no bound but `batch_size`).
+    /// An item heavier than the bound runs in a batch of its own rather
+    /// than never. Must be at least 1.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use batch_serving::{Batch, Serving};
+    /// let serving = Serving::new(|b: Batch<usize>| Ok::<_, std::convert::Infallible>(vec![b.len(); b.len()]))
+    ///     .weigh_by(|rows: &usize| *rows)
+    ///     .max_batch_weight(10)
+    ///     .start()?;
+    /// // 4 + 4 fit in 10; 40 runs alone; 2 starts the next batch.
+    /// assert_eq!(serving.dispatch_many(vec![4, 4, 40, 2]).await?, vec![2, 2, 1, 1]);
+    /// # Ok(()) }
+    /// ```
+    pub fn max_batch_weight(mut self, weight: usize) -> Self {
+        self.max_batch_weight = Some(weight);
+        self
+    }
+
+    /// What the adaptive policy assumes a batch costs before it has seen
+    /// one: `fixed` per batch plus `per_weight` per unit of weight (per
+    /// item, without [`weigh_by`](Self::weigh_by)). Without a prior the
+    /// first batch runs unplanned and the model starts from it. The prior
+    /// is a starting point only: measured batches outweigh it within a few
+    /// batches.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use batch_serving::{Batch, Serving};
+    /// use std::time::Duration;
+    /// let serving = Serving::new(|b: Batch<u8>| Ok::<_, std::convert::Infallible>(b.to_vec()))
+    ///     .latency_target(Duration::from_millis(20))
+    ///     .cost_prior(Duration::from_millis(1), Duration::from_micros(60))
+    ///     .start()?;
+    /// assert_eq!(serving.dispatch(1).await?, 1);
+    /// # Ok(()) }
+    /// ```
+    pub fn cost_prior(mut self, fixed: Duration, per_weight: Duration) -> Self {
+        self.cost_prior = Some(Line {
+            fixed: fixed.as_secs_f64(),
+            per_weight: per_weight.as_secs_f64(),
+        });
+        self
+    }
+
     /// A name for threads and tracing spans (default `batch-serving`).
     ///
     /// ```
@@ -460,11 +574,26 @@ where
         if capacity > Semaphore::MAX_PERMITS {
             return Err(StartError::InvalidConfig("queue_capacity is too large"));
         }
+        if self.max_batch_weight == Some(0) {
+            return Err(StartError::InvalidConfig(
+                "max_batch_weight must be at least 1",
+            ));
+        }
+        let target = match self.policy {
+            Policy::Adaptive { target } if target.is_zero() => {
+                return Err(StartError::InvalidConfig(
+                    "the latency target must be above zero",
+                ));
+            }
+            Policy::Adaptive { target } => Some(target),
+            Policy::Timeout | Policy::Eager => None,
+        };
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| StartError::NoRuntime)?;
         let runner = self.runner;
         let name: Arc<str> = Arc::from(self.name.as_ref());
         let recorder = Arc::new(Recorder::new(&self.name));
         let room = Arc::new(QueueRoom::new(capacity));
+        let forecast = target.map(|target| Arc::new(Forecast::new(target, self.partitions)));
         let (tx, rx) = mpsc::unbounded_channel();
         let mut partitions = Vec::with_capacity(self.partitions);
         for index in 0..self.partitions {
@@ -478,6 +607,7 @@ where
                 name: Arc::clone(&name),
                 room: Arc::clone(&room),
                 on_deck: Arc::clone(&on_deck),
+                reports_runs: forecast.is_some(),
             };
             // On failure the partitions started so far see their job
             // channels close (when `partitions` drops) and exit.
@@ -492,12 +622,23 @@ where
                 batch_size: self.batch_size,
                 batch_timeout: self.batch_timeout,
                 pipeline: self.pipeline,
+                max_weight: self.max_batch_weight.map_or(u64::MAX, |w| w as u64),
             },
             room: Arc::clone(&room),
             recorder: Arc::clone(&recorder),
             name: Arc::clone(&name),
             off_runtime: runner.runs_off_runtime(),
             busy_poll: self.busy_poll,
+            weigh: self.weigh,
+            adaptive: match (target, &forecast) {
+                (Some(target), Some(forecast)) => Some(Adaptive::new(
+                    target,
+                    self.partitions,
+                    self.cost_prior,
+                    Arc::clone(forecast),
+                )),
+                _ => None,
+            },
         };
         runtime.spawn(scheduler.run());
         Ok(Serving::from_inner(Inner {
@@ -508,6 +649,7 @@ where
             recorder,
             runner,
             key_fn: self.key_fn,
+            forecast,
         }))
     }
 }

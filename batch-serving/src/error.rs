@@ -54,6 +54,20 @@ pub enum Error<E> {
         /// The serving's `queue_capacity`.
         capacity: usize,
     },
+    /// The adaptive policy refused the call at admission: with the work
+    /// queued ahead of it, it was predicted to finish after `allowed` (90%
+    /// of the latency target, or of the time to its own deadline if that
+    /// is sooner). Nothing was queued; retrying later, or elsewhere, may
+    /// succeed. See [`Policy::Adaptive`](crate::Policy::Adaptive).
+    #[error(
+        "refused at admission: predicted to finish in {predicted:?}, past the {allowed:?} it may take"
+    )]
+    PredictedLate {
+        /// When the call was predicted to finish, from admission.
+        predicted: std::time::Duration,
+        /// What it was allowed.
+        allowed: std::time::Duration,
+    },
     /// The call's deadline passed before its results were ready. Items of the
     /// call that were still queued were removed and never run.
     #[error("deadline exceeded")]

@@ -6,15 +6,17 @@
 //   -> engine/    the scheduler, queue, partitions and delivery, reached only
 //                 through engine::message
 //   -> request    the reply slot both sides meet at
-//   -> the leaves (batch, error, event, hook, key, options, policy, room,
-//                  stats, sync)
+//   -> the leaves (batch, cost_model, error, event, forecast, hook, key,
+//                  options, policy, room, stats, sync)
 // `.ci/check-module-cycles` fails the build on an import that points back.
 mod batch;
 mod builder;
 mod call;
+mod cost_model;
 mod engine;
 mod error;
 mod event;
+mod forecast;
 mod hook;
 mod key;
 #[cfg(feature = "bench-internals")]
@@ -50,4 +52,4 @@ pub use options::{CallOptions, Priority};
 pub use policy::Policy;
 pub use reservation::Reservation;
 pub use serving::Serving;
-pub use stats::{Percentiles, Stats};
+pub use stats::{AdaptiveStats, Percentiles, Starts, Stats};

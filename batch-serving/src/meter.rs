@@ -156,7 +156,7 @@ impl Distributions {
 /// for them). The names follow Prometheus conventions: `_total` for
 /// counters, the base unit as a suffix.
 #[cfg(feature = "metrics")]
-const DESCRIPTIONS: [(&str, &str); 16] = [
+const DESCRIPTIONS: [(&str, &str); 18] = [
     ("batch_serving_batches_total", "batches run"),
     ("batch_serving_items_total", "items in the batches run"),
     (
@@ -174,6 +174,14 @@ const DESCRIPTIONS: [(&str, &str); 16] = [
     (
         "batch_serving_rejected_total",
         "calls refused at admission (overloaded or closed)",
+    ),
+    (
+        "batch_serving_refused_late_total",
+        "calls the adaptive policy refused at admission as predicted to finish late",
+    ),
+    (
+        "batch_serving_late_plans_total",
+        "adaptive batches that started already predicted to finish their oldest call late",
     ),
     (
         "batch_serving_failed_batches_total",

@@ -1,5 +1,7 @@
 //! Batching policies: when a forming batch is ready to run.
 
+use std::time::Duration;
+
 /// When a batch starts.
 ///
 /// ```
@@ -19,6 +21,28 @@ pub enum Policy {
     /// each call runs at once, at high load batches fill while partitions are
     /// busy.
     Eager,
+    /// Eager, steered by a latency target: the most throughput while calls
+    /// finish within `target`, counted from admission to answer. Set it
+    /// with [`Builder::latency_target`](crate::Builder::latency_target).
+    ///
+    /// The serving learns what its batches cost (a line through execution
+    /// time against batch weight, with a tail, updated after every batch)
+    /// and uses it three ways:
+    /// - it caps each batch at the weight whose predicted time fits twice
+    ///   into the target (a call may wait for one batch and run in the
+    ///   next), and cuts a batch shorter when its oldest call would
+    ///   otherwise finish late; `batch_size` stays the upper bound;
+    /// - with several partitions, a forming batch that is too small to keep
+    ///   up with arrivals waits for more while other partitions run;
+    /// - a call whose predicted finish is past 90% of the target (or of its
+    ///   own deadline, if sooner) is refused at once with
+    ///   [`Error::PredictedLate`](crate::Error::PredictedLate), instead of
+    ///   queueing only to fail later. Until the first batch has run nothing
+    ///   is refused.
+    Adaptive {
+        /// The latency each call should stay within.
+        target: Duration,
+    },
 }
 
 /// Why a batch started, recorded on its tracing span.
@@ -28,15 +52,21 @@ pub(crate) enum StartReason {
     Timeout,
     Eager,
     Drain,
+    /// An adaptive hold for more arrivals ended.
+    Waited,
+    /// The adaptive cap from the latency target ended the batch.
+    Capped,
 }
 
 impl StartReason {
     /// Every reason, in the order of [`index`](Self::index).
-    pub(crate) const ALL: [StartReason; 4] = [
+    pub(crate) const ALL: [StartReason; 6] = [
         StartReason::Full,
         StartReason::Timeout,
         StartReason::Eager,
         StartReason::Drain,
+        StartReason::Waited,
+        StartReason::Capped,
     ];
 
     pub(crate) fn index(self) -> usize {
@@ -45,6 +75,8 @@ impl StartReason {
             StartReason::Timeout => 1,
             StartReason::Eager => 2,
             StartReason::Drain => 3,
+            StartReason::Waited => 4,
+            StartReason::Capped => 5,
         }
     }
 
@@ -54,6 +86,8 @@ impl StartReason {
             StartReason::Timeout => "timeout",
             StartReason::Eager => "eager",
             StartReason::Drain => "drain",
+            StartReason::Waited => "waited",
+            StartReason::Capped => "capped",
         }
     }
 }

@@ -567,9 +567,11 @@ where
     /// ```
     pub fn stats(&self) -> Stats {
         let inner = &*self.inner;
-        inner
-            .recorder
-            .snapshot(inner.batch_size, inner.room.used() as u64)
+        inner.recorder.snapshot(
+            inner.batch_size,
+            inner.room.used() as u64,
+            inner.forecast.as_deref(),
+        )
     }
 
     /// Items now holding queue room: waiting in the queue, or in a batch

@@ -3,6 +3,8 @@
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
+use crate::cost_model::seconds;
+use crate::forecast::Forecast;
 use crate::meter::{Count, Distributions, Level, describe};
 use crate::policy::StartReason;
 
@@ -70,6 +72,64 @@ pub struct Stats {
     pub queue_wait: Percentiles,
     /// How long the batch function ran, per batch.
     pub execution: Percentiles,
+    /// Why batches started.
+    pub starts: Starts,
+    /// Calls the adaptive policy refused at admission with
+    /// [`Error::PredictedLate`](crate::Error::PredictedLate) (also counted
+    /// in [`rejected`](Self::rejected)).
+    pub refused_late: u64,
+    /// What the adaptive policy has learnt and how well it predicts;
+    /// `None` under the other policies.
+    pub adaptive: Option<AdaptiveStats>,
+}
+
+/// Batches started, by why they started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct Starts {
+    /// Full: `batch_size` items, or `max_batch_weight` of weight.
+    pub full: u64,
+    /// Under [`Policy::Timeout`](crate::Policy::Timeout), at `batch_timeout`.
+    pub timeout: u64,
+    /// At once on an idle partition (eager and adaptive).
+    pub eager: u64,
+    /// While the serving drained at shutdown.
+    pub drain: u64,
+    /// Adaptive: a hold for more arrivals ended.
+    pub waited: u64,
+    /// Adaptive: ended by the cap that the latency target sets.
+    pub capped: u64,
+}
+
+/// The adaptive policy's model and how it has done (see
+/// [`Policy::Adaptive`](crate::Policy::Adaptive)).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct AdaptiveStats {
+    /// The latency target.
+    pub target: Duration,
+    /// The fitted fixed cost of a batch (`None` before the first batch).
+    pub fixed_cost: Option<Duration>,
+    /// The fitted cost of one unit of weight, in seconds.
+    pub cost_per_weight: Option<f64>,
+    /// What the model adds for the slow batches (three standard deviations
+    /// of its recent misses).
+    pub spread: Option<Duration>,
+    /// The heaviest batch the target allows now, in weight (items, when
+    /// no weight function is set).
+    pub cap: Option<f64>,
+    /// Recent arrivals, in weight per second.
+    pub arrival_rate: f64,
+    /// How far each batch's actual execution time was from its predicted
+    /// one, either way.
+    pub prediction_error: Percentiles,
+    /// Per batch, what was left of the target at its start once its
+    /// oldest call's wait and its predicted execution are counted; batches
+    /// planned late count in [`late_plans`](Self::late_plans) instead.
+    pub slack: Percentiles,
+    /// Batches that started already predicted to finish their oldest call
+    /// past the target.
+    pub late_plans: u64,
 }
 
 /// Latency percentiles. Values are bucketed: each is within 1/16 (6.25%) of
@@ -192,12 +252,17 @@ pub(crate) struct Recorder {
     pub(crate) busy_poll_caught: Count,
     pub(crate) busy_poll_gave_up: Count,
     pub(crate) inline_batches: Count,
+    pub(crate) refused_late: Count,
+    late_plans: Count,
     /// Batches started, by reason, in [`StartReason::ALL`]'s order.
-    started: [Count; 4],
+    started: [Count; 6],
     queue_depth: Level,
     distributions: Distributions,
     queue_wait: Mutex<Histogram>,
     execution: Mutex<Histogram>,
+    /// Adaptive only: |actual − predicted| execution, and slack at start.
+    prediction_error: Mutex<Histogram>,
+    slack: Mutex<Histogram>,
 }
 
 impl Recorder {
@@ -216,6 +281,8 @@ impl Recorder {
             busy_poll_caught: count("batch_serving_busy_poll_caught_total"),
             busy_poll_gave_up: count("batch_serving_busy_poll_gave_up_total"),
             inline_batches: count("batch_serving_inline_batches_total"),
+            refused_late: count("batch_serving_refused_late_total"),
+            late_plans: count("batch_serving_late_plans_total"),
             started: StartReason::ALL.map(|reason| {
                 Count::labelled(
                     "batch_serving_batch_starts_total",
@@ -228,7 +295,23 @@ impl Recorder {
             distributions: Distributions::new(serving),
             queue_wait: Mutex::new(Histogram::new()),
             execution: Mutex::new(Histogram::new()),
+            prediction_error: Mutex::new(Histogram::new()),
+            slack: Mutex::new(Histogram::new()),
         }
+    }
+
+    /// Adaptive: a batch started with `slack` microseconds of the target
+    /// left (negative: planned late).
+    pub(crate) fn record_plan(&self, slack: i64) {
+        match u64::try_from(slack) {
+            Ok(micros) => lock(&self.slack).record(Duration::from_micros(micros)),
+            Err(_) => self.late_plans.add(1),
+        }
+    }
+
+    /// Adaptive: a batch predicted to take `predicted` took `took`.
+    pub(crate) fn record_prediction(&self, predicted: Duration, took: Duration) {
+        lock(&self.prediction_error).record(predicted.abs_diff(took));
     }
 
     pub(crate) fn bump(counter: &Count) {
@@ -268,7 +351,12 @@ impl Recorder {
         self.in_flight.sub(len as u64);
     }
 
-    pub(crate) fn snapshot(&self, batch_size: usize, queue_depth: u64) -> Stats {
+    pub(crate) fn snapshot(
+        &self,
+        batch_size: usize,
+        queue_depth: u64,
+        forecast: Option<&Forecast>,
+    ) -> Stats {
         let batches = self.batches.get();
         let items = self.items.get();
         let mean_batch_size = if batches == 0 {
@@ -301,8 +389,42 @@ impl Recorder {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .percentiles(),
+            starts: self.starts(),
+            refused_late: self.refused_late.get(),
+            adaptive: forecast.map(|forecast| self.adaptive(forecast)),
         }
     }
+
+    fn starts(&self) -> Starts {
+        let of = |reason: StartReason| self.started[reason.index()].get();
+        Starts {
+            full: of(StartReason::Full),
+            timeout: of(StartReason::Timeout),
+            eager: of(StartReason::Eager),
+            drain: of(StartReason::Drain),
+            waited: of(StartReason::Waited),
+            capped: of(StartReason::Capped),
+        }
+    }
+
+    fn adaptive(&self, forecast: &Forecast) -> AdaptiveStats {
+        let outlook = forecast.outlook();
+        AdaptiveStats {
+            target: forecast.target,
+            fixed_cost: outlook.map(|o| seconds(o.line.fixed)),
+            cost_per_weight: outlook.map(|o| o.line.per_weight),
+            spread: outlook.map(|o| seconds(o.spread)),
+            cap: outlook.map(|o| o.cap_weight),
+            arrival_rate: outlook.map_or(0.0, |o| o.arrival_rate),
+            prediction_error: lock(&self.prediction_error).percentiles(),
+            slack: lock(&self.slack).percentiles(),
+            late_plans: self.late_plans.get(),
+        }
+    }
+}
+
+fn lock(histogram: &Mutex<Histogram>) -> std::sync::MutexGuard<'_, Histogram> {
+    histogram.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[cfg(test)]

@@ -203,7 +203,9 @@ pub fn parse_classify_body(content_type: Option<&str>, body: &[u8]) -> Result<Ve
 pub fn status_of(error: &Error<OrtError>) -> StatusCode {
     match error {
         Error::Preprocess(_) => StatusCode::UNPROCESSABLE_ENTITY,
-        Error::Overloaded { .. } | Error::Closed => StatusCode::SERVICE_UNAVAILABLE,
+        Error::Overloaded { .. } | Error::PredictedLate { .. } | Error::Closed => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
         Error::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }

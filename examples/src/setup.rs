@@ -33,6 +33,14 @@ pub fn millis(text: &str) -> Result<Duration, String> {
         .map_err(|e| format!("{text}: {e} (a whole number of milliseconds)"))
 }
 
+/// Parses a whole number of milliseconds above zero.
+pub fn positive_millis(text: &str) -> Result<Duration, String> {
+    match millis(text)? {
+        Duration::ZERO => Err(format!("{text}: must be above zero")),
+        positive => Ok(positive),
+    }
+}
+
 /// Serving settings for a model, as flags with environment fallbacks.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServingConfig {
@@ -62,6 +70,11 @@ pub struct ServingConfig {
     /// How batches start.
     #[arg(long, env = "BS_POLICY", value_enum, default_value = "eager")]
     pub policy: PolicyFlag,
+    /// Batch adaptively to keep each call within this many milliseconds,
+    /// refusing at once (503) the calls predicted to miss it; replaces
+    /// `--policy`, with `--batch-size` as the cap.
+    #[arg(long = "latency-target-ms", env = "BS_LATENCY_TARGET_MS", value_parser = positive_millis)]
+    pub latency_target: Option<Duration>,
     /// Whether ONNX Runtime's threads spin while waiting (measured with
     /// scripts/overload.sh: turning it off lost about 13% of the server's
     /// answers/s and did not make its 503s faster).
@@ -70,6 +83,14 @@ pub struct ServingConfig {
 }
 
 impl ServingConfig {
+    /// The policy chosen: adaptive when a latency target is given.
+    pub fn policy(&self) -> Policy {
+        match self.latency_target {
+            Some(target) => Policy::Adaptive { target },
+            None => Policy::from(self.policy),
+        }
+    }
+
     /// Intra-op threads per session.
     pub fn threads(&self) -> usize {
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
@@ -95,10 +116,7 @@ impl ServingConfig {
     {
         let (batch_size, timeout, partitions) =
             (self.batch_size, self.batch_timeout, self.partitions);
-        let (capacity, policy) = (
-            self.queue_capacity_or(default_capacity),
-            Policy::from(self.policy),
-        );
+        let (capacity, policy) = (self.queue_capacity_or(default_capacity), self.policy());
         move |core| {
             core.batch_size(batch_size)
                 .batch_timeout(timeout)
@@ -134,15 +152,15 @@ impl ServingConfig {
     /// One line describing the settings.
     pub fn describe(&self) -> String {
         format!(
-            "batch_size {}, {} partition(s) x {} thread(s), {} policy, timeout {:?}",
+            "batch_size {}, {} partition(s) x {} thread(s), {}",
             self.batch_size,
             self.partitions,
             self.threads(),
-            match self.policy {
-                PolicyFlag::Eager => "eager",
-                PolicyFlag::Timeout => "timeout",
+            match self.policy() {
+                Policy::Adaptive { target } => format!("adaptive policy, target {target:?}"),
+                Policy::Timeout => format!("timeout policy, timeout {:?}", self.batch_timeout),
+                _ => format!("eager policy, timeout {:?}", self.batch_timeout),
             },
-            self.batch_timeout
         )
     }
 }
@@ -183,5 +201,23 @@ mod tests {
         assert_eq!(config.queue_capacity_or(4 * config.batch_size), 32);
         assert!(Cli::try_parse_from(["app", "--batch-size", "many"]).is_err());
         assert!(Cli::try_parse_from(["app", "--policy", "sometimes"]).is_err());
+    }
+
+    #[test]
+    fn a_latency_target_makes_the_policy_adaptive() {
+        let plain = Cli::try_parse_from(["app"]).unwrap().serving;
+        assert_eq!(plain.policy(), Policy::Eager);
+        let adaptive =
+            Cli::try_parse_from(["app", "--policy", "timeout", "--latency-target-ms", "40"])
+                .unwrap()
+                .serving;
+        assert_eq!(
+            adaptive.policy(),
+            Policy::Adaptive {
+                target: Duration::from_millis(40)
+            }
+        );
+        assert!(adaptive.describe().contains("adaptive policy, target 40ms"));
+        assert!(Cli::try_parse_from(["app", "--latency-target-ms", "0"]).is_err());
     }
 }

@@ -11,6 +11,7 @@ use tokio::time::Instant;
 use crate::engine::message::Msg;
 use crate::engine::partition::Runner;
 use crate::error::Error;
+use crate::forecast::Forecast;
 use crate::key::BatchKey;
 use crate::request::Request;
 use crate::room::QueueRoom;
@@ -32,6 +33,8 @@ pub(crate) struct Inner<I, O, E> {
     pub(crate) recorder: Arc<Recorder>,
     pub(crate) runner: Arc<dyn Runner<I, O, E>>,
     pub(crate) key_fn: Option<KeyFn<I>>,
+    /// Under the adaptive policy: what admission predicts from.
+    pub(crate) forecast: Option<Arc<Forecast>>,
 }
 
 impl<I, O, E> Drop for Inner<I, O, E> {
@@ -92,6 +95,30 @@ impl<I, O, E> Inner<I, O, E> {
             requested,
             capacity: self.capacity(),
         }
+    }
+
+    /// Under the adaptive policy: refuses a call of `items` items whose
+    /// predicted finish is past what it may take (see `Forecast`), with the
+    /// work now queued ahead of it. A no-op under the other policies.
+    pub(crate) fn refuse_if_late(
+        &self,
+        items: usize,
+        deadline: Option<Instant>,
+    ) -> Result<(), Error<E>> {
+        let Some(forecast) = &self.forecast else {
+            return Ok(());
+        };
+        let Some(predicted) = forecast.finish_in(self.room.used(), items) else {
+            return Ok(());
+        };
+        let allowed =
+            forecast.allowed(deadline.map(|at| at.saturating_duration_since(Instant::now())));
+        if predicted <= allowed {
+            return Ok(());
+        }
+        Recorder::bump(&self.recorder.refused_late);
+        Recorder::bump(&self.recorder.rejected);
+        Err(Error::PredictedLate { predicted, allowed })
     }
 
     /// A call whose deadline had passed before it queued anything: counted

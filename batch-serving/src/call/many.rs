@@ -37,6 +37,9 @@ impl<I, O, E> Inner<I, O, E> {
             self.release_reserved(items.len(), admission);
             return Err(self.expired_before_queueing());
         }
+        if admission != Admission::Reserved {
+            self.refuse_if_late(items.len(), options.deadline)?;
+        }
         let request = Arc::new(Request::new(items.len(), None));
         let guard = AbandonOnDrop {
             inner: self,

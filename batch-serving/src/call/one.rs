@@ -94,6 +94,11 @@ where
                     else {
                         unreachable!("matched just above");
                     };
+                    if admission != Admission::Reserved
+                        && let Err(error) = this.inner.refuse_if_late(1, None)
+                    {
+                        return Poll::Ready(Err(error));
+                    }
                     match this.inner.try_admit(1, admission) {
                         Err(error) => return Poll::Ready(Err(error)),
                         Ok(true) => {}
@@ -149,6 +154,9 @@ impl<I, O, E> Inner<I, O, E> {
         if options.deadline.is_some_and(|at| at <= Instant::now()) {
             self.release_reserved(1, admission);
             return Err(self.expired_before_queueing());
+        }
+        if admission != Admission::Reserved {
+            self.refuse_if_late(1, options.deadline)?;
         }
         let request = Arc::new(Request::new(1, None));
         let guard = AbandonOnDrop {

@@ -83,6 +83,7 @@ where
             let inner = Arc::clone(inner);
             let request = Arc::clone(&request);
             Some(Box::pin(async move {
+                inner.refuse_if_late(items.len(), options.deadline)?;
                 inner
                     .enqueue_all(items, &request, options.priority, admission)
                     .await

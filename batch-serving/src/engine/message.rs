@@ -32,6 +32,10 @@ pub(crate) enum Msg<I, O, E> {
     Done {
         partition: usize,
         answers: Option<Box<Answers<O, E>>>,
+        /// What ran, for the adaptive policy's cost model: only adaptive
+        /// servings report it, and it is boxed so that this message stays
+        /// as small as a one-item call's.
+        ran: Option<Box<Ran>>,
     },
     /// A caller abandoned a call; its queued items can be swept out.
     Abandoned,
@@ -39,6 +43,17 @@ pub(crate) enum Msg<I, O, E> {
     Close { done: Option<oneshot::Sender<()>> },
     /// A shutdown ran out of time: fail everything still queued.
     Abort,
+}
+
+/// A batch that ran: its key, weight and items, and how long the function
+/// took against what was predicted.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ran {
+    pub(crate) key: BatchKey,
+    pub(crate) weight: u64,
+    pub(crate) items: usize,
+    pub(crate) took: std::time::Duration,
+    pub(crate) predicted: Option<std::time::Duration>,
 }
 
 /// A piece of a many-item call: `items[i]` is the call's item `offset + i`.
@@ -65,6 +80,10 @@ pub(crate) struct Job<I, O, E> {
     /// once). Its items are claimed only when it starts, so calls cancelled
     /// or expired while it waited are dropped from it and never run.
     pub(crate) queued_room: Option<usize>,
+    /// The summed weight of the batch's items when it left the queue.
+    pub(crate) weight: u64,
+    /// Its execution time as the adaptive policy predicted it.
+    pub(crate) predicted: Option<std::time::Duration>,
 }
 
 impl<I, O, E> Job<I, O, E> {
@@ -73,6 +92,9 @@ impl<I, O, E> Job<I, O, E> {
     pub(crate) fn claim(&mut self) {
         let keep: Vec<bool> = self.routes.iter().map(|r| r.request.try_take()).collect();
         if keep.contains(&false) {
+            // The weight of the dropped items is not known here: scale it.
+            let kept = keep.iter().filter(|&&kept| kept).count() as u64;
+            self.weight = self.weight * kept / (keep.len() as u64).max(1);
             let mut flags = keep.iter();
             self.routes
                 .retain(|_| flags.next().copied().unwrap_or(false));

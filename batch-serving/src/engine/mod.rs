@@ -2,6 +2,7 @@
 //! queue and forms batches; partitions run them; delivery answers the
 //! callers. Callers talk to it only through the messages in [`message`].
 
+pub(crate) mod adaptive;
 pub(crate) mod clock;
 pub(crate) mod delivery;
 pub(crate) mod message;

@@ -284,7 +284,9 @@ async fn run(
 pub fn status_of(error: &Error<OrtError>) -> StatusCode {
     match error {
         Error::Preprocess(_) => StatusCode::BAD_REQUEST,
-        Error::Overloaded { .. } | Error::Closed => StatusCode::SERVICE_UNAVAILABLE,
+        Error::Overloaded { .. } | Error::PredictedLate { .. } | Error::Closed => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
         Error::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }

@@ -12,8 +12,9 @@ use tokio::sync::mpsc;
 use crate::batch::Batch;
 use crate::engine::clock::ClockHold;
 use crate::engine::delivery::{Answers, Routes};
-use crate::engine::message::{Job, Msg, OnDeck, Work, next_on_deck};
+use crate::engine::message::{Job, Msg, OnDeck, Ran, Work, next_on_deck};
 use crate::error::{Failure, StartError, panic_message};
+use crate::key::BatchKey;
 use crate::room::QueueRoom;
 use crate::stats::Recorder;
 
@@ -31,6 +32,9 @@ pub(crate) struct PartitionContext<I, O, E> {
     pub(crate) room: Arc<QueueRoom>,
     /// Where the scheduler puts a job handed over early (see [`Work`]).
     pub(crate) on_deck: OnDeck<I, O, E>,
+    /// Whether to tell the scheduler what each batch cost (the adaptive
+    /// policy learns from it; the others do not need it).
+    pub(crate) reports_runs: bool,
 }
 
 impl<I, O, E> PartitionContext<I, O, E> {
@@ -49,6 +53,7 @@ impl<I, O, E> PartitionContext<I, O, E> {
             let _ = self.scheduler.send(Msg::Done {
                 partition: self.index,
                 answers: None,
+                ran: None,
             });
             return None;
         }
@@ -60,7 +65,7 @@ impl<I, O, E> PartitionContext<I, O, E> {
     /// scheduler this partition is free. With `hand_off` (a partition on its
     /// own thread) the answers go along for the scheduler to deliver;
     /// otherwise they are delivered here first.
-    fn finish(&self, answers: Answers<O, E>, span: &tracing::Span, hand_off: bool) {
+    fn finish(&self, answers: Answers<O, E>, ran: Ran, span: &tracing::Span, hand_off: bool) {
         let (len, took) = (answers.routes.len(), answers.took);
         // An application's tracing layer runs here; its panic must not keep
         // the answers from going out.
@@ -82,6 +87,7 @@ impl<I, O, E> PartitionContext<I, O, E> {
         let done = Msg::Done {
             partition: self.index,
             answers,
+            ran: self.reports_runs.then(|| Box::new(ran)),
         };
         // After a shutdown the scheduler may be gone: then the answers are
         // delivered here.
@@ -141,7 +147,12 @@ pub(crate) struct Started<O, E> {
     /// Released once the callers are answered.
     clock_hold: ClockHold,
     len: usize,
-    at: std::time::Instant,
+    key: BatchKey,
+    weight: u64,
+    predicted: Option<std::time::Duration>,
+    /// On tokio's clock, so that tests on a paused clock see the batch
+    /// function's virtual time.
+    at: tokio::time::Instant,
 }
 
 /// What both runners do around the batch function itself, written once.
@@ -158,6 +169,8 @@ impl<I, O, E> PartitionContext<I, O, E> {
             routes,
             span,
             clock_hold,
+            weight,
+            predicted,
             ..
         } = self.accept(work)?;
         batch.set_partition(self.index);
@@ -165,7 +178,10 @@ impl<I, O, E> PartitionContext<I, O, E> {
             routes,
             clock_hold,
             len: batch.len(),
-            at: std::time::Instant::now(),
+            key: batch.key(),
+            weight,
+            predicted,
+            at: tokio::time::Instant::now(),
         };
         Some((batch, span, started))
     }
@@ -181,13 +197,21 @@ impl<I, O, E> PartitionContext<I, O, E> {
         outcome: Result<Result<Vec<O>, E>, Box<dyn std::any::Any + Send>>,
         hand_off: bool,
     ) {
+        let took = started.at.elapsed();
+        let ran = Ran {
+            key: started.key,
+            weight: started.weight,
+            items: started.len,
+            took,
+            predicted: started.predicted,
+        };
         let answers = Answers {
             routes: started.routes,
             result: judge(started.len, outcome),
-            took: started.at.elapsed(),
+            took,
             clock_hold: started.clock_hold,
         };
-        self.finish(answers, &span, hand_off);
+        self.finish(answers, ran, &span, hand_off);
         let _ = catch_unwind(AssertUnwindSafe(move || drop(span)));
     }
 }

@@ -7,7 +7,7 @@ use tokio::sync::oneshot;
 use tokio::time::{Duration, Instant};
 
 use crate::engine::delivery::Answers;
-use crate::engine::message::{Msg, Piece};
+use crate::engine::message::{Msg, Piece, Ran};
 use crate::engine::queue::Entry;
 use crate::engine::scheduler::finish::fail_entries;
 use crate::engine::scheduler::{Scheduler, State};
@@ -38,7 +38,16 @@ where
                 priority,
             } => queue_one(state, item, request, key, priority, now),
             Msg::Many(piece) => queue_piece(state, *piece, now),
-            Msg::Done { partition, answers } => return self.on_done(state, partition, answers),
+            Msg::Done {
+                partition,
+                answers,
+                ran,
+            } => {
+                if let Some(ran) = ran {
+                    self.learn(state, &ran);
+                }
+                return self.on_done(state, partition, answers);
+            }
             Msg::Abandoned => self.on_abandoned(state),
             Msg::Close { done } => on_close(state, done),
             Msg::Abort => self.on_abort(state),
@@ -67,7 +76,28 @@ where
             // Its next batch, handed over early, starts now.
             state.poll_until = self.poll_deadline();
         }
+        if let Some(adaptive) = &state.adaptive {
+            adaptive.set_all_busy(state.idle.is_empty());
+        }
         answered_after
+    }
+
+    /// The adaptive policy learns what a batch cost: its key's model and
+    /// the serving's are updated, and callers get the new outlook.
+    fn learn(&self, state: &mut State<I, O, E>, ran: &Ran) {
+        let Some(adaptive) = &mut state.adaptive else {
+            return;
+        };
+        if let Some(predicted) = ran.predicted {
+            self.recorder.record_prediction(predicted, ran.took);
+        }
+        adaptive.observe(
+            state.queues.model_mut(ran.key),
+            ran,
+            self.rules.batch_size,
+            self.rules.max_weight,
+        );
+        state.queues.set_new_key_model(adaptive.model_for_new_key());
     }
 
     fn on_abandoned(&self, state: &mut State<I, O, E>) {

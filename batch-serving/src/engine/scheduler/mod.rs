@@ -10,8 +10,9 @@ use futures::FutureExt;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Duration, Instant, Sleep};
 
+use crate::engine::adaptive::Adaptive;
 use crate::engine::message::{Msg, PartitionLink};
-use crate::engine::queue::{Queues, Readiness, Taken};
+use crate::engine::queue::{Queues, Readiness, Steering, Taken, WeighFn};
 use crate::error::panic_message;
 use crate::policy::Policy;
 use crate::room::QueueRoom;
@@ -42,6 +43,10 @@ pub(crate) struct Scheduler<I, O, E> {
     /// How long to poll for answers instead of sleeping while a batch runs
     /// on a partition thread (see `Builder::busy_poll`).
     pub(crate) busy_poll: Duration,
+    /// Each item's weight (see `Builder::weigh_by`).
+    pub(crate) weigh: Option<WeighFn<I>>,
+    /// The adaptive policy's controller; moved into the state at start.
+    pub(crate) adaptive: Option<Adaptive>,
 }
 
 struct State<I, O, E> {
@@ -69,6 +74,19 @@ struct State<I, O, E> {
     /// A batch taken from the queue while its job is made, for the same
     /// reason (see `job`).
     forming: Option<Taken<I, O, E>>,
+    /// Under the adaptive policy: the models, the arrival rate and what
+    /// callers are told at admission.
+    adaptive: Option<Adaptive>,
+}
+
+impl<I, O, E> State<I, O, E> {
+    /// What the queue consults under the adaptive policy.
+    fn steering(&self) -> Option<Steering<'_>> {
+        self.adaptive.as_ref().map(|adaptive| Steering {
+            adaptive,
+            running: self.running,
+        })
+    }
 }
 
 impl<I, O, E> Scheduler<I, O, E>
@@ -83,8 +101,10 @@ where
     /// queue, or in a batch it was handing over, is answered with `Closed`
     /// instead of waiting for ever, and new calls fail at once.
     pub(crate) async fn run(mut self) {
+        let adaptive = self.adaptive.take();
+        let model = adaptive.as_ref().map(Adaptive::model_for_new_key);
         let mut state = State {
-            queues: Queues::new(),
+            queues: Queues::new(self.weigh.clone(), model),
             idle: (0..self.partitions.len()).rev().collect(),
             load: vec![0; self.partitions.len()],
             running: 0,
@@ -95,6 +115,7 @@ where
             poll_until: None,
             inbox: Vec::with_capacity(256),
             forming: None,
+            adaptive,
         };
         let serving = AssertUnwindSafe(self.serve(&mut state)).catch_unwind();
         if let Err(payload) = serving.await {
@@ -117,7 +138,9 @@ where
             let wanted = if state.idle.is_empty() {
                 None // nothing could start anyway; a Done message wakes us
             } else {
-                state.queues.next_timeout(self.rules)
+                state
+                    .queues
+                    .next_timeout(self.rules, Instant::now(), state.steering())
             };
             if wanted != armed {
                 if let Some(at) = wanted {
@@ -146,7 +169,7 @@ where
             let mut now = Instant::now();
             let answered_after = self.handle_inbox(state, now);
             if answered_after >= WAIT_FOR_ANSWERED_AFTER
-                && self.rules.policy == Policy::Eager
+                && matches!(self.rules.policy, Policy::Eager | Policy::Adaptive { .. })
                 && !state.idle.is_empty()
             {
                 // The callers just answered are about to send their next

@@ -11,7 +11,7 @@ use crate::batch::Batch;
 use crate::engine::clock::hold_clock;
 use crate::engine::delivery::{Route, Routes};
 use crate::engine::message::{Job, Work, revoke};
-use crate::engine::queue::Taken;
+use crate::engine::queue::{Bound, Taken};
 use crate::engine::scheduler::{Scheduler, State};
 use crate::policy::StartReason;
 use crate::request::Request;
@@ -27,20 +27,36 @@ where
     /// start the moment it finishes, so a loaded partition never waits for
     /// the scheduler between batches.
     pub(super) fn start_ready(&self, state: &mut State<I, O, E>, now: Instant) {
+        if let Some(adaptive) = &mut state.adaptive {
+            let queues = &mut state.queues;
+            adaptive.note_arrivals(now, || queues.take_arrived());
+        }
         while let Some(&partition) = state.idle.last() {
-            let Some((at, reason)) = state.queues.pick_ready(now, self.rules, state.draining)
+            let Some((at, reason)) =
+                state
+                    .queues
+                    .pick_ready(now, self.rules, state.draining, state.steering())
             else {
                 break;
             };
             state.waits.clear();
-            let taken = state.queues.take(
+            let max_weight = state
+                .queues
+                .weight_cap(at, now, self.rules, state.steering());
+            let mut taken = state.queues.take(
                 at,
-                self.rules.batch_size,
+                Bound {
+                    items: self.rules.batch_size,
+                    weight: max_weight,
+                },
                 reason,
                 now,
                 true,
                 &mut state.waits,
             );
+            if taken.cut_by_weight && max_weight < self.rules.max_weight {
+                taken.reason = StartReason::Capped;
+            }
             self.room.give_back(taken.removed);
             if taken.items.is_empty() {
                 continue; // every item there belonged to an abandoned call
@@ -53,13 +69,19 @@ where
             let Some(partition) = state.load.iter().position(|&load| load == 1) else {
                 break;
             };
-            let Some(at) = state.queues.pick_full(self.rules.batch_size) else {
+            let Some(at) = state.queues.pick_full(self.rules, state.steering()) else {
                 break;
             };
             state.waits.clear();
+            let max_weight = state
+                .queues
+                .weight_cap(at, now, self.rules, state.steering());
             let taken = state.queues.take(
                 at,
-                self.rules.batch_size,
+                Bound {
+                    items: self.rules.batch_size,
+                    weight: max_weight,
+                },
                 StartReason::Full,
                 now,
                 false,
@@ -105,6 +127,9 @@ where
         }
         state.load[partition] += 1;
         state.running += 1;
+        if let Some(adaptive) = &state.adaptive {
+            adaptive.set_all_busy(state.idle.is_empty());
+        }
     }
 
     /// Makes the job for a batch taken from the queue. The batch waits in
@@ -126,6 +151,20 @@ where
         self.recorder
             .record_start(taken.reason, state.waits.iter().copied(), self.room.used());
         let longest_wait = state.waits.iter().copied().max().unwrap_or_default();
+        let plan = state.adaptive.as_ref().and_then(|adaptive| {
+            let model = state
+                .queues
+                .model_for(taken.key)
+                .unwrap_or(adaptive.overall());
+            let predicted = model.predict(taken.weight as f64)?;
+            Some(Plan {
+                predicted,
+                slack: signed_micros(adaptive.target(), longest_wait + predicted),
+            })
+        });
+        if let Some(plan) = plan {
+            self.recorder.record_plan(plan.slack);
+        }
         let span = tracing::info_span!(
             parent: None,
             "batch",
@@ -136,6 +175,9 @@ where
             reason = taken.reason.as_str(),
             queue_wait_us = longest_wait.as_micros() as u64,
             exec_us = tracing::field::Empty,
+            weight = taken.weight,
+            predicted_exec_us = plan.map(|plan| plan.predicted.as_micros() as u64),
+            slack_us = plan.map(|plan| plan.slack),
         );
         if !span.is_disabled() {
             link_callers(&span, &taken.routes);
@@ -146,6 +188,7 @@ where
             routes,
             listeners,
             removed,
+            weight,
             ..
         } = state
             .forming
@@ -157,8 +200,25 @@ where
             span,
             clock_hold: hold_clock(self.off_runtime),
             queued_room: claim_on_start.then_some(removed),
+            weight,
+            predicted: plan.map(|plan| plan.predicted),
         }
     }
+}
+
+/// What the adaptive policy expected of a batch as it left the queue.
+#[derive(Debug, Clone, Copy)]
+struct Plan {
+    predicted: std::time::Duration,
+    /// Microseconds left of the target once the oldest call's wait and the
+    /// predicted execution are spent; negative when the plan is late.
+    slack: i64,
+}
+
+/// `budget - spent` in microseconds, negative when overspent.
+fn signed_micros(budget: std::time::Duration, spent: std::time::Duration) -> i64 {
+    let micros = |d: std::time::Duration| i64::try_from(d.as_micros()).unwrap_or(i64::MAX);
+    micros(budget) - micros(spent)
 }
 
 /// Links the batch span to each distinct caller span (callers' spans travel

@@ -1,0 +1,306 @@
+//! The adaptive policy's decisions: how large a batch may grow under the
+//! latency target, whether a forming batch should wait for more arrivals,
+//! and what to tell callers at admission. The scheduler owns one
+//! [`Adaptive`]; each batch key's queue owns its own [`CostModel`].
+//!
+//! The base is eager: a batch starts at once on an idle partition, and
+//! grows while every partition is busy. On top of that:
+//! - **A cap from the target.** A call that arrives as a batch starts
+//!   waits for that batch and then runs in the next, so a batch is capped
+//!   at the weight whose predicted tail fits twice into the target.
+//! - **A cut for the oldest call.** When the oldest queued call has
+//!   waited so long that a capped batch would finish it late, the batch is
+//!   cut to what still finishes it in time (never below half the cap: past
+//!   that the call is lost anyway, and a smaller batch only slows the rest).
+//! - **A hold, with partitions to spare.** With several partitions and
+//!   some of them busy, batches of the size queued now may be too small to
+//!   keep up with arrivals, since each pays the fixed cost; a forming batch
+//!   then waits until it reaches the size that keeps up, as long as the
+//!   target still holds. With one partition there is nothing to hold for:
+//!   the partition is idle only when the queue has caught up, and while it
+//!   runs, the next batch grows by itself.
+//! - **Admission.** After each batch the scheduler publishes the cost line,
+//!   the cap and the mean item weight to the [`Forecast`] that callers read.
+
+use std::sync::Arc;
+
+use tokio::time::{Duration, Instant};
+
+use crate::cost_model::{CostModel, FORGET, Line};
+use crate::engine::message::Ran;
+use crate::forecast::{ADMIT_WITHIN, Forecast, Outlook};
+
+/// How quickly the arrival rate estimate follows a change: its time
+/// constant.
+const RATE_MEMORY: Duration = Duration::from_millis(50);
+
+/// Whether a forming batch waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Hold {
+    /// It need not wait: start it now.
+    No,
+    /// It waits until then, or until it grows large enough.
+    Until(Instant),
+    /// It waited, and its wait is over.
+    Over,
+}
+
+#[derive(Debug)]
+pub(crate) struct Adaptive {
+    target: Duration,
+    partitions: usize,
+    /// The serving's model over every key's batches, for admission and as
+    /// the starting point of a new key's model.
+    overall: CostModel,
+    /// Arrivals, in weight per second.
+    rate: f64,
+    rate_since: Instant,
+    /// The mean weight of an item, exponentially forgotten per batch.
+    item_weight: f64,
+    forecast: Arc<Forecast>,
+}
+
+impl Adaptive {
+    pub(crate) fn new(
+        target: Duration,
+        partitions: usize,
+        prior: Option<Line>,
+        forecast: Arc<Forecast>,
+    ) -> Self {
+        Adaptive {
+            target,
+            partitions,
+            overall: CostModel::new(prior),
+            rate: 0.0,
+            rate_since: Instant::now(),
+            item_weight: 1.0,
+            forecast,
+        }
+    }
+
+    /// The model a new batch key starts from: what the serving has learnt
+    /// so far over all keys.
+    pub(crate) fn model_for_new_key(&self) -> CostModel {
+        self.overall.clone()
+    }
+
+    /// The target less the headroom, in seconds: what the plans aim at.
+    fn aim(&self) -> f64 {
+        self.target.as_secs_f64() * ADMIT_WITHIN
+    }
+
+    /// The heaviest batch the target allows, at most `bound`.
+    pub(crate) fn cap(&self, model: &CostModel, bound: f64) -> f64 {
+        let Some(line) = model.line() else {
+            return bound;
+        };
+        if line.per_weight <= 0.0 {
+            return bound;
+        }
+        let fits = (self.aim() / 2.0 - line.fixed - model.spread()) / line.per_weight;
+        fits.clamp(self.item_weight.min(bound), bound)
+    }
+
+    /// The weight to take now, given how long the oldest queued call has
+    /// waited: the cap, or less to finish that call in time; and whether it
+    /// was cut.
+    pub(crate) fn cut(&self, model: &CostModel, oldest_wait: Duration, cap: f64) -> (f64, bool) {
+        let (Some(line), Some(tail)) = (model.line(), model.tail(cap)) else {
+            return (cap, false);
+        };
+        let waited = oldest_wait.as_secs_f64();
+        if waited + tail <= self.aim() || line.per_weight <= 0.0 {
+            return (cap, false);
+        }
+        let fits = (self.aim() - waited - line.fixed - model.spread()) / line.per_weight;
+        if fits >= cap / 2.0 && fits >= self.item_weight {
+            (fits, true)
+        } else {
+            (cap, false)
+        }
+    }
+
+    /// Whether a forming batch of `queued` weight, forming since `since`,
+    /// should wait, with `running` batches on the partitions.
+    pub(crate) fn hold(
+        &self,
+        model: &CostModel,
+        queued: f64,
+        since: Instant,
+        now: Instant,
+        running: usize,
+    ) -> Hold {
+        if self.partitions <= 1 || running == 0 || self.rate <= 0.0 {
+            return Hold::No;
+        }
+        let Some(line) = model.line() else {
+            return Hold::No;
+        };
+        let cap = self.cap(model, f64::INFINITY);
+        // The batch weight at which the partitions keep up with arrivals:
+        // P·n / (a + b·n) = r.
+        let spare = self.partitions as f64 - self.rate * line.per_weight;
+        let keeps_up = if spare > 0.0 {
+            (self.rate * line.fixed / spare).min(cap)
+        } else {
+            cap
+        };
+        if queued >= keeps_up {
+            return Hold::No;
+        }
+        let fill = keeps_up / self.rate;
+        let slack = self.aim() - model.tail(keeps_up).unwrap_or_default();
+        if slack <= 0.0 {
+            return Hold::No;
+        }
+        let until = since + Duration::from_secs_f64(fill.min(slack));
+        if until > now {
+            Hold::Until(until)
+        } else {
+            Hold::Over
+        }
+    }
+
+    /// Updates the arrival rate at `now` with the weight that `arrived`
+    /// reports since the last update (asked only when time has passed).
+    pub(crate) fn note_arrivals(&mut self, now: Instant, arrived: impl FnOnce() -> u64) {
+        let dt = now.saturating_duration_since(self.rate_since);
+        if dt.is_zero() {
+            return;
+        }
+        let instant = arrived() as f64 / dt.as_secs_f64();
+        let share = 1.0 - (-dt.as_secs_f64() / RATE_MEMORY.as_secs_f64()).exp();
+        self.rate += share * (instant - self.rate);
+        self.rate_since = now;
+    }
+
+    /// The serving-wide model.
+    pub(crate) fn overall(&self) -> &CostModel {
+        &self.overall
+    }
+
+    pub(crate) fn target(&self) -> Duration {
+        self.target
+    }
+
+    /// A batch ran. Updates the models and publishes the new outlook to
+    /// callers, with batches bounded by `batch_size` items and `max_weight`.
+    pub(crate) fn observe(
+        &mut self,
+        key_model: Option<&mut CostModel>,
+        ran: &Ran,
+        batch_size: usize,
+        max_weight: u64,
+    ) {
+        let (weight, items, took) = (ran.weight as f64, ran.items, ran.took);
+        if let Some(model) = key_model {
+            model.observe(weight, took);
+        }
+        self.overall.observe(weight, took);
+        if items > 0 {
+            let mean = weight / items as f64;
+            self.item_weight = FORGET * self.item_weight + (1.0 - FORGET) * mean;
+            if self.overall.batches() == 1 {
+                self.item_weight = mean;
+            }
+        }
+        let bound = (batch_size as f64 * self.item_weight).min(max_weight as f64);
+        if let Some(line) = self.overall.line() {
+            self.forecast.publish(Outlook {
+                line,
+                spread: self.overall.spread(),
+                cap_weight: self.cap(&self.overall, bound),
+                item_weight: self.item_weight,
+                arrival_rate: self.rate,
+            });
+        }
+    }
+
+    /// Tells callers whether every partition is busy.
+    pub(crate) fn set_all_busy(&self, all_busy: bool) {
+        self.forecast.set_all_busy(all_busy);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn adaptive(partitions: usize) -> Adaptive {
+        let target = Duration::from_millis(20);
+        Adaptive::new(
+            target,
+            partitions,
+            None,
+            Arc::new(Forecast::new(target, partitions)),
+        )
+    }
+
+    fn fitted() -> CostModel {
+        let mut model = CostModel::new(None);
+        for round in 0..40u32 {
+            let n = f64::from(1 + round % 32);
+            model.observe(n, Duration::from_secs_f64(1e-3 + 60e-6 * n));
+        }
+        model
+    }
+
+    #[test]
+    fn the_cap_fits_twice_into_the_target() {
+        let adaptive = adaptive(1);
+        let model = fitted();
+        // (18 ms / 2 - 1 ms) / 60 µs = 133 items: the bound of 32 holds.
+        assert_eq!(adaptive.cap(&model, 32.0), 32.0);
+        let tight = Adaptive::new(
+            Duration::from_millis(5),
+            1,
+            None,
+            Arc::new(Forecast::new(Duration::from_millis(5), 1)),
+        );
+        let cap = tight.cap(&model, 32.0);
+        // (4.5 ms / 2 - 1 ms) / 60 µs ≈ 20.8 items, less the spread.
+        assert!((19.0..=20.9).contains(&cap), "{cap}");
+    }
+
+    #[test]
+    fn a_batch_is_cut_only_to_save_its_oldest_call() {
+        let adaptive = adaptive(1);
+        let model = fitted();
+        assert_eq!(
+            adaptive.cut(&model, Duration::from_millis(1), 32.0),
+            (32.0, false)
+        );
+        // Waited 15.5 ms: 32 items (2.92 ms) would end at 18.4 ms, past 18.
+        let (cut, was_cut) = adaptive.cut(&model, Duration::from_micros(15_500), 32.0);
+        assert!(was_cut && (16.0..25.0).contains(&cut), "{cut}");
+        // Waited 17.9 ms: nothing saves it, so the batch stays whole.
+        assert_eq!(
+            adaptive.cut(&model, Duration::from_micros(17_900), 32.0),
+            (32.0, false)
+        );
+    }
+
+    #[test]
+    fn one_partition_never_holds_and_several_hold_only_while_others_run() {
+        let model = fitted();
+        let now = Instant::now();
+        let mut one = adaptive(1);
+        one.note_arrivals(now + Duration::from_millis(100), || 1000);
+        assert_eq!(one.hold(&model, 1.0, now, now, 1), Hold::No);
+        let mut four = adaptive(4);
+        four.rate = 20_000.0;
+        // 20 k/s at 1 ms fixed over 4 partitions: 20/(4 - 1.2) ≈ 7 items.
+        let held = four.hold(&model, 1.0, now, now, 3);
+        assert!(matches!(held, Hold::Until(_)), "{held:?}");
+        assert_eq!(four.hold(&model, 1.0, now, now, 0), Hold::No, "all idle");
+        assert_eq!(
+            four.hold(&model, 8.0, now, now, 3),
+            Hold::No,
+            "large enough"
+        );
+        let Hold::Until(until) = held else {
+            unreachable!()
+        };
+        assert_eq!(four.hold(&model, 1.0, now, until, 3), Hold::Over);
+    }
+}

@@ -1,0 +1,198 @@
+//! What an adaptive serving predicts about a new call's finish, published
+//! by the scheduler after each batch and read by callers at admission.
+//!
+//! Callers must decide without a round trip to the scheduler (admission is
+//! on the caller's path), so the scheduler publishes the few numbers the
+//! prediction needs as atomics. A caller may read a mix of two
+//! publications; each number is an estimate anyway, and the next batch
+//! corrects it.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use crate::cost_model::{Line, seconds};
+
+/// A call is admitted while its predicted finish is within this share of
+/// what it is allowed (the target, or its deadline if sooner): the rest is
+/// headroom for what the prediction leaves out (the scheduler's own time,
+/// a caller's wake-up, an unusually slow batch beyond the tail).
+pub(crate) const ADMIT_WITHIN: f64 = 0.9;
+
+/// One publication: the cost line and tail of a capped batch, the cap, and
+/// the mean weight of an item.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Outlook {
+    pub(crate) line: Line,
+    /// Seconds the tail adds to the line.
+    pub(crate) spread: f64,
+    /// The weight of a batch at the target's cap.
+    pub(crate) cap_weight: f64,
+    /// The mean weight of one item, recently.
+    pub(crate) item_weight: f64,
+    /// Arrivals, in weight per second (for `stats()` only).
+    pub(crate) arrival_rate: f64,
+}
+
+#[derive(Debug)]
+pub(crate) struct Forecast {
+    /// The latency target a call is admitted against.
+    pub(crate) target: Duration,
+    partitions: f64,
+    known: AtomicBool,
+    all_busy: AtomicBool,
+    fixed: AtomicU64,
+    per_weight: AtomicU64,
+    spread: AtomicU64,
+    cap_weight: AtomicU64,
+    item_weight: AtomicU64,
+    arrival_rate: AtomicU64,
+}
+
+impl Forecast {
+    pub(crate) fn new(target: Duration, partitions: usize) -> Self {
+        let zero = || AtomicU64::new(0f64.to_bits());
+        Forecast {
+            target,
+            partitions: partitions.max(1) as f64,
+            known: AtomicBool::new(false),
+            all_busy: AtomicBool::new(false),
+            fixed: zero(),
+            per_weight: zero(),
+            spread: zero(),
+            cap_weight: AtomicU64::new(1f64.to_bits()),
+            item_weight: AtomicU64::new(1f64.to_bits()),
+            arrival_rate: zero(),
+        }
+    }
+
+    pub(crate) fn publish(&self, outlook: Outlook) {
+        let store = |cell: &AtomicU64, value: f64| cell.store(value.to_bits(), Relaxed);
+        store(&self.fixed, outlook.line.fixed);
+        store(&self.per_weight, outlook.line.per_weight);
+        store(&self.spread, outlook.spread);
+        store(&self.cap_weight, outlook.cap_weight.max(f64::MIN_POSITIVE));
+        store(&self.item_weight, outlook.item_weight);
+        store(&self.arrival_rate, outlook.arrival_rate);
+        self.known.store(true, Relaxed);
+    }
+
+    /// Whether every partition is running a batch now (a new call then
+    /// waits for one to finish first).
+    pub(crate) fn set_all_busy(&self, all_busy: bool) {
+        self.all_busy.store(all_busy, Relaxed);
+    }
+
+    /// When a call of `items` items would finish, counted from now, with
+    /// `queued` items ahead of it; `None` before the first batch (nothing
+    /// is known yet, so nothing is refused).
+    ///
+    /// The prediction is the remainder of a running batch (taken as a
+    /// whole capped batch when every partition is busy), then the capped
+    /// batches that the work ahead fills, shared among the partitions,
+    /// then the batch that finishes this call. Each batch is costed at its
+    /// tail, not its mean.
+    pub(crate) fn finish_in(&self, queued: usize, items: usize) -> Option<Duration> {
+        if !self.known.load(Relaxed) {
+            return None;
+        }
+        let load = |cell: &AtomicU64| f64::from_bits(cell.load(Relaxed));
+        let line = Line {
+            fixed: load(&self.fixed),
+            per_weight: load(&self.per_weight),
+        };
+        let spread = load(&self.spread);
+        let cap = load(&self.cap_weight);
+        let tail = |weight: f64| (line.at(weight) + spread).max(0.0);
+        let rest = (queued + items) as f64 * load(&self.item_weight);
+        let running = if self.all_busy.load(Relaxed) {
+            tail(cap)
+        } else {
+            0.0
+        };
+        let last = rest.min(cap);
+        let before_last = (rest - last) / (cap * self.partitions) * tail(cap);
+        Some(seconds(running + before_last + tail(last)))
+    }
+
+    /// The latest publication, for `stats()`; `None` before the first
+    /// batch.
+    pub(crate) fn outlook(&self) -> Option<Outlook> {
+        if !self.known.load(Relaxed) {
+            return None;
+        }
+        let load = |cell: &AtomicU64| f64::from_bits(cell.load(Relaxed));
+        Some(Outlook {
+            line: Line {
+                fixed: load(&self.fixed),
+                per_weight: load(&self.per_weight),
+            },
+            spread: load(&self.spread),
+            cap_weight: load(&self.cap_weight),
+            item_weight: load(&self.item_weight),
+            arrival_rate: load(&self.arrival_rate),
+        })
+    }
+
+    /// What a call may take: the target, or less when its deadline is
+    /// sooner; then the admission headroom off that.
+    pub(crate) fn allowed(&self, until_deadline: Option<Duration>) -> Duration {
+        let allowed = until_deadline.map_or(self.target, |left| left.min(self.target));
+        allowed.mul_f64(ADMIT_WITHIN)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn forecast() -> Forecast {
+        let forecast = Forecast::new(Duration::from_millis(20), 1);
+        forecast.publish(Outlook {
+            line: Line {
+                fixed: 1e-3,
+                per_weight: 60e-6,
+            },
+            spread: 0.0,
+            cap_weight: 32.0,
+            item_weight: 1.0,
+            arrival_rate: 0.0,
+        });
+        forecast
+    }
+
+    fn millis(d: Option<Duration>) -> f64 {
+        d.unwrap_or_default().as_secs_f64() * 1e3
+    }
+
+    #[test]
+    fn admits_everything_before_anything_is_known() {
+        let forecast = Forecast::new(Duration::from_millis(1), 1);
+        assert_eq!(forecast.finish_in(1_000_000, 1), None);
+    }
+
+    #[test]
+    fn an_idle_serving_predicts_one_batch_of_the_call() {
+        let forecast = forecast();
+        assert!((millis(forecast.finish_in(0, 1)) - 1.06).abs() < 1e-6);
+    }
+
+    #[test]
+    fn work_ahead_adds_whole_batches_and_a_busy_partition_adds_one() {
+        let forecast = forecast();
+        forecast.set_all_busy(true);
+        // 63 queued ahead plus this one: one full batch before its own.
+        let full = 1.0 + 60e-3 * 32.0;
+        let predicted = millis(forecast.finish_in(63, 1));
+        assert!((predicted - 3.0 * full).abs() < 1e-6, "{predicted}");
+    }
+
+    #[test]
+    fn a_deadline_sooner_than_the_target_is_what_the_call_may_take() {
+        let forecast = forecast();
+        assert_eq!(forecast.allowed(None), Duration::from_millis(18));
+        assert_eq!(
+            forecast.allowed(Some(Duration::from_millis(10))),
+            Duration::from_millis(9)
+        );
+    }
+}
