@@ -634,6 +634,10 @@ where
                 (Some(target), Some(forecast)) => Some(Adaptive::new(
                     target,
                     self.partitions,
+                    (
+                        self.batch_size,
+                        self.max_batch_weight.map_or(u64::MAX, |w| w as u64),
+                    ),
                     self.cost_prior,
                     Arc::clone(forecast),
                 )),

@@ -25,6 +25,10 @@ const TAIL_SIGMAS: f64 = 3.0;
 /// their mean (as a standard deviation); below it the prior's slope holds.
 const SPREAD_FOR_SLOPE: f64 = 0.1;
 
+/// After this many batches a slope guessed from the first batch is used
+/// for admission even if no batches of different weights have shown it.
+const TRUSTED_AFTER: u64 = 8;
+
 /// A batch's cost as a line: `fixed + per_weight × weight`, in seconds.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Line {
@@ -41,16 +45,20 @@ impl Line {
 /// The fitted cost of one batch key's batches.
 #[derive(Debug, Clone)]
 pub(crate) struct CostModel {
-    /// Exponentially forgotten sums: of 1, w, w², t and w·t.
+    /// Exponentially forgotten sums: of 1, w, w², t, w·t and t².
     s0: f64,
     sw: f64,
     sww: f64,
     st: f64,
     swt: f64,
-    /// Exponentially forgotten mean of the squared prediction errors.
+    stt: f64,
+    /// The variance of batch times about the fitted line.
     var: f64,
     /// The user's prior, or one made from the first batch.
     prior: Option<Line>,
+    /// Whether the slope is known rather than guessed: the user gave a
+    /// prior, or batches of different weights have shown it.
+    trusted: bool,
     /// The line fitted after the latest batch.
     fitted: Option<Line>,
     batches: u64,
@@ -66,11 +74,20 @@ impl CostModel {
             sww: 0.0,
             st: 0.0,
             swt: 0.0,
+            stt: 0.0,
             var: 0.0,
             prior,
+            trusted: prior.is_some(),
             fitted: prior,
             batches: 0,
         }
+    }
+
+    /// Whether the model is more than a guess: from the user's prior, from
+    /// batches of different weights, or from enough batches that a guessed
+    /// slope has been corrected where it matters (at the weights seen).
+    pub(crate) fn is_trusted(&self) -> bool {
+        self.trusted || self.batches >= TRUSTED_AFTER
     }
 
     /// Batches observed so far.
@@ -108,13 +125,9 @@ impl CostModel {
     pub(crate) fn observe(&mut self, weight: f64, took: Duration) {
         let weight = weight.max(0.0);
         let t = took.as_secs_f64();
-        match self.mean(weight) {
-            Some(expected) => {
-                let miss = t - expected;
-                self.var = FORGET * self.var + (1.0 - FORGET) * miss * miss;
-            }
+        if self.batches == 0 {
             // A first guess at the noise: a tenth of the first batch.
-            None => self.var = (0.1 * t) * (0.1 * t),
+            self.var = (0.1 * t) * (0.1 * t);
         }
         if self.prior.is_none() {
             self.prior = Some(Line {
@@ -127,18 +140,43 @@ impl CostModel {
         self.sww = FORGET * self.sww + weight * weight;
         self.st = FORGET * self.st + t;
         self.swt = FORGET * self.swt + weight * t;
+        self.stt = FORGET * self.stt + t * t;
         self.batches += 1;
-        self.fitted = Some(self.fit());
+        let line = self.fit();
+        // Two numbers fit two batches exactly: the residuals say nothing
+        // of the noise until a third.
+        if self.s0 > 2.0 {
+            self.var = self.residual_variance(line);
+        }
+        self.fitted = Some(line);
+    }
+
+    /// The forgotten mean square of the batches' distances from `line`,
+    /// scaled up for the two numbers the line took from them. Unlike the
+    /// misses of past predictions, it forgets what the model got wrong
+    /// while it learnt, and keeps what the function really varies by.
+    fn residual_variance(&self, line: Line) -> f64 {
+        let n = self.s0;
+        let (mean_w, mean_t) = (self.sw / n, self.st / n);
+        let var_w = self.sww / n - mean_w * mean_w;
+        let var_t = self.stt / n - mean_t * mean_t;
+        let cov = self.swt / n - mean_w * mean_t;
+        let b = line.per_weight;
+        // Off-centre when `fixed` was clamped at zero.
+        let bias = mean_t - line.at(mean_w);
+        let square = var_t - 2.0 * b * cov + b * b * var_w + bias * bias;
+        square.max(0.0) * n / (n - 2.0)
     }
 
     /// Least squares over the forgotten sums. While the batches seen
     /// barely differ in weight they fix one point of the line but not its
     /// slope, which then comes from the prior.
-    fn fit(&self) -> Line {
+    fn fit(&mut self) -> Line {
         let mean_w = self.sw / self.s0;
         let mean_t = self.st / self.s0;
         let var_w = (self.sww / self.s0 - mean_w * mean_w).max(0.0);
         let per_weight = if var_w > (SPREAD_FOR_SLOPE * mean_w.max(1.0)).powi(2) {
+            self.trusted = true;
             let cov = self.swt / self.s0 - mean_w * mean_t;
             cov / var_w
         } else {

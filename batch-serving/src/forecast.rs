@@ -10,6 +10,8 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use crate::cost_model::{Line, seconds};
 
 /// A call is admitted while its predicted finish is within this share of
@@ -17,6 +19,11 @@ use crate::cost_model::{Line, seconds};
 /// headroom for what the prediction leaves out (the scheduler's own time,
 /// a caller's wake-up, an unusually slow batch beyond the tail).
 pub(crate) const ADMIT_WITHIN: f64 = 0.9;
+
+/// `Forecast::busy` when a partition is free.
+const FREE: u64 = 0;
+/// `Forecast::busy` when none is, and when one frees up is not known.
+const BUSY: u64 = u64::MAX;
 
 /// One publication: the cost line and tail of a capped batch, the cap, and
 /// the mean weight of an item.
@@ -39,7 +46,11 @@ pub(crate) struct Forecast {
     pub(crate) target: Duration,
     partitions: f64,
     known: AtomicBool,
-    all_busy: AtomicBool,
+    /// Whether a new batch must wait for a partition: [`FREE`], [`BUSY`]
+    /// with no known end, or the nanoseconds after `epoch`, plus one, at
+    /// which the first partition is predicted to free up.
+    busy: AtomicU64,
+    epoch: Instant,
     fixed: AtomicU64,
     per_weight: AtomicU64,
     spread: AtomicU64,
@@ -55,7 +66,8 @@ impl Forecast {
             target,
             partitions: partitions.max(1) as f64,
             known: AtomicBool::new(false),
-            all_busy: AtomicBool::new(false),
+            busy: AtomicU64::new(FREE),
+            epoch: Instant::now(),
             fixed: zero(),
             per_weight: zero(),
             spread: zero(),
@@ -77,17 +89,42 @@ impl Forecast {
     }
 
     /// Whether every partition is running a batch now (a new call then
-    /// waits for one to finish first).
-    pub(crate) fn set_all_busy(&self, all_busy: bool) {
-        self.all_busy.store(all_busy, Relaxed);
+    /// waits for one to finish first): `None` when one is free, else when
+    /// the first is predicted to free up, if known.
+    pub(crate) fn set_busy(&self, free_at: Option<Option<Instant>>) {
+        let busy = match free_at {
+            None => FREE,
+            Some(None) => BUSY,
+            Some(Some(at)) => {
+                let after = at.saturating_duration_since(self.epoch).as_nanos();
+                u64::try_from(after).map_or(BUSY, |after| after.saturating_add(1).min(BUSY - 1))
+            }
+        };
+        self.busy.store(busy, Relaxed);
+    }
+
+    /// What a new batch waits for a partition, in seconds, if every
+    /// partition is busy.
+    fn wait_for_partition(&self, unknown: f64) -> f64 {
+        match self.busy.load(Relaxed) {
+            FREE => 0.0,
+            BUSY => unknown,
+            after => {
+                let free_at = self.epoch + Duration::from_nanos(after - 1);
+                free_at
+                    .saturating_duration_since(Instant::now())
+                    .as_secs_f64()
+            }
+        }
     }
 
     /// When a call of `items` items would finish, counted from now, with
     /// `queued` items ahead of it; `None` before the first batch (nothing
     /// is known yet, so nothing is refused).
     ///
-    /// The prediction is the remainder of a running batch (taken as a
-    /// whole capped batch when every partition is busy), then the capped
+    /// The prediction is the remainder of a running batch when every
+    /// partition is busy (to its predicted end, or a whole capped batch
+    /// when that is not known), then the capped
     /// batches that the work ahead fills, shared among the partitions,
     /// then the batch that finishes this call. Each batch is costed at its
     /// tail, not its mean.
@@ -104,11 +141,7 @@ impl Forecast {
         let cap = load(&self.cap_weight);
         let tail = |weight: f64| (line.at(weight) + spread).max(0.0);
         let rest = (queued + items) as f64 * load(&self.item_weight);
-        let running = if self.all_busy.load(Relaxed) {
-            tail(cap)
-        } else {
-            0.0
-        };
+        let running = self.wait_for_partition(tail(cap));
         let last = rest.min(cap);
         let before_last = (rest - last) / (cap * self.partitions) * tail(cap);
         Some(seconds(running + before_last + tail(last)))
@@ -179,11 +212,28 @@ mod tests {
     #[test]
     fn work_ahead_adds_whole_batches_and_a_busy_partition_adds_one() {
         let forecast = forecast();
-        forecast.set_all_busy(true);
+        forecast.set_busy(Some(None));
         // 63 queued ahead plus this one: one full batch before its own.
         let full = 1.0 + 60e-3 * 32.0;
         let predicted = millis(forecast.finish_in(63, 1));
         assert!((predicted - 3.0 * full).abs() < 1e-6, "{predicted}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_busy_partition_counts_until_its_predicted_end() {
+        let forecast = forecast();
+        forecast.set_busy(Some(Some(Instant::now() + Duration::from_millis(2))));
+        tokio::time::advance(Duration::from_micros(1500)).await;
+        let predicted = millis(forecast.finish_in(0, 1));
+        assert!((predicted - (0.5 + 1.06)).abs() < 1e-6, "{predicted}");
+        tokio::time::advance(Duration::from_millis(1)).await;
+        let overdue = millis(forecast.finish_in(0, 1));
+        assert!(
+            (overdue - 1.06).abs() < 1e-6,
+            "a late batch adds nothing: {overdue}"
+        );
+        forecast.set_busy(None);
+        assert!((millis(forecast.finish_in(0, 1)) - 1.06).abs() < 1e-6);
     }
 
     #[test]

@@ -37,8 +37,12 @@ pub enum Policy {
     /// - a call whose predicted finish is past 90% of the target (or of its
     ///   own deadline, if sooner) is refused at once with
     ///   [`Error::PredictedLate`](crate::Error::PredictedLate), instead of
-    ///   queueing only to fail later. Until the first batch has run nothing
-    ///   is refused.
+    ///   queueing only to fail later. The prediction is the rest of the
+    ///   running batches, the batches the work ahead fills, and the call's
+    ///   own. Nothing is refused until the model is worth trusting: given a
+    ///   [`cost_prior`](crate::Builder::cost_prior), from the start;
+    ///   otherwise once batches of different sizes have shown what an item
+    ///   costs, or after eight batches.
     Adaptive {
         /// The latency each call should stay within.
         target: Duration,

@@ -3,59 +3,14 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::collections::HashMap;
+mod support;
+
 use std::convert::Infallible;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use batch_serving::{Batch, Serving};
+use support::spans::{Captured, SpanRecord};
 use tracing::Instrument;
-use tracing::field::{Field, Visit};
-use tracing::span::{Attributes, Id, Record};
-use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
-
-#[derive(Debug, Default, Clone)]
-struct SpanRecord {
-    name: &'static str,
-    fields: HashMap<String, String>,
-    follows_from: Vec<u64>,
-}
-
-/// Records every span's fields, later `record`s and follows-from links.
-#[derive(Debug, Default, Clone)]
-struct Captured(Arc<Mutex<HashMap<u64, SpanRecord>>>);
-
-struct Fields<'a>(&'a mut HashMap<String, String>);
-
-impl Visit for Fields<'_> {
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.0.insert(field.name().to_owned(), format!("{value:?}"));
-    }
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.insert(field.name().to_owned(), value.to_owned());
-    }
-}
-
-impl<S: tracing::Subscriber> Layer<S> for Captured {
-    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, _: Context<'_, S>) {
-        let mut record = SpanRecord {
-            name: attrs.metadata().name(),
-            ..SpanRecord::default()
-        };
-        attrs.record(&mut Fields(&mut record.fields));
-        self.0.lock().unwrap().insert(id.into_u64(), record);
-    }
-    fn on_record(&self, id: &Id, values: &Record<'_>, _: Context<'_, S>) {
-        if let Some(record) = self.0.lock().unwrap().get_mut(&id.into_u64()) {
-            values.record(&mut Fields(&mut record.fields));
-        }
-    }
-    fn on_follows_from(&self, span: &Id, follows: &Id, _: Context<'_, S>) {
-        if let Some(record) = self.0.lock().unwrap().get_mut(&span.into_u64()) {
-            record.follows_from.push(follows.into_u64());
-        }
-    }
-}
 
 fn echo(batch_size: usize) -> Serving<u64, u64, Infallible> {
     Serving::new(|b: Batch<u64>| Ok::<_, Infallible>(b.to_vec()))
@@ -67,9 +22,7 @@ fn echo(batch_size: usize) -> Serving<u64, u64, Infallible> {
 
 #[tokio::test(start_paused = true)]
 async fn each_batch_has_a_span_with_its_fields_linked_to_the_callers_spans() {
-    let captured = Captured::default();
-    let _default =
-        tracing::subscriber::set_default(tracing_subscriber::registry().with(captured.clone()));
+    let captured = Captured::install();
     let serving = echo(2);
     let first = tracing::info_span!("request", id = 1);
     let second = tracing::info_span!("request", id = 2);
@@ -80,8 +33,8 @@ async fn each_batch_has_a_span_with_its_fields_linked_to_the_callers_spans() {
     assert_eq!((a.unwrap(), b.unwrap()), (1, 2));
     serving.shutdown().await;
 
-    let spans = captured.0.lock().unwrap().clone();
-    let batches: Vec<&SpanRecord> = spans.values().filter(|s| s.name == "batch").collect();
+    let spans = captured.all();
+    let batches: Vec<&SpanRecord> = spans.iter().filter(|s| s.name == "batch").collect();
     assert_eq!(batches.len(), 1, "{spans:#?}");
     let batch = batches[0];
     for (field, value) in [
@@ -116,14 +69,11 @@ async fn each_batch_has_a_span_with_its_fields_linked_to_the_callers_spans() {
 
 #[tokio::test(start_paused = true)]
 async fn a_timed_out_batch_span_says_timeout_and_its_queue_wait() {
-    let captured = Captured::default();
-    let _default =
-        tracing::subscriber::set_default(tracing_subscriber::registry().with(captured.clone()));
+    let captured = Captured::install();
     let serving = echo(8);
     assert_eq!(serving.dispatch(5).await.unwrap(), 5);
     serving.shutdown().await;
-    let spans = captured.0.lock().unwrap().clone();
-    let batch = spans.values().find(|s| s.name == "batch").unwrap();
+    let batch = captured.in_order("batch").remove(0);
     assert_eq!(
         batch.fields.get("reason").map(String::as_str),
         Some("timeout")

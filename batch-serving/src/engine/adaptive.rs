@@ -22,11 +22,12 @@
 //! - **Admission.** After each batch the scheduler publishes the cost line,
 //!   the cap and the mean item weight to the [`Forecast`] that callers read.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use tokio::time::{Duration, Instant};
 
-use crate::cost_model::{CostModel, FORGET, Line};
+use crate::cost_model::{CostModel, FORGET, Line, seconds};
 use crate::engine::message::Ran;
 use crate::forecast::{ADMIT_WITHIN, Forecast, Outlook};
 
@@ -45,10 +46,29 @@ pub(crate) enum Hold {
     Over,
 }
 
+/// The batches handed to one partition: the running one first.
+#[derive(Debug, Clone)]
+struct Handed {
+    /// When the running one started.
+    since: Instant,
+    weights: VecDeque<f64>,
+}
+
+impl Default for Handed {
+    fn default() -> Self {
+        Handed {
+            since: Instant::now(),
+            weights: VecDeque::new(),
+        }
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct Adaptive {
     target: Duration,
     partitions: usize,
+    batch_size: usize,
+    max_weight: u64,
     /// The serving's model over every key's batches, for admission and as
     /// the starting point of a new key's model.
     overall: CostModel,
@@ -57,25 +77,36 @@ pub(crate) struct Adaptive {
     rate_since: Instant,
     /// The mean weight of an item, exponentially forgotten per batch.
     item_weight: f64,
+    /// Per partition, the batches handed to it and not yet finished.
+    handed: Vec<Handed>,
     forecast: Arc<Forecast>,
 }
 
 impl Adaptive {
+    /// The policy for a serving of `partitions` with batches bounded by
+    /// `batch_size` items and `max_weight`; with the user's `prior`,
+    /// callers are forecast from the start.
     pub(crate) fn new(
         target: Duration,
         partitions: usize,
+        (batch_size, max_weight): (usize, u64),
         prior: Option<Line>,
         forecast: Arc<Forecast>,
     ) -> Self {
-        Adaptive {
+        let adaptive = Adaptive {
             target,
             partitions,
+            batch_size,
+            max_weight,
             overall: CostModel::new(prior),
             rate: 0.0,
             rate_since: Instant::now(),
             item_weight: 1.0,
+            handed: vec![Handed::default(); partitions],
             forecast,
-        }
+        };
+        adaptive.publish();
+        adaptive
     }
 
     /// The model a new batch key starts from: what the serving has learnt
@@ -185,13 +216,7 @@ impl Adaptive {
 
     /// A batch ran. Updates the models and publishes the new outlook to
     /// callers, with batches bounded by `batch_size` items and `max_weight`.
-    pub(crate) fn observe(
-        &mut self,
-        key_model: Option<&mut CostModel>,
-        ran: &Ran,
-        batch_size: usize,
-        max_weight: u64,
-    ) {
+    pub(crate) fn observe(&mut self, key_model: Option<&mut CostModel>, ran: &Ran) {
         let (weight, items, took) = (ran.weight as f64, ran.items, ran.took);
         if let Some(model) = key_model {
             model.observe(weight, took);
@@ -204,8 +229,15 @@ impl Adaptive {
                 self.item_weight = mean;
             }
         }
-        let bound = (batch_size as f64 * self.item_weight).min(max_weight as f64);
-        if let Some(line) = self.overall.line() {
+        self.publish();
+    }
+
+    /// Publishes the outlook to callers, once the model is worth trusting:
+    /// refusing calls on a guessed slope would turn away calls that would
+    /// have made it.
+    fn publish(&self) {
+        let bound = (self.batch_size as f64 * self.item_weight).min(self.max_weight as f64);
+        if let Some(line) = self.overall.line().filter(|_| self.overall.is_trusted()) {
             self.forecast.publish(Outlook {
                 line,
                 spread: self.overall.spread(),
@@ -216,9 +248,51 @@ impl Adaptive {
         }
     }
 
-    /// Tells callers whether every partition is busy.
-    pub(crate) fn set_all_busy(&self, all_busy: bool) {
-        self.forecast.set_all_busy(all_busy);
+    /// A batch of `weight` was handed to `partition`: it runs now, or
+    /// after the batch running there (pipelined).
+    pub(crate) fn handed_over(
+        &mut self,
+        partition: usize,
+        weight: u64,
+        now: Instant,
+        all_busy: bool,
+    ) {
+        if let Some(handed) = self.handed.get_mut(partition) {
+            if handed.weights.is_empty() {
+                handed.since = now;
+            }
+            handed.weights.push_back(weight as f64);
+        }
+        self.publish_busy(all_busy);
+    }
+
+    /// `partition` finished its running batch; the next handed to it, if
+    /// any, starts now.
+    pub(crate) fn finished(&mut self, partition: usize, now: Instant, all_busy: bool) {
+        if let Some(handed) = self.handed.get_mut(partition) {
+            handed.weights.pop_front();
+            handed.since = now;
+        }
+        self.publish_busy(all_busy);
+    }
+
+    /// Tells callers whether a new batch must wait for a partition, and
+    /// until when: the soonest predicted end among the partitions, costed
+    /// with the model as it stands now (a batch handed over while the
+    /// model was a guess is costed anew once it is not).
+    fn publish_busy(&self, all_busy: bool) {
+        let free_at = all_busy.then(|| {
+            self.handed
+                .iter()
+                .map(|handed| {
+                    let work: Option<f64> =
+                        handed.weights.iter().map(|&w| self.overall.mean(w)).sum();
+                    work.map(|secs| handed.since + seconds(secs))
+                })
+                .min()
+                .flatten()
+        });
+        self.forecast.set_busy(free_at);
     }
 }
 
@@ -231,6 +305,7 @@ mod tests {
         Adaptive::new(
             target,
             partitions,
+            (32, u64::MAX),
             None,
             Arc::new(Forecast::new(target, partitions)),
         )
@@ -254,6 +329,7 @@ mod tests {
         let tight = Adaptive::new(
             Duration::from_millis(5),
             1,
+            (32, u64::MAX),
             None,
             Arc::new(Forecast::new(Duration::from_millis(5), 1)),
         );
@@ -272,7 +348,8 @@ mod tests {
         );
         // Waited 15.5 ms: 32 items (2.92 ms) would end at 18.4 ms, past 18.
         let (cut, was_cut) = adaptive.cut(&model, Duration::from_micros(15_500), 32.0);
-        assert!(was_cut && (16.0..25.0).contains(&cut), "{cut}");
+        // (18 - 15.5 - 1) ms / 60 µs = 25 items.
+        assert!(was_cut && (24.9..25.1).contains(&cut), "{cut}");
         // Waited 17.9 ms: nothing saves it, so the batch stays whole.
         assert_eq!(
             adaptive.cut(&model, Duration::from_micros(17_900), 32.0),

@@ -2,6 +2,8 @@
 //! a gate that holds partitions inside a batch until the test opens it.
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
+pub mod spans;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 

@@ -76,8 +76,8 @@ where
             // Its next batch, handed over early, starts now.
             state.poll_until = self.poll_deadline();
         }
-        if let Some(adaptive) = &state.adaptive {
-            adaptive.set_all_busy(state.idle.is_empty());
+        if let Some(adaptive) = &mut state.adaptive {
+            adaptive.finished(partition, Instant::now(), state.idle.is_empty());
         }
         answered_after
     }
@@ -91,12 +91,7 @@ where
         if let Some(predicted) = ran.predicted {
             self.recorder.record_prediction(predicted, ran.took);
         }
-        adaptive.observe(
-            state.queues.model_mut(ran.key),
-            ran,
-            self.rules.batch_size,
-            self.rules.max_weight,
-        );
+        adaptive.observe(state.queues.model_mut(ran.key), ran);
         state.queues.set_new_key_model(adaptive.model_for_new_key());
     }
 

@@ -104,6 +104,7 @@ where
         job: Job<I, O, E>,
     ) {
         let link = &self.partitions[partition];
+        let weight = job.weight;
         let work = if job.queued_room.is_some() {
             link.on_deck
                 .lock()
@@ -127,8 +128,8 @@ where
         }
         state.load[partition] += 1;
         state.running += 1;
-        if let Some(adaptive) = &state.adaptive {
-            adaptive.set_all_busy(state.idle.is_empty());
+        if let Some(adaptive) = &mut state.adaptive {
+            adaptive.handed_over(partition, weight, Instant::now(), state.idle.is_empty());
         }
     }
 

@@ -1,0 +1,580 @@
+//! The adaptive policy on virtual time: a batch function that sleeps
+//! `fixed + per_item · n` on tokio's paused clock, driven by seeded Poisson
+//! and bursty arrival traces, against the best fixed configuration from a
+//! grid over `batch_size` × `batch_timeout` × policy.
+//!
+//! tokio's timer counts whole milliseconds, so on the paused clock every
+//! sleep ends on a millisecond. The costs are the comparison runner's S7
+//! (1 ms + 60 µs per item, target 20 ms) scaled up fifty times, so that
+//! they are whole milliseconds and arrivals rounded to one are a small
+//! effect.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use batch_serving::{Batch, Builder, CallOptions, Error, Policy, Serving};
+use proptest::prelude::Rng;
+use proptest::test_runner::{RngAlgorithm, TestRng};
+use tokio::time::Instant;
+
+use support::spans::Captured;
+
+/// The synthetic cost of a batch of n: `FIXED + PER_ITEM · n`.
+const FIXED: Duration = Duration::from_millis(50);
+const PER_ITEM: Duration = Duration::from_millis(3);
+const CAP: usize = 32;
+const TARGET: Duration = Duration::from_secs(1);
+/// How long each trace offers calls.
+const SPAN: Duration = Duration::from_secs(30);
+
+/// What one full batch a second can answer: the most calls per second one
+/// partition can serve within the cap.
+fn capacity() -> f64 {
+    CAP as f64 / (FIXED + PER_ITEM * CAP as u32).as_secs_f64()
+}
+
+/// A batch function whose cost is set by two atomics, in microseconds, so
+/// that a test can change it mid-run.
+#[derive(Debug, Clone)]
+struct Cost {
+    fixed_us: Arc<AtomicU64>,
+    per_item_us: Arc<AtomicU64>,
+}
+
+impl Cost {
+    fn new(fixed: Duration, per_item: Duration) -> Self {
+        Cost {
+            fixed_us: Arc::new(AtomicU64::new(fixed.as_micros() as u64)),
+            per_item_us: Arc::new(AtomicU64::new(per_item.as_micros() as u64)),
+        }
+    }
+
+    fn of(&self, items: usize) -> Duration {
+        Duration::from_micros(
+            self.fixed_us.load(Ordering::SeqCst)
+                + self.per_item_us.load(Ordering::SeqCst) * items as u64,
+        )
+    }
+
+    fn builder(&self) -> Builder<u32, u32, Infallible> {
+        let cost = self.clone();
+        Serving::new_async(move |batch: Batch<u32>| {
+            let took = cost.of(batch.len());
+            async move {
+                tokio::time::sleep(took).await;
+                Ok(batch.to_vec())
+            }
+        })
+    }
+}
+
+fn uniform(rng: &mut TestRng) -> f64 {
+    (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Arrival times of a Poisson process of `rate` calls per second.
+fn poisson(rate: f64, span: Duration, seed: u8) -> Vec<Duration> {
+    let mut rng = TestRng::from_seed(RngAlgorithm::ChaCha, &[seed; 32]);
+    let mut at = 0.0;
+    let mut arrivals = Vec::new();
+    loop {
+        at += -(1.0 - uniform(&mut rng)).ln() / rate;
+        if at >= span.as_secs_f64() {
+            return arrivals;
+        }
+        arrivals.push(Duration::from_secs_f64(at));
+    }
+}
+
+/// Bursts: in each 2.5 s, 0.5 s at three times `rate` and 2 s at half of
+/// it (a mean of `rate`), each a Poisson process.
+fn bursty(rate: f64, span: Duration, seed: u8) -> Vec<Duration> {
+    let period = Duration::from_millis(2500);
+    let burst = Duration::from_millis(500);
+    let (high, low) = (
+        poisson(3.0 * rate, span, seed),
+        poisson(0.5 * rate, span, !seed),
+    );
+    let phase = |at: &Duration| at.as_nanos() % period.as_nanos();
+    let mut arrivals: Vec<Duration> = high
+        .into_iter()
+        .filter(|at| phase(at) < burst.as_nanos())
+        .chain(low.into_iter().filter(|at| phase(at) >= burst.as_nanos()))
+        .collect();
+    arrivals.sort_unstable();
+    arrivals
+}
+
+/// How a run's calls ended.
+#[derive(Debug, Default, Clone)]
+struct Outcome {
+    offered: usize,
+    /// Answered within the target.
+    on_time: usize,
+    /// Answered, but late.
+    late: usize,
+    /// Refused at admission as predicted late.
+    refused_late: usize,
+    /// Any other error.
+    other: Vec<String>,
+    /// Latency of every answered call.
+    latencies: Vec<Duration>,
+}
+
+impl Outcome {
+    fn attainment(&self) -> f64 {
+        self.on_time as f64 / self.offered as f64
+    }
+
+    /// Calls answered within the target per second of the trace.
+    fn goodput(&self) -> f64 {
+        self.on_time as f64 / SPAN.as_secs_f64()
+    }
+
+    fn p99(&self) -> Duration {
+        let mut sorted = self.latencies.clone();
+        sorted.sort_unstable();
+        sorted
+            .get(sorted.len() * 99 / 100)
+            .copied()
+            .unwrap_or_default()
+    }
+}
+
+/// Offers one call per arrival, each as its own task, and waits for all.
+async fn offer(serving: &Serving<u32, u32, Infallible>, arrivals: &[Duration]) -> Outcome {
+    let outcome = Arc::new(Mutex::new(Outcome {
+        offered: arrivals.len(),
+        ..Outcome::default()
+    }));
+    let start = Instant::now();
+    let mut calls = Vec::with_capacity(arrivals.len());
+    for (i, &at) in arrivals.iter().enumerate() {
+        tokio::time::sleep_until(start + at).await;
+        let (serving, outcome) = (serving.clone(), Arc::clone(&outcome));
+        calls.push(tokio::spawn(async move {
+            let asked = Instant::now();
+            let answer = serving.dispatch(i as u32).await;
+            let took = asked.elapsed();
+            let mut outcome = outcome.lock().unwrap();
+            match answer {
+                Ok(echo) => {
+                    assert_eq!(echo, i as u32, "each caller gets its own answer");
+                    outcome.latencies.push(took);
+                    if took <= TARGET {
+                        outcome.on_time += 1;
+                    } else {
+                        outcome.late += 1;
+                    }
+                }
+                Err(Error::PredictedLate { predicted, allowed }) => {
+                    assert!(predicted > allowed, "{predicted:?} > {allowed:?}");
+                    assert!(took.is_zero(), "refused at once, not after queueing");
+                    outcome.refused_late += 1;
+                }
+                Err(e) => outcome.other.push(e.to_string()),
+            }
+        }));
+    }
+    for call in calls {
+        call.await.unwrap();
+    }
+    Arc::try_unwrap(outcome).unwrap().into_inner().unwrap()
+}
+
+/// A configuration to compare.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Config {
+    Adaptive,
+    Fixed {
+        policy: Policy,
+        batch_size: usize,
+        timeout: Duration,
+    },
+}
+
+impl Config {
+    fn start(self, cost: &Cost, partitions: usize) -> Serving<u32, u32, Infallible> {
+        let builder = cost.builder().partitions(partitions);
+        match self {
+            Config::Adaptive => builder.batch_size(CAP).latency_target(TARGET),
+            Config::Fixed {
+                policy,
+                batch_size,
+                timeout,
+            } => builder
+                .batch_size(batch_size)
+                .batch_timeout(timeout)
+                .policy(policy),
+        }
+        .start()
+        .unwrap()
+    }
+
+    /// The grid the adaptive policy is held against.
+    fn grid() -> Vec<Config> {
+        let mut grid = Vec::new();
+        for batch_size in [4, 8, 16, 32] {
+            grid.push(Config::Fixed {
+                policy: Policy::Eager,
+                batch_size,
+                timeout: Duration::ZERO,
+            });
+            for timeout in [50, 100, 250, 500] {
+                grid.push(Config::Fixed {
+                    policy: Policy::Timeout,
+                    batch_size,
+                    timeout: Duration::from_millis(timeout),
+                });
+            }
+        }
+        grid
+    }
+}
+
+async fn run(config: Config, partitions: usize, arrivals: &[Duration]) -> Outcome {
+    let serving = config.start(&Cost::new(FIXED, PER_ITEM), partitions);
+    let outcome = offer(&serving, arrivals).await;
+    serving.shutdown().await;
+    assert!(outcome.other.is_empty(), "{config:?}: {:?}", outcome.other);
+    outcome
+}
+
+/// At a load some fixed configuration meets the target at, the adaptive
+/// policy meets it for ≥ 99% of calls, with ≥ 0.95× the goodput of the
+/// best fixed configuration that meets it.
+async fn holds_against_the_grid(name: &str, arrivals: Vec<Duration>, partitions: usize) {
+    let adaptive = run(Config::Adaptive, partitions, &arrivals).await;
+    let mut best: Option<(Config, Outcome)> = None;
+    for config in Config::grid() {
+        let outcome = run(config, partitions, &arrivals).await;
+        if outcome.attainment() >= 0.99
+            && best
+                .as_ref()
+                .is_none_or(|(_, b)| outcome.goodput() > b.goodput())
+        {
+            best = Some((config, outcome));
+        }
+    }
+    let (best_config, best) = best.expect("some fixed configuration meets the target");
+    let summary = format!(
+        "{name}: adaptive attains {:.4} at {:.0}/s (p99 {:?}, {} refused); \
+         best fixed {best_config:?} attains {:.4} at {:.0}/s (p99 {:?})",
+        adaptive.attainment(),
+        adaptive.goodput(),
+        adaptive.p99(),
+        adaptive.refused_late,
+        best.attainment(),
+        best.goodput(),
+        best.p99(),
+    );
+    println!("{summary}");
+    assert!(adaptive.attainment() >= 0.99, "{summary}");
+    assert!(adaptive.goodput() >= 0.95 * best.goodput(), "{summary}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn poisson_at_three_tenths_of_capacity_meets_the_target_like_the_best_fixed() {
+    let arrivals = poisson(0.3 * capacity(), SPAN, 1);
+    holds_against_the_grid("poisson 0.3", arrivals, 1).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn poisson_at_nine_tenths_of_capacity_meets_the_target_like_the_best_fixed() {
+    let arrivals = poisson(0.9 * capacity(), SPAN, 2);
+    holds_against_the_grid("poisson 0.9", arrivals, 1).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn bursts_at_seven_tenths_of_capacity_meet_the_target_like_the_best_fixed() {
+    let arrivals = bursty(0.7 * capacity(), SPAN, 3);
+    holds_against_the_grid("bursty 0.7", arrivals, 1).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn two_partitions_at_twice_one_partitions_capacity_meet_the_target_like_the_best_fixed() {
+    // With a partition to spare, eager runs small batches that each pay the
+    // fixed cost; the adaptive hold waits for the size that keeps up.
+    let arrivals = poisson(1.6 * capacity(), SPAN, 4);
+    holds_against_the_grid("poisson 1.6, two partitions", arrivals, 2).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn at_twice_capacity_goodput_holds_and_the_excess_is_refused_at_admission() {
+    let arrivals = poisson(2.0 * capacity(), SPAN, 5);
+    let adaptive = run(Config::Adaptive, 1, &arrivals).await;
+    let eager = run(
+        Config::Fixed {
+            policy: Policy::Eager,
+            batch_size: CAP,
+            timeout: Duration::ZERO,
+        },
+        1,
+        &arrivals,
+    )
+    .await;
+    let summary = format!(
+        "capacity {:.0}/s; adaptive: goodput {:.0}/s, {} refused, {} late; \
+         eager: goodput {:.0}/s, {} late",
+        capacity(),
+        adaptive.goodput(),
+        adaptive.refused_late,
+        adaptive.late,
+        eager.goodput(),
+        eager.late,
+    );
+    println!("{summary}");
+    assert!(adaptive.goodput() >= 0.9 * capacity(), "{summary}");
+    // What could not be served in time was refused at once, not queued to
+    // fail: almost every admitted call made the target.
+    assert!(
+        adaptive.refused_late as f64 >= 0.3 * adaptive.offered as f64,
+        "{summary}"
+    );
+    assert!(
+        adaptive.late as f64 <= 0.01 * (adaptive.on_time + adaptive.late) as f64,
+        "{summary}"
+    );
+    // Without admission control, the queue grows and goodput collapses.
+    assert!(eager.goodput() < 0.5 * adaptive.goodput(), "{summary}");
+}
+
+/// Relative error of a batch span's predicted execution time.
+fn prediction_errors(captured: &Captured) -> Vec<Option<f64>> {
+    captured
+        .in_order("batch")
+        .iter()
+        .map(|batch| {
+            let predicted: f64 = batch.fields.get("predicted_exec_us")?.parse().ok()?;
+            let actual: f64 = batch.fields.get("exec_us")?.parse().ok()?;
+            Some((predicted - actual).abs() / actual)
+        })
+        .collect()
+}
+
+/// Batches after the cost changes within which the model is back within
+/// 15% of every batch's execution time.
+const RELEARN_WITHIN: usize = 20;
+
+#[tokio::test(start_paused = true)]
+async fn the_model_follows_a_change_in_cost_within_twenty_batches() {
+    let captured = Captured::install();
+    let cost = Cost::new(FIXED, PER_ITEM);
+    let serving = Config::Adaptive.start(&cost, 1);
+    offer(&serving, &poisson(0.6 * capacity(), SPAN / 2, 6)).await;
+    let before = serving.stats().batches as usize;
+    // A thermal throttle: everything costs twice as much from now on.
+    cost.fixed_us
+        .store(2 * FIXED.as_micros() as u64, Ordering::SeqCst);
+    cost.per_item_us
+        .store(2 * PER_ITEM.as_micros() as u64, Ordering::SeqCst);
+    offer(&serving, &poisson(0.3 * capacity(), SPAN / 2, 7)).await;
+    serving.shutdown().await;
+
+    let errors = prediction_errors(&captured);
+    assert!(
+        errors.len() > before + 3 * RELEARN_WITHIN,
+        "{}",
+        errors.len()
+    );
+    assert!(
+        errors[0].is_none(),
+        "the first batch runs unplanned: no prior"
+    );
+    let settled = |range: std::ops::Range<usize>| {
+        errors[range]
+            .iter()
+            .map(|e| e.unwrap())
+            .fold(0.0f64, f64::max)
+    };
+    let learnt = settled(RELEARN_WITHIN..before);
+    assert!(learnt <= 0.05, "before the change, within 5%: {learnt}");
+    let surprised = errors[before].unwrap();
+    assert!(
+        surprised >= 0.4,
+        "the first batch after it is mispredicted: {surprised}"
+    );
+    let relearnt = settled(before + RELEARN_WITHIN..errors.len());
+    assert!(
+        relearnt <= 0.15,
+        "{RELEARN_WITHIN} batches on, within 15%: {relearnt}"
+    );
+    let adaptive = serving.stats().adaptive.unwrap();
+    let per_item = adaptive.cost_per_weight.unwrap();
+    assert!(
+        (per_item / (2.0 * PER_ITEM.as_secs_f64()) - 1.0).abs() <= 0.15,
+        "{per_item}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_prior_plans_the_first_batch_and_spans_say_why_batches_started() {
+    let captured = Captured::install();
+    let serving = Cost::new(FIXED, PER_ITEM)
+        .builder()
+        .batch_size(CAP)
+        .latency_target(TARGET)
+        .cost_prior(FIXED, PER_ITEM)
+        .start()
+        .unwrap();
+    let outcome = offer(&serving, &poisson(0.9 * capacity(), SPAN / 4, 8)).await;
+    let stats = serving.stats();
+    serving.shutdown().await;
+    assert_eq!(outcome.on_time, outcome.offered, "{outcome:?}");
+
+    let batches = captured.in_order("batch");
+    let first = &batches[0];
+    assert_eq!(first.fields["reason"], "eager", "{first:?}");
+    assert_eq!(first.fields["predicted_exec_us"], "53000", "{first:?}");
+    assert_eq!(first.fields["weight"], "1", "{first:?}");
+    let slack: i64 = first.fields["slack_us"].parse().unwrap();
+    assert!(slack > 0 && slack < 1_000_000, "{first:?}");
+    let reasons: Vec<&str> = batches
+        .iter()
+        .map(|b| b.fields["reason"].as_str())
+        .collect();
+    assert_eq!(
+        stats.starts.eager as usize,
+        reasons.iter().filter(|r| **r == "eager").count()
+    );
+    assert_eq!(stats.batches as usize, batches.len());
+    let adaptive = stats.adaptive.unwrap();
+    assert_eq!(adaptive.target, TARGET);
+    let fixed = adaptive.fixed_cost.unwrap();
+    assert!(
+        fixed.abs_diff(FIXED) < Duration::from_millis(1),
+        "{fixed:?}"
+    );
+    assert_eq!(
+        adaptive.cap,
+        Some(CAP as f64),
+        "the target allows full batches"
+    );
+    assert!(adaptive.arrival_rate > 0.0);
+    assert!(
+        adaptive.prediction_error.p99 < Duration::from_millis(1),
+        "{adaptive:?}"
+    );
+    assert_eq!(adaptive.late_plans, 0);
+    assert!(adaptive.slack.p50 > Duration::ZERO);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_tight_target_caps_the_batch_below_batch_size() {
+    // Two batches of the cap must fit in 0.9 × 400 ms: (180 - 50) / 3 = 43
+    // would fit; with 10 ms per item, (180 - 50) / 10 = 13.
+    let per_item = Duration::from_millis(10);
+    let captured = Captured::install();
+    let serving = Cost::new(FIXED, per_item)
+        .builder()
+        .batch_size(64)
+        .latency_target(Duration::from_millis(400))
+        .cost_prior(FIXED, per_item)
+        .start()
+        .unwrap();
+    // A burst of 64 at once, queued before the scheduler looks.
+    let calls: Vec<_> = (0..64)
+        .map(|i| {
+            let serving = serving.clone();
+            tokio::spawn(async move { serving.dispatch(i).await })
+        })
+        .collect();
+    for call in calls {
+        let _ = call.await.unwrap();
+    }
+    let stats = serving.stats();
+    serving.shutdown().await;
+    let batches = captured.in_order("batch");
+    let first = &batches[0];
+    assert_eq!(
+        (first.fields["size"].as_str(), first.fields["reason"].as_str()),
+        ("13", "capped"),
+        "{first:?}"
+    );
+    assert!(batches.iter().all(|b| b.fields["size"].parse::<usize>().unwrap() <= 13));
+    assert_eq!(stats.starts.capped, 1, "{:?}", stats.starts);
+    // The prior forecasts from the start: what two batches cannot answer
+    // in time is refused at once.
+    assert_eq!(stats.items, 26);
+    assert_eq!(stats.rejected, 64 - 26);
+    assert_eq!(stats.rejected, stats.refused_late);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_deadline_shorter_than_the_target_is_refused_when_it_cannot_be_met() {
+    let serving = Cost::new(FIXED, PER_ITEM)
+        .builder()
+        .batch_size(CAP)
+        .latency_target(TARGET)
+        .cost_prior(FIXED, PER_ITEM)
+        .start()
+        .unwrap();
+    // Teach the forecast with one batch first.
+    assert_eq!(serving.dispatch(1).await.unwrap(), 1);
+    // One item takes 53 ms: a 40 ms deadline cannot be met, 100 ms can.
+    let soon = CallOptions::new().timeout(Duration::from_millis(40));
+    let refused = serving.dispatch_with(2, soon).await.unwrap_err();
+    assert!(
+        matches!(refused, Error::PredictedLate { allowed, .. } if allowed < Duration::from_millis(40)),
+        "{refused:?}"
+    );
+    let later = CallOptions::new().timeout(Duration::from_millis(100));
+    assert_eq!(serving.dispatch_with(3, later).await.unwrap(), 3);
+    let stats = serving.stats();
+    assert_eq!((stats.refused_late, stats.rejected), (1, 1));
+    serving.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn batches_are_bounded_by_weight_and_an_overweight_item_runs_alone() {
+    let batches = Arc::new(Mutex::new(Vec::new()));
+    let serving = {
+        let batches = Arc::clone(&batches);
+        Serving::new_async(move |batch: Batch<u32>| {
+            batches.lock().unwrap().push(batch.to_vec());
+            let weight: u32 = batch.iter().sum();
+            async move {
+                // Cost by weight: 10 µs per unit.
+                tokio::time::sleep(Duration::from_micros(10 * u64::from(weight))).await;
+                Ok::<_, Infallible>(batch.to_vec())
+            }
+        })
+        .batch_size(100)
+        .weigh_by(|weight: &u32| *weight as usize)
+        .max_batch_weight(100)
+        .latency_target(Duration::from_secs(1))
+        .start()
+        .unwrap()
+    };
+    // Occupy the partition, so the rest queue together.
+    let first = {
+        let serving = serving.clone();
+        tokio::spawn(async move { serving.dispatch(1).await })
+    };
+    support::until(|| serving.stats().in_flight == 1).await;
+    let weights = vec![30, 30, 30, 30, 500, 60, 50];
+    let answers = serving.dispatch_many(weights.clone()).await.unwrap();
+    assert_eq!(answers, weights, "each item's own answer, in order");
+    assert_eq!(first.await.unwrap().unwrap(), 1);
+    serving.shutdown().await;
+    let batches = batches.lock().unwrap().clone();
+    assert_eq!(
+        batches,
+        vec![
+            vec![1],
+            vec![30, 30, 30],
+            vec![30],
+            vec![500],
+            vec![60],
+            vec![50]
+        ],
+        "filled to 100 and no further; 500 alone; 60 + 50 would pass 100"
+    );
+}
+
