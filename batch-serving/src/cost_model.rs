@@ -18,6 +18,10 @@ use std::time::Duration;
 /// cost's share of the fit is below 12% within 20 batches.
 pub(crate) const FORGET: f64 = 0.9;
 
+/// A batch enters the fit at no more than this times its expected time
+/// (plus the tail's sigmas).
+const OUTLIER: f64 = 3.0;
+
 /// How many standard deviations of the fit's residuals the tail adds.
 const TAIL_SIGMAS: f64 = 3.0;
 
@@ -124,7 +128,17 @@ impl CostModel {
     /// Adds one batch: `weight` units of work that ran for `took`.
     pub(crate) fn observe(&mut self, weight: f64, took: Duration) {
         let weight = weight.max(0.0);
-        let t = took.as_secs_f64();
+        let mut t = took.as_secs_f64();
+        // A batch far slower than the model expects (its thread was
+        // switched out, a page fault, a GC pause elsewhere) enters at a
+        // bound: at full weight one such batch would swing the line and the
+        // tail for the next dozen batches and refuse calls meanwhile. A real
+        // change in cost, even a threefold one, passes whole.
+        if self.batches >= 3
+            && let Some(mean) = self.mean(weight)
+        {
+            t = t.min(OUTLIER * mean + TAIL_SIGMAS * self.var.sqrt());
+        }
         if self.batches == 0 {
             // A first guess at the noise: a tenth of the first batch.
             self.var = (0.1 * t) * (0.1 * t);
@@ -182,7 +196,11 @@ impl CostModel {
         } else {
             self.prior.map_or(0.0, |prior| prior.per_weight)
         };
-        let per_weight = per_weight.max(0.0);
+        // A fixed cost below zero is not physical: the slope is at most
+        // what passes the line through the origin and the mean. Without
+        // this bound, batches of similar weight with one slow among them
+        // made slopes a hundred times too steep.
+        let per_weight = per_weight.clamp(0.0, mean_t / mean_w.max(f64::MIN_POSITIVE));
         let fixed = (mean_t - per_weight * mean_w).max(0.0);
         Line { fixed, per_weight }
     }
@@ -203,6 +221,22 @@ mod tests {
 
     fn close(got: f64, want: f64, within: f64) -> bool {
         (got - want).abs() <= within * want.abs()
+    }
+
+    #[test]
+    fn one_slow_batch_among_similar_ones_does_not_swing_the_line() {
+        let mut model = CostModel::new(None);
+        for round in 0..30 {
+            let n = f64::from(28 + round % 5);
+            model.observe(n, cost(1000.0, 60.0, n));
+        }
+        let before = model.tail(32.0).unwrap_or_default();
+        // Switched out for 50 ms.
+        model.observe(32.0, Duration::from_millis(50));
+        let after = model.tail(32.0).unwrap_or_default();
+        let line = model.line().unwrap_or_else(|| unreachable!("observed"));
+        assert!(line.per_weight < 200e-6, "slope {}", line.per_weight);
+        assert!(after < 4.0 * before, "tail {before} -> {after}");
     }
 
     #[test]

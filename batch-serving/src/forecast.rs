@@ -126,8 +126,8 @@ impl Forecast {
     /// partition is busy (to its predicted end, or a whole capped batch
     /// when that is not known), then the capped
     /// batches that the work ahead fills, shared among the partitions,
-    /// then the batch that finishes this call. Each batch is costed at its
-    /// tail, not its mean.
+    /// then the batch that finishes this call: each at its mean, plus the
+    /// spread of their sum.
     pub(crate) fn finish_in(&self, queued: usize, items: usize) -> Option<Duration> {
         if !self.known.load(Relaxed) {
             return None;
@@ -139,12 +139,16 @@ impl Forecast {
         };
         let spread = load(&self.spread);
         let cap = load(&self.cap_weight);
-        let tail = |weight: f64| (line.at(weight) + spread).max(0.0);
+        let mean = |weight: f64| line.at(weight).max(0.0);
         let rest = (queued + items) as f64 * load(&self.item_weight);
-        let running = self.wait_for_partition(tail(cap));
+        let running = self.wait_for_partition(mean(cap));
         let last = rest.min(cap);
-        let before_last = (rest - last) / (cap * self.partitions) * tail(cap);
-        Some(seconds(running + before_last + tail(last)))
+        let ahead = (rest - last) / (cap * self.partitions);
+        // Batches' slowness is mostly independent: the tail of the sum of k
+        // batches is about k means and √k spreads, not k tails.
+        let batches = ahead + 1.0 + f64::from(u8::from(running > 0.0));
+        let total = running + ahead * mean(cap) + mean(last) + spread * batches.sqrt();
+        Some(seconds(total))
     }
 
     /// The latest publication, for `stats()`; `None` before the first

@@ -493,11 +493,18 @@ async fn a_tight_target_caps_the_batch_below_batch_size() {
     let batches = captured.in_order("batch");
     let first = &batches[0];
     assert_eq!(
-        (first.fields["size"].as_str(), first.fields["reason"].as_str()),
+        (
+            first.fields["size"].as_str(),
+            first.fields["reason"].as_str()
+        ),
         ("13", "capped"),
         "{first:?}"
     );
-    assert!(batches.iter().all(|b| b.fields["size"].parse::<usize>().unwrap() <= 13));
+    assert!(
+        batches
+            .iter()
+            .all(|b| b.fields["size"].parse::<usize>().unwrap() <= 13)
+    );
     assert_eq!(stats.starts.capped, 1, "{:?}", stats.starts);
     // The prior forecasts from the start: what two batches cannot answer
     // in time is refused at once.
@@ -577,4 +584,3 @@ async fn batches_are_bounded_by_weight_and_an_overweight_item_runs_alone() {
         "filled to 100 and no further; 500 alone; 60 + 50 would pass 100"
     );
 }
-

@@ -15,6 +15,7 @@ pub mod floor;
 pub mod memory;
 pub mod nats_server;
 pub mod onnx;
+pub mod open_loop;
 pub mod report;
 pub mod soak;
 pub mod thread_sched;

@@ -15,7 +15,7 @@ use batch_serving_examples::chart::{Panel, write_svg};
 
 use batch_serving_benches::compare::common::{Options, Section, runtime};
 use batch_serving_benches::compare::environment::{machine, today};
-use batch_serving_benches::compare::{memory, s1, s2, s3, s4, s5, s6};
+use batch_serving_benches::compare::{memory, s1, s2, s3, s4, s5, s6, s7};
 
 fn options(args: &[String]) -> Options {
     let quick = args.iter().any(|a| a == "--quick");
@@ -63,13 +63,14 @@ fn main() {
     // How long each part took, so that whoever trims the run to its five
     // minutes sees where the time goes.
     let mut laps: Vec<String> = Vec::new();
-    let scenarios: [(&str, &dyn Fn() -> Section); 7] = [
+    let scenarios: [(&str, &dyn Fn() -> Section); 8] = [
         ("S1", &|| s1::run(&rt, &options)),
         ("S2", &|| s2::run(&rt, &options)),
         ("S3", &|| s3::run(&rt, &options)),
         ("S4", &|| s4::run(&rt, &options)),
         ("S5", &|| s5::run(&rt, &options)),
         ("S6", &|| s6::run(&rt, &options)),
+        ("S7", &|| s7::run(&rt, &options)),
         ("memory", &|| memory::run(&options)),
     ];
     for (name, run) in scenarios {

@@ -11,3 +11,4 @@ pub mod s3;
 pub mod s4;
 pub mod s5;
 pub mod s6;
+pub mod s7;

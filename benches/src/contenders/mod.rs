@@ -5,6 +5,9 @@ mod amate;
 mod batch_aint_one;
 mod batch_serving;
 mod batched_fn;
+mod bento_style;
+mod dispatch_thread;
+mod step_rule;
 mod textbook;
 mod tower_batch;
 
@@ -30,6 +33,30 @@ pub type CallFuture<'a> = Pin<Box<dyn Future<Output = Result<u64, String>> + Sen
 pub trait Contender: Send + Sync {
     /// Sends `x` and waits for its reply.
     fn call(&self, x: u64) -> CallFuture<'_>;
+}
+
+/// S7's batch-serving contender under `policy` (adaptive, eager or a fixed
+/// timeout).
+///
+/// # Errors
+///
+/// When the serving does not start.
+pub fn serving(
+    setup: Setup,
+    policy: ::batch_serving::Policy,
+) -> Result<Arc<dyn Contender>, String> {
+    batch_serving::start(setup, policy)
+}
+
+/// S7's "±4 rule" dispatcher, steering to `target` (see `step_rule.rs`).
+pub fn step_rule(setup: Setup, target: Duration) -> Arc<dyn Contender> {
+    step_rule::start(setup, target)
+}
+
+/// S7's BentoML-style dispatcher, with `limit` as its latency limit (see
+/// `bento_style.rs`).
+pub fn bento_style(setup: Setup, limit: Duration) -> Arc<dyn Contender> {
+    bento_style::start(setup, limit)
 }
 
 /// The settings every contender gets in a scenario.
