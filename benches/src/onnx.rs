@@ -6,6 +6,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use batch_serving::Policy;
+
+/// How long a closed-loop caller refused at admission waits before its
+/// next call.
+pub const REFUSED_BACKOFF: Duration = Duration::from_millis(10);
 use batch_serving_ort::mobilenet::preprocess;
 use batch_serving_ort::{
     CheckedInputs, MobileNetFiles, ModelInputs, ModelServingBuilder, ModelSession, SessionOptions,
@@ -99,28 +103,30 @@ impl OnnxSetup {
         Ok(done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64())
     }
 
-    /// Images per second and mean batch size through the serving with
-    /// `partitions` partitions of `threads` threads and batches of at most
-    /// `batch_size`, under `callers`
-    /// closed-loop callers that each send their own copy of the image.
+    /// Images per second, mean batch size and calls refused at admission
+    /// through the serving with `partitions` partitions of `threads`
+    /// threads, batches of at most `batch_size` and `policy`, under
+    /// `callers` closed-loop callers that each send their own copy of the
+    /// image. A caller refused at admission (the adaptive policy) backs off
+    /// for `REFUSED_BACKOFF` before its next call, as a client would.
     ///
     /// # Errors
     ///
-    /// When the serving cannot start or a call fails.
+    /// When the serving cannot start or a call fails otherwise.
     pub async fn served(
         &self,
         partitions: usize,
         threads: usize,
-        batch_size: usize,
+        (batch_size, policy): (usize, Policy),
         callers: usize,
         time: Duration,
-    ) -> Result<(f64, f64), String> {
+    ) -> Result<(f64, f64, u64), String> {
         let model = ModelServingBuilder::new(&self.files.model)
             .session_options(Self::options(threads))
             .serving(move |core| {
                 core.partitions(partitions)
                     .batch_size(batch_size)
-                    .policy(Policy::Eager)
+                    .policy(policy)
             })
             .start()
             .map_err(|e| e.to_string())?;
@@ -134,27 +140,32 @@ impl OnnxSetup {
             .map(|_| {
                 let (model, item) = (model.clone(), self.item());
                 tokio::spawn(async move {
-                    let mut done = 0u64;
+                    let (mut done, mut refused) = (0u64, 0u64);
                     while started.elapsed() < time {
-                        model
-                            .dispatch(item.clone())
-                            .await
-                            .map_err(|e| e.to_string())?;
-                        done += 1;
+                        match model.dispatch(item.clone()).await {
+                            Ok(_) => done += 1,
+                            Err(batch_serving::Error::PredictedLate { .. }) => {
+                                refused += 1;
+                                tokio::time::sleep(REFUSED_BACKOFF).await;
+                            }
+                            Err(e) => return Err(e.to_string()),
+                        }
                     }
-                    Ok::<_, String>(done)
+                    Ok::<_, String>((done, refused))
                 })
             })
             .collect();
-        let mut done = 0;
+        let (mut done, mut refused) = (0, 0);
         for task in tasks {
-            done += task.await.map_err(|e| e.to_string())??;
+            let (answered, turned_away) = task.await.map_err(|e| e.to_string())??;
+            done += answered;
+            refused += turned_away;
         }
         let elapsed = started.elapsed().as_secs_f64();
         let after = model.serving().stats();
         let batches = after.batches.saturating_sub(before.batches).max(1);
         let mean_batch = after.items.saturating_sub(before.items) as f64 / batches as f64;
         model.serving().shutdown().await;
-        Ok((done as f64 / elapsed, mean_batch))
+        Ok((done as f64 / elapsed, mean_batch, refused))
     }
 }

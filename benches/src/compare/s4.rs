@@ -3,11 +3,17 @@
 
 use std::time::Duration;
 
+use batch_serving::Policy;
 use tokio::runtime::Runtime;
 
 use crate::compare::common::{Options, Section, verdict};
 use crate::onnx::OnnxSetup;
 use crate::report::{Spread, table};
+
+/// The adaptive column's latency target: above what 64 callers wait at
+/// these rates (about 0.25 s), so that it shows what the policy costs where
+/// the target is met, not how it refuses.
+const ADAPTIVE_TARGET: Duration = Duration::from_secs(1);
 
 /// Runs S4 (or says why it was skipped) and returns its section.
 pub fn run(rt: &Runtime, options: &Options) -> Section {
@@ -28,7 +34,7 @@ pub fn run(rt: &Runtime, options: &Options) -> Section {
 /// The S4 cells and their table.
 pub async fn onnx_scenario(onnx: &OnnxSetup, options: &Options, targets: &mut String) -> String {
     let mut out = String::from(
-        "64 closed-loop callers through the serving (eager) against direct session runs in a loop at the best batch size of 1, 8 and 32, with the same threads; the serving's `batch_size` is that same best size, as a user would tune it. Inputs are pre-processed tensors; each caller sends its own copy.\n\n",
+        "64 closed-loop callers through the serving (eager) against direct session runs in a loop at the best batch size of 1, 8 and 32, with the same threads; the serving's `batch_size` is that same best size, as a user would tune it. The adaptive column is the same serving under `latency_target(1 s)` with that size as its cap; a caller it refuses at admission waits 10 ms before its next call. Inputs are pre-processed tensors; each caller sends its own copy.\n\n",
     );
     // Shorter cells than S1-S3 keep the whole run within five minutes; one
     // image takes milliseconds, so 2 s still covers hundreds of images.
@@ -48,23 +54,35 @@ pub async fn onnx_scenario(onnx: &OnnxSetup, options: &Options, targets: &mut St
             }
         }
         let (mut direct, mut served, mut mean_batch) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut adaptive, mut refused) = (Vec::new(), 0u64);
+        let adaptive_policy = Policy::Adaptive {
+            target: ADAPTIVE_TARGET,
+        };
         for rep in 0..options.reps {
             match (
                 onnx.direct(partitions, threads, best.1, cell),
-                onnx.served(partitions, threads, best.1, 64, cell).await,
+                onnx.served(partitions, threads, (best.1, Policy::Eager), 64, cell)
+                    .await,
+                onnx.served(partitions, threads, (best.1, adaptive_policy), 64, cell)
+                    .await,
             ) {
-                (Ok(d), Ok((s, b))) => {
+                (Ok(d), Ok((s, b, _)), Ok((a, _, r))) => {
                     eprintln!(
-                        "S4 rep {rep} {partitions}x{threads}: direct {d:.0}/s, served {s:.0}/s"
+                        "S4 rep {rep} {partitions}x{threads}: direct {d:.0}/s, served {s:.0}/s, adaptive {a:.0}/s ({r} refused)"
                     );
                     direct.push(d);
                     served.push(s);
                     mean_batch.push(b);
+                    adaptive.push(a);
+                    refused += r;
                 }
-                (Err(e), _) | (_, Err(e)) => return format!("Failed: {e}.\n"),
+                (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+                    return format!("Failed: {e}.\n");
+                }
             }
         }
         let (d, s) = (Spread::of(&direct), Spread::of(&served));
+        let a = Spread::of(&adaptive);
         ratios.push(s.median / d.median.max(1e-9));
         bests.push((d.median, s.median));
         rows.push(vec![
@@ -73,6 +91,7 @@ pub async fn onnx_scenario(onnx: &OnnxSetup, options: &Options, targets: &mut St
             s.show(1.0, 1),
             format!("{:.1}", Spread::of(&mean_batch).median),
             format!("{:.3}", s.median / d.median.max(1e-9)),
+            format!("{} ({refused} refused)", a.show(1.0, 1)),
         ]);
     }
     out.push_str(&table(
@@ -82,6 +101,7 @@ pub async fn onnx_scenario(onnx: &OnnxSetup, options: &Options, targets: &mut St
             "served img/s",
             "served mean batch",
             "served / direct",
+            "adaptive img/s",
         ],
         &rows,
     ));

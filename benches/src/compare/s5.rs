@@ -9,7 +9,7 @@ use tokio::runtime::Runtime;
 
 use crate::compare::common::{Options, Section, verdict};
 use crate::embed_ceiling;
-use crate::embeddings::{Batching, EmbedCell, EmbedSetup};
+use crate::embeddings::{ADAPTIVE_TARGET, Batching, EmbedCell, EmbedSetup};
 use crate::report::{Spread, table};
 
 /// Runs S5 (or says why it was skipped) and returns its section.
@@ -69,9 +69,10 @@ pub async fn embeddings_scenario(
         (Duration::from_millis(400), Duration::from_millis(1500))
     };
     let mut out = format!(
-        "64 closed-loop callers cycle through a generated corpus (`synthetic_corpus`, fixed seeds), one sentence per call; sentences/s counts the calls that end inside a measured window of {:.2} s that opens after {:.2} s of warm-up (calls still waiting when it closes are dropped), so the ramp-up and the drain do not count. One partition with 2 intra-op threads, eager policy; batches hold at most 16 sentences. (d) uses the default bucket edges (`DEFAULT_BUCKET_EDGES`: 8, 12, 16, 24, 32, 40, 48, 64, 80, 96, 112, 128). Token counts include `[CLS]` and `[SEP]`.\n",
+        "64 closed-loop callers cycle through a generated corpus (`synthetic_corpus`, fixed seeds), one sentence per call; sentences/s counts the calls that end inside a measured window of {:.2} s that opens after {:.2} s of warm-up (calls still waiting when it closes are dropped), so the ramp-up and the drain do not count. One partition with 2 intra-op threads, eager policy; batches hold at most 16 sentences. (d) uses the default bucket edges (`DEFAULT_BUCKET_EDGES`: 8, 12, 16, 24, 32, 40, 48, 64, 80, 96, 112, 128). (e) is (d) under `latency_target` ({} ms, with 16 as the cap), each sentence weighed by its tokens; a caller it refuses at admission waits 10 ms before its next call. Token counts include `[CLS]` and `[SEP]`.\n",
         window.as_secs_f64(),
-        warm_up.as_secs_f64()
+        warm_up.as_secs_f64(),
+        ADAPTIVE_TARGET.as_millis(),
     );
     // corpus -> batching -> repetitions, run interleaved so that drift in
     // the machine's speed hits every variant alike.
@@ -129,6 +130,7 @@ pub async fn embeddings_scenario(
                     format!("{:.0}", median(reps, &|x| x.p99.as_secs_f64() * 1e3).median),
                     format!("{:.1}", median(reps, &|x| x.mean_batch).median),
                     format!("{:.2}×", per_second.median / unbatched),
+                    reps.iter().map(|x| x.refused).sum::<u64>().to_string(),
                 ]
             })
             .collect();
@@ -160,6 +162,7 @@ pub async fn embeddings_scenario(
                 "p99 ms",
                 "mean batch",
                 "vs (a)",
+                "refused",
             ],
             &rows,
         ));
@@ -221,5 +224,6 @@ fn short_name(batching: Batching) -> &'static str {
         Batching::FixedPadding => "(b) padded to 128",
         Batching::PadToLongest => "(c) to longest",
         Batching::LengthBuckets => "(d) length buckets",
+        Batching::Adaptive => "(e) adaptive",
     }
 }
