@@ -68,8 +68,10 @@ where
     /// # Errors
     ///
     /// [`Error::Overloaded`] when the queue lacks room (a reservation larger
-    /// than the queue capacity never fits), [`Error::Closed`] after shutdown.
-    /// Both count as `rejected` in [`stats`](Self::stats).
+    /// than the queue capacity never fits), [`Error::Closed`] after shutdown,
+    /// [`Error::PredictedLate`] under [`Policy::Adaptive`](crate::Policy::Adaptive)
+    /// when calls of that many items would miss the target. Each counts as
+    /// `rejected` in [`stats`](Self::stats).
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -85,7 +87,17 @@ where
     /// # Ok(()) }
     /// ```
     pub fn try_reserve(&self, items: usize) -> Result<Reservation<I, O, E>, Error<E>> {
+        self.try_reserve_by(items, None)
+    }
+
+    /// [`try_reserve`](Self::try_reserve) for calls due by `deadline`.
+    fn try_reserve_by(
+        &self,
+        items: usize,
+        deadline: Option<Instant>,
+    ) -> Result<Reservation<I, O, E>, Error<E>> {
         self.refuse_oversize(items)?;
+        self.inner.refuse_if_late(items, deadline)?;
         match self.inner.try_admit(items, Admission::FailFast)? {
             true => Ok(self.reservation(items)),
             // FailFast never asks the caller to wait.
@@ -100,7 +112,8 @@ where
     ///
     /// [`Error::Overloaded`] at once for more items than the queue capacity
     /// (they could never fit), [`Error::Closed`] after shutdown, also for a
-    /// caller that was waiting.
+    /// caller that was waiting, [`Error::PredictedLate`] at once as for
+    /// [`try_reserve`](Self::try_reserve).
     ///
     /// # Cancel safety
     ///
@@ -116,7 +129,17 @@ where
     /// # Ok(()) }
     /// ```
     pub async fn reserve(&self, items: usize) -> Result<Reservation<I, O, E>, Error<E>> {
+        self.reserve_by(items, None).await
+    }
+
+    /// [`reserve`](Self::reserve) for calls due by `deadline`.
+    async fn reserve_by(
+        &self,
+        items: usize,
+        deadline: Option<Instant>,
+    ) -> Result<Reservation<I, O, E>, Error<E>> {
         self.refuse_oversize(items)?;
+        self.inner.refuse_if_late(items, deadline)?;
         self.inner.admit(items, Admission::Wait).await?;
         Ok(self.reservation(items))
     }
@@ -129,7 +152,7 @@ where
         items: usize,
         deadline: Instant,
     ) -> Result<Reservation<I, O, E>, Error<E>> {
-        match tokio::time::timeout_at(deadline, self.reserve(items)).await {
+        match tokio::time::timeout_at(deadline, self.reserve_by(items, Some(deadline))).await {
             Ok(reserved) => reserved,
             Err(_) => Err(self.inner.expired_before_queueing()),
         }
@@ -147,7 +170,7 @@ where
             return Err(self.inner.expired_before_queueing());
         }
         match (options.fail_fast, options.deadline) {
-            (true, _) => self.try_reserve(items),
+            (true, deadline) => self.try_reserve_by(items, deadline),
             (false, Some(at)) => self.reserve_until(items, at).await,
             (false, None) => self.reserve(items).await,
         }

@@ -584,3 +584,50 @@ async fn batches_are_bounded_by_weight_and_an_overweight_item_runs_alone() {
         "filled to 100 and no further; 500 alone; 60 + 50 would pass 100"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn reservations_are_refused_at_admission_like_calls() {
+    // 53 ms for one item, 146 ms for a full batch: a 300 ms target admits
+    // what about two batches can answer, and reserving room is admission.
+    let serving = Cost::new(FIXED, PER_ITEM)
+        .builder()
+        .batch_size(CAP)
+        .latency_target(Duration::from_millis(300))
+        .cost_prior(FIXED, PER_ITEM)
+        .start()
+        .unwrap();
+    let mut held = Vec::new();
+    let refused = loop {
+        match serving.try_reserve(8) {
+            Ok(room) => held.push(room),
+            Err(e) => break e,
+        }
+        assert!(held.len() < 100, "never refused");
+    };
+    assert!(
+        matches!(refused, Error::PredictedLate { .. }),
+        "{refused:?}"
+    );
+    let admitted = held.len() * 8;
+    assert!((32..=96).contains(&admitted), "{admitted} items admitted");
+    // What was admitted is answered within the target.
+    let started = Instant::now();
+    let calls: Vec<_> = held
+        .into_iter()
+        .enumerate()
+        .map(|(i, room)| {
+            tokio::spawn(room.dispatch_many((0..8).map(|j| (i * 8 + j) as u32).collect()))
+        })
+        .collect();
+    for call in calls {
+        assert_eq!(call.await.unwrap().unwrap().len(), 8);
+    }
+    assert!(
+        started.elapsed() <= Duration::from_millis(300),
+        "{:?}",
+        started.elapsed()
+    );
+    let stats = serving.stats();
+    assert_eq!((stats.refused_late, stats.rejected), (1, 1));
+    serving.shutdown().await;
+}

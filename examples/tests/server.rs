@@ -199,6 +199,13 @@ fn overload_and_shutdown_map_to_503_and_bad_input_to_422() {
         StatusCode::SERVICE_UNAVAILABLE
     );
     assert_eq!(
+        status_of(&Error::<OrtError>::PredictedLate {
+            predicted: std::time::Duration::from_millis(30),
+            allowed: std::time::Duration::from_millis(18),
+        }),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(
         status_of(&Error::Preprocess(OrtError::Image("x".into()))),
         StatusCode::UNPROCESSABLE_ENTITY
     );

@@ -218,6 +218,11 @@ impl<I, O: Send + 'static, E: Send + Sync + 'static> Queues<I, O, E> {
         let Some(model) = &queue.model else {
             return cap;
         };
+        // With more than a batch queued, a cut would only push everyone
+        // behind later and lower throughput when it is scarcest.
+        if queue.weight > cap || queue.len > rules.batch_size {
+            return cap;
+        }
         let (cut, _) = steer
             .adaptive
             .cut(model, self.oldest_wait(at, now), cap as f64);
