@@ -38,13 +38,19 @@ pub(crate) struct Outlook {
     pub(crate) item_weight: f64,
     /// Arrivals, in weight per second (for `stats()` only).
     pub(crate) arrival_rate: f64,
+    /// How many partitions of the line's speed the serving's partitions
+    /// add up to: their count when they are alike, fewer or more when some
+    /// are slower or faster than the line (see `Adaptive::speeds`).
+    pub(crate) partitions: f64,
 }
 
 #[derive(Debug)]
 pub(crate) struct Forecast {
     /// The latency target a call is admitted against.
     pub(crate) target: Duration,
-    partitions: f64,
+    partitions: AtomicU64,
+    /// Each partition's cost against the line, for `stats()`.
+    speeds: Box<[AtomicU64]>,
     known: AtomicBool,
     /// Whether a new batch must wait for a partition: [`FREE`], [`BUSY`]
     /// with no known end, or the nanoseconds after `epoch`, plus one, at
@@ -64,7 +70,10 @@ impl Forecast {
         let zero = || AtomicU64::new(0f64.to_bits());
         Forecast {
             target,
-            partitions: partitions.max(1) as f64,
+            partitions: AtomicU64::new((partitions.max(1) as f64).to_bits()),
+            speeds: (0..partitions)
+                .map(|_| AtomicU64::new(1f64.to_bits()))
+                .collect(),
             known: AtomicBool::new(false),
             busy: AtomicU64::new(FREE),
             epoch: Instant::now(),
@@ -85,7 +94,23 @@ impl Forecast {
         store(&self.cap_weight, outlook.cap_weight.max(f64::MIN_POSITIVE));
         store(&self.item_weight, outlook.item_weight);
         store(&self.arrival_rate, outlook.arrival_rate);
+        store(&self.partitions, outlook.partitions.max(f64::MIN_POSITIVE));
         self.known.store(true, Relaxed);
+    }
+
+    /// Publishes each partition's cost against the line.
+    pub(crate) fn publish_speeds(&self, speeds: &[f64]) {
+        for (cell, speed) in self.speeds.iter().zip(speeds) {
+            cell.store(speed.to_bits(), Relaxed);
+        }
+    }
+
+    /// Each partition's cost against the line, as last published.
+    pub(crate) fn speeds(&self) -> Vec<f64> {
+        self.speeds
+            .iter()
+            .map(|cell| f64::from_bits(cell.load(Relaxed)))
+            .collect()
     }
 
     /// Whether every partition is running a batch now (a new call then
@@ -143,7 +168,7 @@ impl Forecast {
         let rest = (queued + items) as f64 * load(&self.item_weight);
         let running = self.wait_for_partition(mean(cap));
         let last = rest.min(cap);
-        let ahead = (rest - last) / (cap * self.partitions);
+        let ahead = (rest - last) / (cap * load(&self.partitions));
         // Batches' slowness is mostly independent: the tail of the sum of k
         // batches is about k means and √k spreads, not k tails.
         let batches = ahead + 1.0 + f64::from(u8::from(running > 0.0));
@@ -167,6 +192,7 @@ impl Forecast {
             cap_weight: load(&self.cap_weight),
             item_weight: load(&self.item_weight),
             arrival_rate: load(&self.arrival_rate),
+            partitions: load(&self.partitions),
         })
     }
 
@@ -193,6 +219,7 @@ mod tests {
             cap_weight: 32.0,
             item_weight: 1.0,
             arrival_rate: 0.0,
+            partitions: 1.0,
         });
         forecast
     }

@@ -26,12 +26,14 @@ pub enum Policy {
     /// with [`Builder::latency_target`](crate::Builder::latency_target).
     ///
     /// The serving learns what its batches cost (a line through execution
-    /// time against batch weight, with a tail, updated after every batch)
-    /// and uses it three ways:
-    /// - it caps each batch at the weight whose predicted time fits twice
-    ///   into the target (a call may wait for one batch and run in the
-    ///   next), and cuts a batch shorter when its oldest call would
-    ///   otherwise finish late; `batch_size` stays the upper bound;
+    /// time against batch weight, with a tail, updated after every batch;
+    /// and each partition's speed against that line) and uses it three
+    /// ways:
+    /// - it caps each batch at the weight whose predicted time on its
+    ///   partition fits twice into the target (a call may wait for one
+    ///   batch and run in the next), and cuts a batch shorter when its most
+    ///   urgent call would otherwise finish late; `batch_size` stays the
+    ///   upper bound;
     /// - with several partitions, a forming batch that is too small to keep
     ///   up with arrivals waits for more while other partitions run;
     /// - a call whose predicted finish is past 90% of the target (or of its
@@ -43,6 +45,10 @@ pub enum Policy {
     ///   [`cost_prior`](crate::Builder::cost_prior), from the start;
     ///   otherwise once batches of different sizes have shown what an item
     ///   costs, or after eight batches.
+    ///
+    /// Within a priority, calls run earliest due first: each is due at its
+    /// arrival plus `target`, or at its deadline if sooner. Calls without
+    /// a tighter deadline so keep arrival order.
     Adaptive {
         /// The latency each call should stay within.
         target: Duration,

@@ -84,6 +84,9 @@ struct Extras<O, E> {
     events: Option<EventSender<O, E>>,
     /// The caller's span, kept only when tracing is on for it.
     span: Option<tracing::Span>,
+    /// The caller's deadline, kept only where the queue orders by it (see
+    /// [`Request::due`]).
+    deadline: Option<tokio::time::Instant>,
 }
 
 impl<O, E> Request<O, E> {
@@ -103,9 +106,33 @@ impl<O, E> Request<O, E> {
                 Box::new(Extras {
                     events,
                     span: (!span.is_none()).then_some(span),
+                    deadline: None,
                 })
             }),
         }
+    }
+
+    /// The same call, carrying its deadline for a queue that orders by
+    /// deadline (the adaptive policy's): boxed with the other extras, so
+    /// that calls without one pay nothing for it.
+    pub(crate) fn due(mut self, deadline: Option<tokio::time::Instant>) -> Self {
+        if deadline.is_some() {
+            self.extras
+                .get_or_insert_with(|| {
+                    Box::new(Extras {
+                        events: None,
+                        span: None,
+                        deadline: None,
+                    })
+                })
+                .deadline = deadline;
+        }
+        self
+    }
+
+    /// The caller's deadline, where the serving keeps it (see [`due`](Self::due)).
+    pub(crate) fn deadline(&self) -> Option<tokio::time::Instant> {
+        self.extras.as_ref()?.deadline
     }
 
     fn events(&self) -> Option<&EventSender<O, E>> {

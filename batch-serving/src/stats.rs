@@ -130,6 +130,11 @@ pub struct AdaptiveStats {
     /// Batches that started already predicted to finish their oldest call
     /// past the target.
     pub late_plans: u64,
+    /// Each partition's cost against the fitted line, by partition index:
+    /// 1.0 for all when they are alike; a partition at 2.0 takes twice as
+    /// long as one at 1.0 for the same batch, and is given smaller batches
+    /// under the target. Their geometric mean is 1.
+    pub partition_speed: Vec<f64>,
 }
 
 /// Latency percentiles. Values are bucketed: each is within 1/16 (6.25%) of
@@ -419,6 +424,7 @@ impl Recorder {
             prediction_error: lock(&self.prediction_error).percentiles(),
             slack: lock(&self.slack).percentiles(),
             late_plans: self.late_plans.get(),
+            partition_speed: forecast.speeds(),
         }
     }
 }

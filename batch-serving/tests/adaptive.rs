@@ -631,3 +631,132 @@ async fn reservations_are_refused_at_admission_like_calls() {
     assert_eq!((stats.refused_late, stats.rejected), (1, 1));
     serving.shutdown().await;
 }
+
+type EchoBuilder = Builder<u32, u32, Infallible>;
+
+/// A serving that records the order its items ran in, one item a batch,
+/// each costing `FIXED + PER_ITEM`.
+fn recording(
+    order: &Arc<Mutex<Vec<u32>>>,
+    builder_of: fn(EchoBuilder) -> EchoBuilder,
+) -> Serving<u32, u32, Infallible> {
+    let order = Arc::clone(order);
+    let builder = Serving::new_async(move |batch: Batch<u32>| {
+        order.lock().unwrap().extend(batch.iter().copied());
+        async move {
+            tokio::time::sleep(FIXED + PER_ITEM * batch.len() as u32).await;
+            Ok(batch.to_vec())
+        }
+    })
+    .batch_size(1)
+    // Nothing is handed to the busy partition ahead of time, so that the
+    // queue's order is the order of the runs.
+    .pipeline(false);
+    builder_of(builder).start().unwrap()
+}
+
+/// Queues, behind a running call, two calls without a deadline and then
+/// one with a deadline sooner than theirs, and gives back the order they ran in.
+async fn order_behind_a_running_call(
+    serving: Serving<u32, u32, Infallible>,
+    order: &Arc<Mutex<Vec<u32>>>,
+) -> Vec<u32> {
+    let mut calls = Vec::new();
+    for item in 0..3u32 {
+        let serving = serving.clone();
+        calls.push(tokio::spawn(async move { serving.dispatch(item).await }));
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    // Due in 400 ms, against the others' 1 s target: it can be met (three
+    // batches of 53 ms), and only if it goes ahead of the two before it
+    // would it have room to spare.
+    let urgent = CallOptions::new().timeout(Duration::from_millis(400));
+    let answer = serving.dispatch_with(3, urgent).await;
+    assert_eq!(answer.unwrap(), 3);
+    for (item, call) in calls.into_iter().enumerate() {
+        assert_eq!(call.await.unwrap().unwrap(), item as u32);
+    }
+    serving.shutdown().await;
+    order.lock().unwrap().clone()
+}
+
+#[tokio::test(start_paused = true)]
+async fn within_a_priority_the_earliest_deadline_runs_first_and_the_rest_in_arrival_order() {
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let adaptive = recording(&order, |b| {
+        b.latency_target(TARGET).cost_prior(FIXED, PER_ITEM)
+    });
+    assert_eq!(
+        order_behind_a_running_call(adaptive, &order).await,
+        vec![0, 3, 1, 2],
+        "earliest due first, never last in first out"
+    );
+    // A fixed policy keeps arrival order: a call without a deadline has
+    // no due time to be ordered by.
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let eager = recording(&order, |b| b.policy(Policy::Eager));
+    assert_eq!(
+        order_behind_a_running_call(eager, &order).await,
+        vec![0, 1, 2, 3]
+    );
+}
+
+/// How much slower partition 1 is than partition 0 in the next test.
+const SLOWER: f64 = 4.0;
+
+#[tokio::test(start_paused = true)]
+async fn a_slower_partition_is_modelled_apart_and_given_smaller_batches() {
+    let captured = Captured::install();
+    let serving = Serving::new_async(|batch: Batch<u32>| {
+        let speed = if batch.partition() == 1 { SLOWER } else { 1.0 };
+        let took = (FIXED + PER_ITEM * batch.len() as u32).mul_f64(speed);
+        async move {
+            tokio::time::sleep(took).await;
+            Ok(batch.to_vec())
+        }
+    })
+    .partitions(2)
+    .batch_size(CAP)
+    .latency_target(TARGET)
+    .start()
+    .unwrap();
+    // Both partitions together serve 1 + 1/4 of one fast partition.
+    let outcome = offer(&serving, &poisson(0.8 * capacity(), SPAN, 9)).await;
+    let stats = serving.stats();
+    serving.shutdown().await;
+    let summary = format!(
+        "offered {}, on time {}, late {}, refused {}, attainment {:.4}",
+        outcome.offered,
+        outcome.on_time,
+        outcome.late,
+        outcome.refused_late,
+        outcome.attainment()
+    );
+    assert!(outcome.other.is_empty(), "{summary}");
+    assert!(outcome.attainment() >= 0.99, "{summary}");
+
+    let speeds = stats.adaptive.unwrap().partition_speed;
+    let ratio = speeds[1] / speeds[0];
+    assert!((ratio / SLOWER - 1.0).abs() < 0.1, "{speeds:?}");
+    // Once learnt, each partition's batches are predicted within 15%; a
+    // model shared by both would be off by half on each.
+    let batches = captured.in_order("batch");
+    let mut largest = [0usize; 2];
+    let settled = &batches[batches.len() / 4..];
+    for batch in settled {
+        let partition: usize = batch.fields["partition"].parse().unwrap();
+        let predicted: f64 = batch.fields["predicted_exec_us"].parse().unwrap();
+        let actual: f64 = batch.fields["exec_us"].parse().unwrap();
+        assert!(
+            (predicted / actual - 1.0).abs() < 0.15,
+            "partition {partition}: predicted {predicted} µs, took {actual} µs"
+        );
+        let size: usize = batch.fields["size"].parse().unwrap();
+        largest[partition] = largest[partition].max(size);
+    }
+    // Two of the slow partition's batches must fit in 0.9 × 1 s:
+    // (450 ms / 4 - 50 ms) / 3 ms ≈ 20 items. Without its own speed it
+    // would be capped as a typical partition, at the full 32.
+    assert!(largest[1] <= 20, "{largest:?}");
+    assert!(largest[0] > 20, "{largest:?}");
+}

@@ -121,6 +121,12 @@ impl<I, O, E> Inner<I, O, E> {
         Err(Error::PredictedLate { predicted, allowed })
     }
 
+    /// The call's deadline as the queue should see it: only an adaptive
+    /// serving's queue orders by deadline, so only it is given one.
+    pub(crate) fn queue_deadline(&self, deadline: Option<Instant>) -> Option<Instant> {
+        deadline.filter(|_| self.forecast.is_some())
+    }
+
     /// A call whose deadline had passed before it queued anything: counted
     /// as `expired` (see `Stats::expired`).
     pub(crate) fn expired_before_queueing(&self) -> Error<E> {

@@ -40,7 +40,8 @@ impl<I, O, E> Inner<I, O, E> {
         if admission != Admission::Reserved {
             self.refuse_if_late(items.len(), options.deadline)?;
         }
-        let request = Arc::new(Request::new(items.len(), None));
+        let request =
+            Arc::new(Request::new(items.len(), None).due(self.queue_deadline(options.deadline)));
         let guard = AbandonOnDrop {
             inner: self,
             request: &request,

@@ -158,7 +158,7 @@ impl<I, O, E> Inner<I, O, E> {
         if admission != Admission::Reserved {
             self.refuse_if_late(1, options.deadline)?;
         }
-        let request = Arc::new(Request::new(1, None));
+        let request = Arc::new(Request::new(1, None).due(self.queue_deadline(options.deadline)));
         let guard = AbandonOnDrop {
             inner: self,
             request: &request,

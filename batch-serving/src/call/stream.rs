@@ -69,7 +69,8 @@ where
     ) -> Self {
         let (tx, events) = mpsc::unbounded_channel();
         let remaining = items.len();
-        let request = Arc::new(Request::new(remaining, Some(tx)));
+        let request =
+            Arc::new(Request::new(remaining, Some(tx)).due(inner.queue_deadline(options.deadline)));
         let admitting: Option<Admitting<E>> = if remaining == 0 {
             None
         } else if admission == Admission::Reserved {

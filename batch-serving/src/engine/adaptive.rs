@@ -8,9 +8,16 @@
 //! - **A cap from the target.** A call that arrives as a batch starts
 //!   waits for that batch and then runs in the next, so a batch is capped
 //!   at the weight whose predicted tail fits twice into the target.
-//! - **A cut for the oldest call.** When the oldest queued call has
-//!   waited so long that a capped batch would finish it late, the batch is
-//!   cut to what still finishes it in time (never below half the cap: past
+//! - **A model per partition and key.** Each key's line is what a batch of
+//!   that key costs on a typical partition; each partition has a speed, its
+//!   cost against the line (1.0 when all are alike). The line learns from
+//!   every partition's batches and the speed from every key's, so neither
+//!   waits for data of one pair: a model per pair would learn a GPU and a
+//!   CPU partition each from half the batches. A slower partition gets
+//!   smaller batches under the same target.
+//! - **A cut for the most urgent call.** When the first queued call, by
+//!   due time, has so little left that a capped batch would finish it
+//!   late, the batch is cut to what still finishes it in time (never below half the cap: past
 //!   that the call is lost anyway, and a smaller batch only slows the rest).
 //!   Only when no more than one batch is queued: behind a longer queue a
 //!   cut would make everyone after it later, and cost throughput when it is
@@ -82,6 +89,9 @@ pub(crate) struct Adaptive {
     item_weight: f64,
     /// Per partition, the batches handed to it and not yet finished.
     handed: Vec<Handed>,
+    /// Per partition, its cost against the models' lines; their geometric
+    /// mean is kept at 1, so that the lines are a typical partition's.
+    speeds: Vec<f64>,
     forecast: Arc<Forecast>,
 }
 
@@ -106,6 +116,7 @@ impl Adaptive {
             rate_since: Instant::now(),
             item_weight: 1.0,
             handed: vec![Handed::default(); partitions],
+            speeds: vec![1.0; partitions],
             forecast,
         };
         adaptive.publish();
@@ -118,35 +129,46 @@ impl Adaptive {
         self.overall.clone()
     }
 
-    /// The target less the headroom, in seconds: what the plans aim at.
-    fn aim(&self) -> f64 {
-        self.target.as_secs_f64() * ADMIT_WITHIN
+    /// The target less the headroom: what the plans aim at.
+    pub(crate) fn aim(&self) -> Duration {
+        self.target.mul_f64(ADMIT_WITHIN)
     }
 
-    /// The heaviest batch the target allows, at most `bound`.
-    pub(crate) fn cap(&self, model: &CostModel, bound: f64) -> f64 {
+    /// `partition`'s cost against the lines (1.0 for one out of range).
+    pub(crate) fn speed(&self, partition: usize) -> f64 {
+        self.speeds.get(partition).copied().unwrap_or(1.0)
+    }
+
+    /// How many partitions at the lines' speed the partitions add up to.
+    fn capacity(&self) -> f64 {
+        self.speeds.iter().map(|speed| speed.recip()).sum()
+    }
+
+    /// The heaviest batch the target allows on a partition of `speed`, at
+    /// most `bound`.
+    pub(crate) fn cap(&self, model: &CostModel, bound: f64, speed: f64) -> f64 {
         let Some(line) = model.line() else {
             return bound;
         };
         if line.per_weight <= 0.0 {
             return bound;
         }
-        let fits = (self.aim() / 2.0 - line.fixed - model.spread()) / line.per_weight;
+        let fits = (self.aim().as_secs_f64() / 2.0 / speed - line.fixed - model.spread())
+            / line.per_weight;
         fits.clamp(self.item_weight.min(bound), bound)
     }
 
-    /// The weight to take now, given how long the oldest queued call has
-    /// waited: the cap, or less to finish that call in time; and whether it
-    /// was cut.
-    pub(crate) fn cut(&self, model: &CostModel, oldest_wait: Duration, cap: f64) -> (f64, bool) {
+    /// The weight to take now onto a partition of `speed`, given the
+    /// seconds `left` before the most urgent queued call is due: the cap,
+    /// or less to finish that call in time; and whether it was cut.
+    pub(crate) fn cut(&self, model: &CostModel, left: f64, cap: f64, speed: f64) -> (f64, bool) {
         let (Some(line), Some(tail)) = (model.line(), model.tail(cap)) else {
             return (cap, false);
         };
-        let waited = oldest_wait.as_secs_f64();
-        if waited + tail <= self.aim() || line.per_weight <= 0.0 {
+        if tail * speed <= left || line.per_weight <= 0.0 {
             return (cap, false);
         }
-        let fits = (self.aim() - waited - line.fixed - model.spread()) / line.per_weight;
+        let fits = (left / speed - line.fixed - model.spread()) / line.per_weight;
         if fits >= cap / 2.0 && fits >= self.item_weight {
             (fits, true)
         } else {
@@ -170,10 +192,10 @@ impl Adaptive {
         let Some(line) = model.line() else {
             return Hold::No;
         };
-        let cap = self.cap(model, f64::INFINITY);
+        let cap = self.cap(model, f64::INFINITY, 1.0);
         // The batch weight at which the partitions keep up with arrivals:
         // P·n / (a + b·n) = r.
-        let spare = self.partitions as f64 - self.rate * line.per_weight;
+        let spare = self.capacity() - self.rate * line.per_weight;
         let keeps_up = if spare > 0.0 {
             (self.rate * line.fixed / spare).min(cap)
         } else {
@@ -183,7 +205,7 @@ impl Adaptive {
             return Hold::No;
         }
         let fill = keeps_up / self.rate;
-        let slack = self.aim() - model.tail(keeps_up).unwrap_or_default();
+        let slack = self.aim().as_secs_f64() - model.tail(keeps_up).unwrap_or_default();
         if slack <= 0.0 {
             return Hold::No;
         }
@@ -220,7 +242,15 @@ impl Adaptive {
     /// A batch ran. Updates the models and publishes the new outlook to
     /// callers, with batches bounded by `batch_size` items and `max_weight`.
     pub(crate) fn observe(&mut self, key_model: Option<&mut CostModel>, ran: &Ran) {
-        let (weight, items, took) = (ran.weight as f64, ran.items, ran.took);
+        let (weight, items) = (ran.weight as f64, ran.items);
+        let expected = key_model
+            .as_deref()
+            .filter(|model| model.is_trusted())
+            .or(Some(&self.overall).filter(|model| model.is_trusted()))
+            .and_then(|model| model.mean(weight));
+        self.learn_speed(ran.partition, ran.took.as_secs_f64(), expected);
+        // The lines learn a typical partition's cost.
+        let took = ran.took.div_f64(self.speed(ran.partition));
         if let Some(model) = key_model {
             model.observe(weight, took);
         }
@@ -235,6 +265,28 @@ impl Adaptive {
         self.publish();
     }
 
+    /// Moves `partition`'s speed toward what its batch showed: `took`
+    /// seconds where the line expected `expected`. With one partition there
+    /// is nothing to compare, and its speed stays 1.
+    fn learn_speed(&mut self, partition: usize, took: f64, expected: Option<f64>) {
+        let (Some(expected), Some(&speed)) = (expected, self.speeds.get(partition)) else {
+            return;
+        };
+        if self.speeds.len() < 2 || expected <= 0.0 || !took.is_finite() {
+            return;
+        }
+        // A batch switched out by the OS says little about the partition.
+        let seen = (took / expected).clamp(speed / 3.0, speed * 3.0);
+        self.speeds[partition] = FORGET * speed + (1.0 - FORGET) * seen;
+        let mean_log =
+            self.speeds.iter().map(|speed| speed.ln()).sum::<f64>() / self.speeds.len() as f64;
+        let scale = mean_log.exp();
+        for speed in &mut self.speeds {
+            *speed /= scale;
+        }
+        self.forecast.publish_speeds(&self.speeds);
+    }
+
     /// Publishes the outlook to callers, once the model is worth trusting:
     /// refusing calls on a guessed slope would turn away calls that would
     /// have made it.
@@ -244,9 +296,10 @@ impl Adaptive {
             self.forecast.publish(Outlook {
                 line,
                 spread: self.overall.spread(),
-                cap_weight: self.cap(&self.overall, bound),
+                cap_weight: self.cap(&self.overall, bound, 1.0),
                 item_weight: self.item_weight,
                 arrival_rate: self.rate,
+                partitions: self.capacity(),
             });
         }
     }
@@ -287,10 +340,11 @@ impl Adaptive {
         let free_at = all_busy.then(|| {
             self.handed
                 .iter()
-                .map(|handed| {
+                .zip(&self.speeds)
+                .map(|(handed, &speed)| {
                     let work: Option<f64> =
                         handed.weights.iter().map(|&w| self.overall.mean(w)).sum();
-                    work.map(|secs| handed.since + seconds(secs))
+                    work.map(|secs| handed.since + seconds(secs * speed))
                 })
                 .min()
                 .flatten()
@@ -328,7 +382,7 @@ mod tests {
         let adaptive = adaptive(1);
         let model = fitted();
         // (18 ms / 2 - 1 ms) / 60 µs = 133 items: the bound of 32 holds.
-        assert_eq!(adaptive.cap(&model, 32.0), 32.0);
+        assert_eq!(adaptive.cap(&model, 32.0, 1.0), 32.0);
         let tight = Adaptive::new(
             Duration::from_millis(5),
             1,
@@ -336,28 +390,61 @@ mod tests {
             None,
             Arc::new(Forecast::new(Duration::from_millis(5), 1)),
         );
-        let cap = tight.cap(&model, 32.0);
+        let cap = tight.cap(&model, 32.0, 1.0);
         // (4.5 ms / 2 - 1 ms) / 60 µs ≈ 20.8 items, less the spread.
         assert!((19.0..=20.9).contains(&cap), "{cap}");
+        // A partition half as fast: (2.25 ms / 2 - 1 ms) / 60 µs ≈ 2 items.
+        let slow = tight.cap(&model, 32.0, 2.0);
+        assert!((1.0..=2.1).contains(&slow), "{slow}");
     }
 
     #[test]
-    fn a_batch_is_cut_only_to_save_its_oldest_call() {
+    fn a_batch_is_cut_only_to_save_its_most_urgent_call() {
         let adaptive = adaptive(1);
         let model = fitted();
-        assert_eq!(
-            adaptive.cut(&model, Duration::from_millis(1), 32.0),
-            (32.0, false)
-        );
-        // Waited 15.5 ms: 32 items (2.92 ms) would end at 18.4 ms, past 18.
-        let (cut, was_cut) = adaptive.cut(&model, Duration::from_micros(15_500), 32.0);
-        // (18 - 15.5 - 1) ms / 60 µs = 25 items.
+        assert_eq!(adaptive.cut(&model, 17e-3, 32.0, 1.0), (32.0, false));
+        // 2.5 ms left: 32 items (2.92 ms) would end late.
+        let (cut, was_cut) = adaptive.cut(&model, 2.5e-3, 32.0, 1.0);
+        // (2.5 - 1) ms / 60 µs = 25 items.
         assert!(was_cut && (24.9..25.1).contains(&cut), "{cut}");
-        // Waited 17.9 ms: nothing saves it, so the batch stays whole.
-        assert_eq!(
-            adaptive.cut(&model, Duration::from_micros(17_900), 32.0),
-            (32.0, false)
-        );
+        // 0.1 ms left: nothing saves it, so the batch stays whole.
+        assert_eq!(adaptive.cut(&model, 0.1e-3, 32.0, 1.0), (32.0, false));
+    }
+
+    #[test]
+    fn a_partition_slower_than_the_others_learns_its_speed() {
+        let mut adaptive = adaptive(2);
+        let mut key = fitted();
+        let cost = |n: f64, partition: usize| {
+            Duration::from_secs_f64((1e-3 + 60e-6 * n) * [1.0, 3.0][partition])
+        };
+        for round in 0..200u32 {
+            let partition = (round % 2) as usize;
+            let n = f64::from(1 + round % 31);
+            let ran = Ran {
+                key: crate::key::BatchKey::DEFAULT,
+                partition,
+                weight: n as u64,
+                items: n as usize,
+                took: cost(n, partition),
+                predicted: None,
+            };
+            adaptive.observe(Some(&mut key), &ran);
+        }
+        // Three times slower, with a geometric mean of 1: 1/√3 and √3.
+        let ratio = adaptive.speed(1) / adaptive.speed(0);
+        assert!((2.8..3.2).contains(&ratio), "{ratio}");
+        for partition in 0..2 {
+            let predicted = key.mean(20.0).unwrap_or_default() * adaptive.speed(partition);
+            let actual = cost(20.0, partition).as_secs_f64();
+            assert!(
+                (predicted / actual - 1.0).abs() < 0.1,
+                "partition {partition}: {predicted} against {actual}"
+            );
+        }
+        // The two partitions add up to 1 + 1/3 of the fast one.
+        let fast_units = adaptive.capacity() * adaptive.speed(0);
+        assert!((fast_units - 4.0 / 3.0).abs() < 0.1, "{fast_units}");
     }
 
     #[test]

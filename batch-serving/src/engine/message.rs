@@ -50,6 +50,7 @@ pub(crate) enum Msg<I, O, E> {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Ran {
     pub(crate) key: BatchKey,
+    pub(crate) partition: usize,
     pub(crate) weight: u64,
     pub(crate) items: usize,
     pub(crate) took: std::time::Duration,

@@ -1,5 +1,16 @@
-//! The scheduler's queue: one FIFO per batch key, with a lane per priority.
-//! Only the scheduler task touches it, so it needs no lock.
+//! The scheduler's queue: one queue per batch key, with a lane per
+//! priority. Only the scheduler task touches it, so it needs no lock.
+//!
+//! A lane is FIFO, except under the adaptive policy, where it is earliest
+//! deadline first: there every call has a due time (its arrival plus the
+//! target, or its own deadline if sooner), and a call whose deadline is
+//! sooner than the target goes ahead of those due later. Calls without a
+//! deadline tighter than the target are due in arrival order, so they keep
+//! FIFO among themselves and are pushed at the back as before; and since
+//! no call can be due before it arrives, a call is passed over only by
+//! calls due before it, so none waits for ever. A fixed policy keeps FIFO:
+//! its calls without a deadline have no due time to order by, and putting
+//! every deadline ahead of them could starve them.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -87,12 +98,14 @@ impl<I, O, E> KeyQueue<I, O, E> {
     }
 }
 
-/// What an adaptive serving's queue consults: its controller, and how
-/// many batches are running now.
+/// What an adaptive serving's queue consults: its controller, how many
+/// batches are running now, and the speed of the partition that the next
+/// batch goes to (see `Adaptive::speed`).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Steering<'a> {
     pub(crate) adaptive: &'a Adaptive,
     pub(crate) running: usize,
+    pub(crate) speed: f64,
 }
 
 impl Steering<'_> {
@@ -103,7 +116,7 @@ impl Steering<'_> {
         };
         let bound = rules.max_weight.min(u64::MAX / 2) as f64;
         // Whole units: a cap of 20.8 items is 20.
-        (self.adaptive.cap(model, bound).floor() as u64).max(1)
+        (self.adaptive.cap(model, bound, self.speed).floor() as u64).max(1)
     }
 }
 
@@ -136,6 +149,9 @@ pub(crate) struct Queues<I, O, E> {
     arrived: u64,
     /// The model a new key's queue starts from (adaptive servings only).
     new_key_model: Option<CostModel>,
+    /// The latency target, by which lanes are ordered earliest due first
+    /// (adaptive servings only; without it lanes are FIFO).
+    target: Option<Duration>,
 }
 
 impl<I: std::fmt::Debug, O, E> std::fmt::Debug for Queues<I, O, E> {
@@ -152,7 +168,11 @@ impl<I: std::fmt::Debug, O, E> std::fmt::Debug for Queues<I, O, E> {
 const MIN_SWEEP_AT: usize = 64;
 
 impl<I, O: Send + 'static, E: Send + Sync + 'static> Queues<I, O, E> {
-    pub(crate) fn new(weigh: Option<WeighFn<I>>, model: Option<CostModel>) -> Self {
+    pub(crate) fn new(
+        weigh: Option<WeighFn<I>>,
+        model: Option<CostModel>,
+        target: Option<Duration>,
+    ) -> Self {
         Queues {
             keys: vec![KeyQueue::new(BatchKey::DEFAULT, model.clone())],
             index: HashMap::new(),
@@ -162,6 +182,7 @@ impl<I, O: Send + 'static, E: Send + Sync + 'static> Queues<I, O, E> {
             weigh,
             arrived: 0,
             new_key_model: model,
+            target,
         }
     }
 
@@ -180,23 +201,24 @@ impl<I, O: Send + 'static, E: Send + Sync + 'static> Queues<I, O, E> {
         self.new_key_model = Some(model);
     }
 
+    /// Where `key`'s queue is in `keys`, if it still has one.
+    fn position(&self, key: BatchKey) -> Option<usize> {
+        if key == BatchKey::DEFAULT {
+            Some(0)
+        } else {
+            self.index.get(&key).copied()
+        }
+    }
+
     /// The cost model of `key`'s queue, if it still has one.
     pub(crate) fn model_mut(&mut self, key: BatchKey) -> Option<&mut CostModel> {
-        let at = if key == BatchKey::DEFAULT {
-            0
-        } else {
-            *self.index.get(&key)?
-        };
+        let at = self.position(key)?;
         self.keys.get_mut(at)?.model.as_deref_mut()
     }
 
     /// The cost model of `key`'s queue, if it still has one.
     pub(crate) fn model_for(&self, key: BatchKey) -> Option<&CostModel> {
-        let at = if key == BatchKey::DEFAULT {
-            0
-        } else {
-            *self.index.get(&key)?
-        };
+        let at = self.position(key)?;
         self.keys.get(at)?.model.as_deref()
     }
 
@@ -223,24 +245,31 @@ impl<I, O: Send + 'static, E: Send + Sync + 'static> Queues<I, O, E> {
         if queue.weight > cap || queue.len > rules.batch_size {
             return cap;
         }
-        let (cut, _) = steer
-            .adaptive
-            .cut(model, self.oldest_wait(at, now), cap as f64);
-        (cut.floor() as u64).clamp(1, cap)
-    }
-
-    /// How long the oldest item queued under key queue `at` has waited.
-    pub(crate) fn oldest_wait(&self, at: usize, now: Instant) -> Duration {
-        let stamp_now = self.stamp(now);
-        self.keys[at]
+        let aim = steer.adaptive.aim();
+        let due = self.due_clock(now, aim);
+        // Each lane's front is its most urgent call.
+        let Some(left) = self.keys[at]
             .lanes
             .iter()
             .filter_map(VecDeque::front)
-            .map(|entry| stamp_now.wrapping_sub(entry.queued_at))
-            .max()
-            .map_or(Duration::ZERO, |micros| {
-                Duration::from_micros(u64::from(micros))
-            })
+            .map(|entry| due.left(entry))
+            .min()
+        else {
+            return cap;
+        };
+        let (cut, _) = steer
+            .adaptive
+            .cut(model, left as f64 / 1e6, cap as f64, steer.speed);
+        (cut.floor() as u64).clamp(1, cap)
+    }
+
+    /// What reads entries' due times at `now`, against `budget`.
+    fn due_clock(&self, now: Instant, budget: Duration) -> DueClock {
+        DueClock {
+            now,
+            stamp_now: self.stamp(now),
+            budget_us: micros(budget),
+        }
     }
 
     /// `now` as an entry's time: microseconds since the queue's epoch, modulo
@@ -286,7 +315,22 @@ impl<I, O: Send + 'static, E: Send + Sync + 'static> Queues<I, O, E> {
             // The timer starts when the first item enters an empty forming batch.
             queue.forming_since = Some(now);
         }
-        queue.lanes[priority.lane()].push_back(entry);
+        let lane = &mut queue.lanes[priority.lane()];
+        match self.target {
+            // Due before a call that arrived now without a deadline: it goes
+            // ahead of every call due after it.
+            Some(target) if entry.request.deadline().is_some_and(|at| at < now + target) => {
+                let due = DueClock {
+                    now,
+                    stamp_now: entry.queued_at,
+                    budget_us: micros(target),
+                };
+                let left = due.left(&entry);
+                let behind = lane.partition_point(|queued| due.left(queued) <= left);
+                lane.insert(behind, entry);
+            }
+            _ => lane.push_back(entry),
+        }
         queue.len += 1;
         self.len += 1;
     }
@@ -559,6 +603,35 @@ impl<I, O: Send + 'static, E: Send + Sync + 'static> Queues<I, O, E> {
     }
 }
 
+/// Reads how long queued entries have left before they are due, at one
+/// moment: the same `now` for every entry compared, so that the order of
+/// their due times is exact.
+#[derive(Debug, Clone, Copy)]
+struct DueClock {
+    now: Instant,
+    stamp_now: u32,
+    /// What a call may take from its arrival, in microseconds.
+    budget_us: i64,
+}
+
+impl DueClock {
+    /// Microseconds until `entry` is due (negative once it is late): the
+    /// budget less its wait, or to its deadline if that is sooner.
+    fn left<I, O, E>(&self, entry: &Entry<I, O, E>) -> i64 {
+        let waited = i64::from(self.stamp_now.wrapping_sub(entry.queued_at));
+        let by_budget = self.budget_us - waited;
+        match entry.request.deadline() {
+            Some(at) if at >= self.now => by_budget.min(micros(at - self.now)),
+            Some(at) => by_budget.min(-micros(self.now - at)),
+            None => by_budget,
+        }
+    }
+}
+
+fn micros(duration: Duration) -> i64 {
+    i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)
+}
+
 /// Extends the last listener when this item continues the same call's run,
 /// or starts a new one.
 fn note_listener<I, O, E>(listeners: &mut Vec<Listener>, entry: &Entry<I, O, E>, position: usize)
@@ -618,7 +691,7 @@ mod tests {
 
     #[test]
     fn a_timeout_batch_is_ready_when_full_at_its_timeout_or_when_draining() {
-        let mut queues: Queues<u64, u64, ()> = Queues::new(None, None);
+        let mut queues: Queues<u64, u64, ()> = Queues::new(None, None, None);
         let start = Instant::now();
         let timeout = rules(Policy::Timeout);
         assert_eq!(
@@ -666,7 +739,7 @@ mod tests {
 
     #[test]
     fn eager_batches_are_ready_at_once_and_set_no_timer() {
-        let mut queues: Queues<u64, u64, ()> = Queues::new(None, None);
+        let mut queues: Queues<u64, u64, ()> = Queues::new(None, None, None);
         let now = Instant::now();
         queues.push(BatchKey::DEFAULT, Priority::Normal, entry(1), now);
         let eager = rules(Policy::Eager);
@@ -679,7 +752,7 @@ mod tests {
 
     #[test]
     fn among_ready_keys_the_oldest_forming_batch_goes_first() {
-        let mut queues: Queues<u64, u64, ()> = Queues::new(None, None);
+        let mut queues: Queues<u64, u64, ()> = Queues::new(None, None, None);
         let start = Instant::now();
         let (young, old) = (BatchKey::new(1), BatchKey::new(2));
         queues.push(
@@ -703,7 +776,7 @@ mod tests {
 
     #[test]
     fn one_off_keys_do_not_grow_the_queue_without_bound() {
-        let mut queues = Queues::new(None, None);
+        let mut queues = Queues::new(None, None, None);
         let now = Instant::now();
         for id in 1..=10_000u64 {
             queues.push(BatchKey::new(id), Priority::Normal, entry(id), now);
@@ -733,7 +806,7 @@ mod tests {
 
     #[test]
     fn sweeping_keeps_queued_items_under_their_keys() {
-        let mut queues = Queues::new(None, None);
+        let mut queues = Queues::new(None, None, None);
         let now = Instant::now();
         // Half the keys keep an item queued while new keys keep arriving.
         for id in 1..=500u64 {

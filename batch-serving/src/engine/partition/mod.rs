@@ -200,6 +200,7 @@ impl<I, O, E> PartitionContext<I, O, E> {
         let took = started.at.elapsed();
         let ran = Ran {
             key: started.key,
+            partition: self.index,
             weight: started.weight,
             items: started.len,
             took,

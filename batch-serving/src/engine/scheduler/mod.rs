@@ -80,11 +80,13 @@ struct State<I, O, E> {
 }
 
 impl<I, O, E> State<I, O, E> {
-    /// What the queue consults under the adaptive policy.
-    fn steering(&self) -> Option<Steering<'_>> {
+    /// What the queue consults under the adaptive policy, for a batch
+    /// bound for `partition` (`None`: not yet known, so a typical one).
+    fn steering(&self, partition: Option<usize>) -> Option<Steering<'_>> {
         self.adaptive.as_ref().map(|adaptive| Steering {
             adaptive,
             running: self.running,
+            speed: partition.map_or(1.0, |partition| adaptive.speed(partition)),
         })
     }
 }
@@ -104,7 +106,11 @@ where
         let adaptive = self.adaptive.take();
         let model = adaptive.as_ref().map(Adaptive::model_for_new_key);
         let mut state = State {
-            queues: Queues::new(self.weigh.clone(), model),
+            queues: Queues::new(
+                self.weigh.clone(),
+                model,
+                adaptive.as_ref().map(Adaptive::target),
+            ),
             idle: (0..self.partitions.len()).rev().collect(),
             load: vec![0; self.partitions.len()],
             running: 0,
@@ -140,7 +146,7 @@ where
             } else {
                 state
                     .queues
-                    .next_timeout(self.rules, Instant::now(), state.steering())
+                    .next_timeout(self.rules, Instant::now(), state.steering(None))
             };
             if wanted != armed {
                 if let Some(at) = wanted {

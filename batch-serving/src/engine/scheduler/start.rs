@@ -32,17 +32,19 @@ where
             adaptive.note_arrivals(now, || queues.take_arrived());
         }
         while let Some(&partition) = state.idle.last() {
-            let Some((at, reason)) =
-                state
-                    .queues
-                    .pick_ready(now, self.rules, state.draining, state.steering())
-            else {
+            let Some((at, reason)) = state.queues.pick_ready(
+                now,
+                self.rules,
+                state.draining,
+                state.steering(Some(partition)),
+            ) else {
                 break;
             };
             state.waits.clear();
-            let max_weight = state
-                .queues
-                .weight_cap(at, now, self.rules, state.steering());
+            let max_weight =
+                state
+                    .queues
+                    .weight_cap(at, now, self.rules, state.steering(Some(partition)));
             let mut taken = state.queues.take(
                 at,
                 Bound {
@@ -69,13 +71,17 @@ where
             let Some(partition) = state.load.iter().position(|&load| load == 1) else {
                 break;
             };
-            let Some(at) = state.queues.pick_full(self.rules, state.steering()) else {
+            let Some(at) = state
+                .queues
+                .pick_full(self.rules, state.steering(Some(partition)))
+            else {
                 break;
             };
             state.waits.clear();
-            let max_weight = state
-                .queues
-                .weight_cap(at, now, self.rules, state.steering());
+            let max_weight =
+                state
+                    .queues
+                    .weight_cap(at, now, self.rules, state.steering(Some(partition)));
             let taken = state.queues.take(
                 at,
                 Bound {
@@ -157,7 +163,9 @@ where
                 .queues
                 .model_for(taken.key)
                 .unwrap_or(adaptive.overall());
-            let predicted = model.predict(taken.weight as f64)?;
+            let predicted = model
+                .predict(taken.weight as f64)?
+                .mul_f64(adaptive.speed(partition));
             Some(Plan {
                 predicted,
                 slack: signed_micros(adaptive.target(), longest_wait + predicted),
