@@ -20,6 +20,15 @@ fn timed(
     policy: Policy,
     log: &Log,
 ) -> Serving<u64, u64, std::convert::Infallible> {
+    timed_by(batch_size, policy, Duration::from_millis(10), log)
+}
+
+fn timed_by(
+    batch_size: usize,
+    policy: Policy,
+    timeout: Duration,
+    log: &Log,
+) -> Serving<u64, u64, std::convert::Infallible> {
     let log = Arc::clone(log);
     let t0 = Instant::now();
     Serving::new_async(move |batch: Batch<u64>| {
@@ -27,7 +36,7 @@ fn timed(
         async move { Ok(batch.iter().copied().collect()) }
     })
     .batch_size(batch_size)
-    .batch_timeout(Duration::from_millis(10))
+    .batch_timeout(timeout)
     .policy(policy)
     .start()
     .unwrap()
@@ -55,6 +64,32 @@ async fn timer_starts_at_first_item_and_later_arrivals_do_not_extend_it() {
         Duration::from_millis(10),
         "timer ran from the first arrival"
     );
+}
+
+/// The scheduler sets tokio's timer early and finishes the wait on a finer
+/// timer; on the paused clock only tokio's timer counts, and it must still
+/// fire at the moment itself, whether the timeout is shorter than that lead
+/// (1 ms) or longer (5 ms), and again for the next batch.
+#[tokio::test(start_paused = true)]
+async fn a_lone_call_starts_its_batch_at_the_timeout_short_or_long() {
+    for millis in [1u64, 5] {
+        let log = Log::default();
+        let timeout = Duration::from_millis(millis);
+        let serving = timed_by(8, Policy::Timeout, timeout, &log);
+        let t0 = Instant::now();
+        assert_eq!(serving.dispatch(1).await.unwrap(), 1);
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        let second_at = t0.elapsed();
+        assert_eq!(serving.dispatch(2).await.unwrap(), 2);
+        let log = log.lock().unwrap();
+        assert_eq!(log.len(), 2, "{millis} ms: {log:?}");
+        assert_eq!(log[0].1, timeout, "{millis} ms: the first batch");
+        assert_eq!(
+            log[1].1,
+            second_at + timeout,
+            "{millis} ms: the second batch"
+        );
+    }
 }
 
 #[tokio::test(start_paused = true)]

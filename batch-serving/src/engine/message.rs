@@ -43,6 +43,10 @@ pub(crate) enum Msg<I, O, E> {
     Close { done: Option<oneshot::Sender<()>> },
     /// A shutdown ran out of time: fail everything still queued.
     Abort,
+    /// The precise timer's wake-up: a batch timer is due (see
+    /// `precise_timer`). It carries nothing; the scheduler looks at the
+    /// clock.
+    Tick,
 }
 
 /// A batch that ran: its key, weight and items, and how long the function

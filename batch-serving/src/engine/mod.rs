@@ -7,5 +7,6 @@ pub(crate) mod clock;
 pub(crate) mod delivery;
 pub(crate) mod message;
 pub(crate) mod partition;
+pub(crate) mod precise_timer;
 pub(crate) mod queue;
 pub(crate) mod scheduler;

@@ -55,7 +55,7 @@ where
                         answers.deliver();
                     }
                 }
-                Msg::Abandoned | Msg::Abort => {}
+                Msg::Abandoned | Msg::Abort | Msg::Tick => {}
             }
         }
         if let Some(forming) = state.forming.take() {

@@ -51,6 +51,7 @@ where
             Msg::Abandoned => self.on_abandoned(state),
             Msg::Close { done } => on_close(state, done),
             Msg::Abort => self.on_abort(state),
+            Msg::Tick => {}
         }
         Duration::ZERO
     }

@@ -5,6 +5,7 @@
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use futures::FutureExt;
 use tokio::sync::{mpsc, oneshot};
@@ -12,6 +13,7 @@ use tokio::time::{Duration, Instant, Sleep};
 
 use crate::engine::adaptive::Adaptive;
 use crate::engine::message::{Msg, PartitionLink};
+use crate::engine::precise_timer;
 use crate::engine::queue::{Queues, Readiness, Steering, Taken, WeighFn};
 use crate::error::panic_message;
 use crate::policy::Policy;
@@ -31,8 +33,18 @@ mod start;
 /// above the few microseconds the wait takes, and far below a model run.
 const WAIT_FOR_ANSWERED_AFTER: Duration = Duration::from_micros(50);
 
+/// How far ahead of a batch timer tokio's timer is set: more than the one
+/// millisecond its wheel may add, so that it fires before the moment, and
+/// the precise timer (see `precise_timer`) then wakes the scheduler at the
+/// moment itself. tokio's timer is set for the moment too, as the fallback
+/// and for tokio's paused clock in tests, where only it counts.
+const LEAD: Duration = Duration::from_millis(2);
+
 pub(crate) struct Scheduler<I, O, E> {
     pub(crate) rx: mpsc::UnboundedReceiver<Msg<I, O, E>>,
+    /// Where the precise timer's wake-ups go: weak, so that a pending
+    /// wake-up does not keep the channel open.
+    pub(crate) tick: mpsc::WeakUnboundedSender<Msg<I, O, E>>,
     pub(crate) partitions: Vec<PartitionLink<I, O, E>>,
     pub(crate) rules: Readiness,
     pub(crate) room: Arc<QueueRoom>,
@@ -77,6 +89,29 @@ struct State<I, O, E> {
     /// Under the adaptive policy: the models, the arrival rate and what
     /// callers are told at admission.
     adaptive: Option<Adaptive>,
+}
+
+/// The precise timer's alarm for one arming of a scheduler's batch timer:
+/// it sends a [`Msg::Tick`], unless the scheduler has re-armed since (the
+/// batch filled first) or is gone.
+struct TickAlarm<I, O, E> {
+    arming: Arc<AtomicU64>,
+    this: u64,
+    tick: mpsc::WeakUnboundedSender<Msg<I, O, E>>,
+}
+
+impl<I: Send, O: Send, E: Send + Sync> precise_timer::Alarm for TickAlarm<I, O, E> {
+    fn is_wanted(&self) -> bool {
+        self.arming.load(Relaxed) == self.this && self.tick.strong_count() > 0
+    }
+
+    fn ring(self: Box<Self>) {
+        if self.is_wanted()
+            && let Some(tx) = self.tick.upgrade()
+        {
+            let _ = tx.send(Msg::Tick);
+        }
+    }
 }
 
 impl<I, O, E> State<I, O, E> {
@@ -137,9 +172,16 @@ where
     /// The scheduler's loop; returns once the serving has closed and
     /// drained, or every sender is gone.
     async fn serve(&mut self, state: &mut State<I, O, E>) {
-        // One timer, re-armed only when the earliest batch deadline changes.
+        // One timer, re-armed only when the earliest batch deadline changes:
+        // first `LEAD` early, then (once that fires) for the moment itself,
+        // with the precise timer set for the moment too.
         let mut timer: Pin<Box<Sleep>> = Box::pin(tokio::time::sleep_until(Instant::now()));
         let mut armed: Option<Instant> = None;
+        let mut timer_set = false;
+        // Which arming a precise wake-up belongs to: one for a deadline that
+        // has since changed (the batch filled first) sends nothing, so a
+        // busy serving is not woken once a batch for nothing.
+        let arming = Arc::new(AtomicU64::new(0));
         loop {
             let wanted = if state.idle.is_empty() {
                 None // nothing could start anyway; a Done message wakes us
@@ -149,10 +191,16 @@ where
                     .next_timeout(self.rules, Instant::now(), state.steering(None))
             };
             if wanted != armed {
-                if let Some(at) = wanted {
-                    timer.as_mut().reset(at);
-                }
                 armed = wanted;
+                timer_set = false;
+                arming.fetch_add(1, Relaxed);
+                if let Some(at) = wanted {
+                    timer_set = true;
+                    match at.checked_sub(LEAD) {
+                        Some(early) if early > Instant::now() => timer.as_mut().reset(early),
+                        _ => self.arm_precisely(timer.as_mut(), at, &arming),
+                    }
+                }
             }
             if let (Some(until), true) = (state.poll_until, state.running > 0)
                 && !self.poll_busily(&mut state.inbox, armed, until).await
@@ -167,8 +215,16 @@ where
                             return; // every sender is gone: nothing can arrive or wait
                         }
                     }
-                    () = timer.as_mut(), if armed.is_some() => {
-                        armed = None;
+                    () = timer.as_mut(), if timer_set => {
+                        timer_set = false;
+                        match armed {
+                            // The early firing: now the last stretch.
+                            Some(at) if Instant::now() < at => {
+                                self.arm_precisely(timer.as_mut(), at, &arming);
+                                timer_set = true;
+                            }
+                            _ => armed = None,
+                        }
                     }
                 }
             }
@@ -194,6 +250,20 @@ where
                 return;
             }
         }
+    }
+
+    /// Sets tokio's timer for `at`, and the precise timer to send a
+    /// [`Msg::Tick`] then, unless `arming` has moved on by then.
+    fn arm_precisely(&self, timer: Pin<&mut Sleep>, at: Instant, arming: &Arc<AtomicU64>) {
+        timer.reset(at);
+        precise_timer::ring_at(
+            at.into_std(),
+            TickAlarm {
+                this: arming.load(Relaxed),
+                arming: Arc::clone(arming),
+                tick: self.tick.clone(),
+            },
+        );
     }
 
     /// Handles the messages in the inbox, oldest first; returns the longest
