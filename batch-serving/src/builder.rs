@@ -189,6 +189,38 @@ where
     {
         Builder::with_runner(Arc::new(AsyncRunner { function }))
     }
+
+    /// A serving of a cheap synchronous batch function (a map look-up, a
+    /// sum: microseconds per batch, and never blocking) that runs on the
+    /// runtime instead of a partition thread of its own.
+    ///
+    /// A function on its own thread costs one hand-off per batch, to that
+    /// thread and back; for a nearly free function that hand-off is most of
+    /// the cost of a call (`docs/benchmarks.md`, S1). Here each partition
+    /// is a task on the runtime, as for [`Serving::new_async`], and the
+    /// function runs inside it, so no batch crosses threads. The function
+    /// then holds a runtime worker while it runs: anything that computes
+    /// for long, or blocks, belongs in [`Serving::new`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use batch_serving::{Batch, Serving};
+    /// let serving = Serving::new_on_runtime(|b: Batch<u64>| {
+    ///     Ok::<_, std::convert::Infallible>(b.iter().map(|x| x * 2).collect())
+    /// })
+    /// .start()?;
+    /// assert_eq!(serving.dispatch_many(vec![1, 2]).await?, vec![2, 4]);
+    /// # Ok(()) }
+    /// ```
+    pub fn new_on_runtime<F>(function: F) -> Builder<I, O, E>
+    where
+        F: Fn(Batch<I>) -> Result<Vec<O>, E> + Send + Sync + 'static,
+    {
+        // Called inside the partition's task, so that a panic is caught
+        // there as for any async batch function.
+        Self::new_async(move |batch| std::future::ready(function(batch)))
+    }
 }
 
 impl<I, O, E> Builder<I, O, E>

@@ -145,3 +145,47 @@ async fn async_batch_functions_are_served() {
     let rows = serving.dispatch_many(vec![3, 1, 2]).await.unwrap();
     assert_eq!(rows, vec!["row-3", "row-1", "row-2"]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_function_declared_cheap_runs_on_the_runtime_and_a_plain_one_on_its_own_thread() {
+    // A current-thread runtime has one thread: the test's. A function that
+    // runs on the runtime runs there; one on a partition thread does not.
+    let here = std::thread::current().id();
+    let threads = |seen: &Arc<Mutex<Vec<ThreadId>>>| seen.lock().unwrap().clone();
+    let on_runtime: Arc<Mutex<Vec<ThreadId>>> = Arc::default();
+    let cheap = Serving::new_on_runtime({
+        let seen = Arc::clone(&on_runtime);
+        move |batch: Batch<u64>| {
+            seen.lock().unwrap().push(std::thread::current().id());
+            if batch.contains(&13) {
+                panic!("unlucky");
+            }
+            Ok::<_, std::convert::Infallible>(batch.iter().map(|x| x + 1).collect())
+        }
+    })
+    .batch_size(4)
+    .start()
+    .unwrap();
+    let on_thread: Arc<Mutex<Vec<ThreadId>>> = Arc::default();
+    let plain = Serving::new({
+        let seen = Arc::clone(&on_thread);
+        move |batch: Batch<u64>| {
+            seen.lock().unwrap().push(std::thread::current().id());
+            Ok::<_, std::convert::Infallible>(batch.iter().map(|x| x + 1).collect())
+        }
+    })
+    .start()
+    .unwrap();
+    assert_eq!(
+        cheap.dispatch_many(vec![1, 2, 3]).await.unwrap(),
+        vec![2, 3, 4]
+    );
+    assert_eq!(plain.dispatch(1).await.unwrap(), 2);
+    assert!(!threads(&on_runtime).is_empty());
+    assert!(threads(&on_runtime).iter().all(|t| *t == here));
+    assert!(threads(&on_thread).iter().all(|t| *t != here));
+    // A panic fails that batch's call only; the serving goes on.
+    let failed = cheap.dispatch(13).await.unwrap_err();
+    assert!(failed.to_string().contains("panic"), "{failed}");
+    assert_eq!(cheap.dispatch(7).await.unwrap(), 8);
+}

@@ -10,6 +10,7 @@ use hdrhistogram::Histogram;
 
 use crate::batch_log::{BatchCounts, LOG};
 use crate::contenders::Contender;
+use crate::cpu_time::process_cpu_seconds;
 
 /// One cell's measurements.
 #[derive(Debug, Clone, Copy, Default)]
@@ -26,6 +27,9 @@ pub struct Cell {
     pub p50: Duration,
     /// 99th percentile latency.
     pub p99: Duration,
+    /// CPU time of the whole process per answered call, in µs: the
+    /// callers, the contender and anything it keeps spinning.
+    pub cpu_us_per_call: f64,
     /// What the batch function saw.
     pub batches: BatchCounts,
 }
@@ -57,6 +61,7 @@ pub async fn run(
 ) -> Cell {
     LOG.reset(batch_size);
     let issued = Arc::new(AtomicU64::new(0));
+    let cpu_before = process_cpu_seconds(None);
     let started = Instant::now();
     let deadline = started + max_time;
     let tasks: Vec<_> = (0..callers)
@@ -96,6 +101,7 @@ pub async fn run(
     }
     // Timed before the latencies are sorted into the histogram.
     let elapsed = started.elapsed().as_secs_f64();
+    let cpu = process_cpu_seconds(None) - cpu_before;
     let mut latencies =
         Histogram::<u64>::new(3).unwrap_or_else(|_| unreachable!("3 significant figures is valid"));
     let mut cell = Cell::default();
@@ -113,6 +119,7 @@ pub async fn run(
     }
     cell.calls = latencies.len();
     cell.per_second = cell.calls as f64 / elapsed;
+    cell.cpu_us_per_call = cpu * 1e6 / cell.calls.max(1) as f64;
     cell.p50 = Duration::from_nanos(latencies.value_at_quantile(0.5));
     cell.p99 = Duration::from_nanos(latencies.value_at_quantile(0.99));
     cell.batches = LOG.snapshot();

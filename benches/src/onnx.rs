@@ -16,6 +16,8 @@ use batch_serving_ort::{
 };
 use ndarray::Array3;
 
+use crate::onnx_peers::{self, OnnxPeer};
+
 /// The model and one pre-processed image; the runtime is loaded.
 #[derive(Debug, Clone)]
 pub struct OnnxSetup {
@@ -167,5 +169,51 @@ impl OnnxSetup {
         let mean_batch = after.items.saturating_sub(before.items) as f64 / batches as f64;
         model.serving().shutdown().await;
         Ok((done as f64 / elapsed, mean_batch, refused))
+    }
+
+    /// Images per second and mean batch size through a library peer
+    /// (`onnx_peers`) on `partitions` sessions of `threads` threads each,
+    /// batches of at most `batch_size`, under `callers` closed-loop callers
+    /// that each send their own copy of the image, as for `served`.
+    ///
+    /// # Errors
+    ///
+    /// When a session cannot be opened or a call fails.
+    pub async fn peer_served(
+        &self,
+        peer: OnnxPeer,
+        (partitions, threads): (usize, usize),
+        batch_size: usize,
+        callers: usize,
+        time: Duration,
+    ) -> Result<(f64, f64), String> {
+        let sessions = (0..partitions)
+            .map(|_| {
+                ModelSession::open(&self.files.model, &Self::options(threads))
+                    .map_err(|e| e.to_string())
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        let started_peer = Arc::new(onnx_peers::start(peer, sessions, batch_size)?);
+        started_peer.dispatch(self.item()).await?;
+        let started = Instant::now();
+        let tasks: Vec<_> = (0..callers)
+            .map(|_| {
+                let (started_peer, item) = (Arc::clone(&started_peer), self.item());
+                tokio::spawn(async move {
+                    let mut done = 0u64;
+                    while started.elapsed() < time {
+                        started_peer.dispatch(item.clone()).await?;
+                        done += 1;
+                    }
+                    Ok::<_, String>(done)
+                })
+            })
+            .collect();
+        let mut done = 0;
+        for task in tasks {
+            done += task.await.map_err(|e| e.to_string())??;
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        Ok((done as f64 / elapsed, started_peer.mean_batch()))
     }
 }

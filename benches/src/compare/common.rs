@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::closed_loop::{self, Cell};
 use crate::contenders::{Contender, Kind, Setup};
-use crate::report::{Spread, rate, table};
+use crate::report::{Spread, Standing, rate, table};
 use batch_serving_examples::chart::{Axis, Panel, Plot, Series};
 
 /// What the command line asked for.
@@ -152,6 +152,7 @@ pub fn closed_loop_table(
         "callers",
         "contender",
         "calls/s median (min–max)",
+        "CPU µs/call",
         "p50 µs",
         "p99 µs",
         "mean batch",
@@ -171,6 +172,7 @@ pub fn closed_loop_table(
                 callers.to_string(),
                 kind.name().to_owned(),
                 rate(&throughput),
+                format!("{:.1}", spread(reps, |c| c.cpu_us_per_call).median),
                 format!("{:.0}", spread(reps, |c| c.p50.as_secs_f64() * 1e6).median),
                 format!("{:.0}", spread(reps, |c| c.p99.as_secs_f64() * 1e6).median),
                 format!("{:.1}", spread(reps, Cell::mean_batch).median),
@@ -191,43 +193,116 @@ pub fn closed_loop_table(
     table(&header, &rows)
 }
 
-/// A contender's median calls/s at `callers`.
-pub fn median_of(cells: &Cells, callers: usize, kind: Kind) -> f64 {
+/// A contender's calls/s at `callers` over the repetitions.
+pub fn spread_of(cells: &Cells, callers: usize, kind: Kind) -> Spread {
     let index = Kind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
     cells
         .get(&(callers, index))
-        .map_or(0.0, |reps| spread(reps, |c| c.per_second).median)
+        .map_or_else(Spread::default, |reps| spread(reps, |c| c.per_second))
+}
+
+/// A contender's median calls/s at `callers`.
+pub fn median_of(cells: &Cells, callers: usize, kind: Kind) -> f64 {
+    spread_of(cells, callers, kind).median
+}
+
+/// A contender's median CPU µs per call at `callers`.
+pub fn cpu_of(cells: &Cells, callers: usize, kind: Kind) -> f64 {
+    let index = Kind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
+    cells
+        .get(&(callers, index))
+        .map_or(0.0, |reps| spread(reps, |c| c.cpu_us_per_call).median)
+}
+
+/// Of `kinds`, the one with the best median calls/s at `callers`.
+pub fn best_among(cells: &Cells, callers: usize, kinds: impl Iterator<Item = Kind>) -> Kind {
+    kinds
+        .map(|k| (median_of(cells, callers, k), k))
+        .fold((f64::NEG_INFINITY, Kind::Textbook), |best, next| {
+            if next.0 > best.0 { next } else { best }
+        })
+        .1
 }
 
 /// The best median calls/s at `callers` among ours (or among the peers),
 /// with the contender's name.
 pub fn best_of(cells: &Cells, callers: usize, ours: bool) -> (f64, &'static str) {
-    Kind::ALL
-        .iter()
-        .filter(|k| k.is_ours() == ours)
-        .map(|&k| (median_of(cells, callers, k), k.name()))
-        .fold(
-            (0.0, "-"),
-            |best, next| if next.0 > best.0 { next } else { best },
-        )
+    let best = best_among(
+        cells,
+        callers,
+        Kind::ALL.into_iter().filter(|k| k.is_ours() == ours),
+    );
+    (median_of(cells, callers, best), best.name())
 }
 
-/// One row of the targets table: met when `value >= target`.
+/// One row of the targets table from single figures: met when
+/// `value >= target`.
 pub fn verdict(name: &str, value: f64, target: f64, shown: String) -> String {
     let met = if value >= target { "met" } else { "**missed**" };
     format!("| {name} | {shown} | {met} |\n")
 }
 
+/// One row of the targets table from repetitions: `measured` must reach
+/// `target`, and the verdict is stated only where their ranges do not
+/// overlap (`Spread::at_least`); otherwise the row says "within noise".
+pub fn standing_row(name: &str, measured: &Spread, target: &Spread, shown: String) -> String {
+    let standing: Standing = measured.at_least(target);
+    format!(
+        "| {name} | {shown} | {} |\n",
+        standing.label(measured.median >= target.median)
+    )
+}
+
 /// The target row for "eager at `callers` is at least `target` × batched-fn"
 /// in `scenario`.
 pub fn eager_over_batched_fn(scenario: &str, cells: &Cells, callers: usize, target: f64) -> String {
-    let ratio = median_of(cells, callers, Kind::ServingEager)
-        / median_of(cells, callers, Kind::BatchedFn).max(1.0);
-    verdict(
+    let ours = spread_of(cells, callers, Kind::ServingEager);
+    let theirs = spread_of(cells, callers, Kind::BatchedFn);
+    standing_row(
         &format!("{scenario} C={callers} eager ≥ {target}× batched-fn"),
-        ratio,
-        target,
-        format!("{ratio:.2}×"),
+        &ours,
+        &theirs.scaled(target),
+        format!("{:.2}×", ours.median / theirs.median.max(1.0)),
+    )
+}
+
+/// The target row for "the best of `ours` at `callers` is at least
+/// `factor` × the best peer's calls/s", with both rows' CPU per call
+/// beside them: where a peer is ahead, what each spends per call is the
+/// first measured reason.
+pub fn ours_over_best_peer(
+    scenario: &str,
+    cells: &Cells,
+    callers: usize,
+    ours: &[Kind],
+    factor: f64,
+) -> String {
+    let mine = best_among(cells, callers, ours.iter().copied());
+    let peer = best_among(
+        cells,
+        callers,
+        Kind::ALL.into_iter().filter(|k| !k.is_ours()),
+    );
+    let (mine_rate, peer_rate) = (
+        spread_of(cells, callers, mine),
+        spread_of(cells, callers, peer),
+    );
+    let who = if ours.len() == 1 {
+        mine.name().to_owned()
+    } else {
+        format!("best of ours ({})", mine.name())
+    };
+    standing_row(
+        &format!("{scenario} C={callers} {who} ≥ {factor}× best peer"),
+        &mine_rate,
+        &peer_rate.scaled(factor),
+        format!(
+            "{:.2}× {}; CPU {:.1} against {:.1} µs/call",
+            mine_rate.median / peer_rate.median.max(1.0),
+            peer.name(),
+            cpu_of(cells, callers, mine),
+            cpu_of(cells, callers, peer),
+        ),
     )
 }
 

@@ -1,6 +1,6 @@
 //! Memory per queued call, each contender in a fresh child process.
 
-use crate::compare::common::{Options, Section, verdict};
+use crate::compare::common::{Options, Section, standing_row};
 use crate::contenders::Kind;
 use crate::memory;
 use crate::report::{Spread, table};
@@ -11,15 +11,24 @@ pub fn run(options: &Options) -> Section {
     let mut targets = String::new();
     doc.push_str("\n## Memory per queued call\n\n100 000 calls queued behind a held batch function, in a fresh process per measurement; resident memory beyond the same number of idle futures, each boxed and holding its item, in the same harness. So it counts each call's future (boxed as the library returns it, with only `map_err` around it), its queue entry and its reply slot, and not the item.\n\n");
     let mut rows = Vec::new();
-    // The worst of our rows is the one held to the target.
-    let mut ours_per_call = 0.0_f64;
+    // The worst of our rows is the one held to the targets, against the
+    // leanest library (the textbook loop is not one).
+    let mut ours: Option<Spread> = None;
+    let mut leanest: Option<(Kind, Spread)> = None;
     for kind in Kind::ALL.into_iter().filter(|k| !k.is_variant()) {
         let samples: Vec<f64> = (0..options.reps)
             .filter_map(|_| memory_in_child(&format!("{kind:?}")))
             .collect();
         let spread = Spread::of(&samples);
-        if kind.is_ours() && !samples.is_empty() {
-            ours_per_call = ours_per_call.max(spread.median);
+        if kind.is_ours() && !samples.is_empty() && ours.is_none_or(|o| spread.median > o.median) {
+            ours = Some(spread);
+        }
+        if !kind.is_ours()
+            && kind != Kind::Textbook
+            && !samples.is_empty()
+            && leanest.is_none_or(|(_, l)| spread.median < l.median)
+        {
+            leanest = Some((kind, spread));
         }
         rows.push(vec![
             kind.name().to_owned(),
@@ -38,13 +47,28 @@ pub fn run(options: &Options) -> Section {
         Spread::of(&many).show(1.0, 0),
     ]);
     doc.push_str(&table(&["contender", "bytes per queued call"], &rows));
-    doc.push_str(&memory_accounting(ours_per_call));
-    targets.push_str(&verdict(
+    let ours = ours.unwrap_or_default();
+    doc.push_str(&memory_accounting(ours.median));
+    // Fewer bytes is better: the bound (or the peer) must be at least ours.
+    targets.push_str(&standing_row(
         "memory ≤ 128 B per queued call",
-        128.0 / ours_per_call.max(1.0),
-        1.0,
-        format!("{ours_per_call:.0} B"),
+        &Spread::point(128.0),
+        &ours,
+        format!("{} B", ours.show(1.0, 0)),
     ));
+    if let Some((peer, theirs)) = leanest {
+        targets.push_str(&standing_row(
+            "memory per queued call ≤ the leanest library peer's",
+            &theirs,
+            &ours,
+            format!(
+                "{} B against {} B ({})",
+                ours.show(1.0, 0),
+                theirs.show(1.0, 0),
+                peer.name()
+            ),
+        ));
+    }
     Section {
         markdown: doc,
         targets,

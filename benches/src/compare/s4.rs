@@ -6,8 +6,9 @@ use std::time::Duration;
 use batch_serving::Policy;
 use tokio::runtime::Runtime;
 
-use crate::compare::common::{Options, Section, verdict};
+use crate::compare::common::{Options, Section, standing_row, verdict};
 use crate::onnx::OnnxSetup;
+use crate::onnx_peers::OnnxPeer;
 use crate::report::{Spread, table};
 
 /// The adaptive column's latency target: above what 64 callers wait at
@@ -34,7 +35,7 @@ pub fn run(rt: &Runtime, options: &Options) -> Section {
 /// The S4 cells and their table.
 pub async fn onnx_scenario(onnx: &OnnxSetup, options: &Options, targets: &mut String) -> String {
     let mut out = String::from(
-        "64 closed-loop callers through the serving (eager) against direct session runs in a loop at the best batch size of 1, 8 and 32, with the same threads; the serving's `batch_size` is that same best size, as a user would tune it. The adaptive column is the same serving under `latency_target(1 s)` with that size as its cap; a caller it refuses at admission waits 10 ms before its next call. Inputs are pre-processed tensors; each caller sends its own copy.\n\n",
+        "64 closed-loop callers through the serving (eager) against direct session runs in a loop at the best batch size of 1, 8 and 32, with the same threads; the serving's `batch_size` is that same best size, as a user would tune it. The adaptive column is the same serving under `latency_target(1 s)` with that size as its cap; a caller it refuses at admission waits 10 ms before its next call. Inputs are pre-processed tensors; each caller sends its own copy. The library peers get the same sessions, the same 64 callers, the same inputs checked against the model on the caller's side, and the same `batch_size`: amate with one worker per session, batch-aint-one with as many batches at once as sessions and its `process` handing each batch to tokio's blocking pool (a model run on a runtime worker would stall it).\n\n",
     );
     // Shorter cells than S1-S3 keep the whole run within five minutes; one
     // image takes milliseconds, so 2 s still covers hundreds of images.
@@ -55,6 +56,8 @@ pub async fn onnx_scenario(onnx: &OnnxSetup, options: &Options, targets: &mut St
         }
         let (mut direct, mut served, mut mean_batch) = (Vec::new(), Vec::new(), Vec::new());
         let (mut adaptive, mut refused) = (Vec::new(), 0u64);
+        let mut peers: Vec<(Vec<f64>, Vec<f64>)> =
+            vec![(Vec::new(), Vec::new()); OnnxPeer::ALL.len()];
         let adaptive_policy = Policy::Adaptive {
             target: ADAPTIVE_TARGET,
         };
@@ -80,11 +83,59 @@ pub async fn onnx_scenario(onnx: &OnnxSetup, options: &Options, targets: &mut St
                     return format!("Failed: {e}.\n");
                 }
             }
+            for (peer, (rates, batches)) in OnnxPeer::ALL.into_iter().zip(peers.iter_mut()) {
+                match onnx
+                    .peer_served(peer, (partitions, threads), best.1, 64, cell)
+                    .await
+                {
+                    Ok((rate, batch)) => {
+                        eprintln!(
+                            "S4 rep {rep} {partitions}x{threads}: {} {rate:.0}/s",
+                            peer.name()
+                        );
+                        rates.push(rate);
+                        batches.push(batch);
+                    }
+                    Err(e) => return format!("Failed: {}: {e}.\n", peer.name()),
+                }
+            }
         }
         let (d, s) = (Spread::of(&direct), Spread::of(&served));
         let a = Spread::of(&adaptive);
         ratios.push(s.median / d.median.max(1e-9));
         bests.push((d.median, s.median));
+        // The best library peer in this configuration, held against the
+        // served row.
+        let peer_spreads: Vec<Spread> = peers.iter().map(|(r, _)| Spread::of(r)).collect();
+        if let Some((peer, theirs)) = OnnxPeer::ALL
+            .into_iter()
+            .zip(peer_spreads.iter().copied())
+            .max_by(|a, b| a.1.median.total_cmp(&b.1.median))
+        {
+            targets.push_str(&standing_row(
+                &format!("S4 {partitions} × {threads}: served ≥ the best library peer"),
+                &s,
+                &theirs,
+                format!(
+                    "{:.3}× {} ({} against {} img/s)",
+                    s.median / theirs.median.max(1e-9),
+                    peer.name(),
+                    s.show(1.0, 1),
+                    theirs.show(1.0, 1)
+                ),
+            ));
+        }
+        let mut peer_cells: Vec<String> = peer_spreads
+            .iter()
+            .zip(&peers)
+            .map(|(rate, (_, batches))| {
+                format!(
+                    "{} (batch {:.1})",
+                    rate.show(1.0, 1),
+                    Spread::of(batches).median
+                )
+            })
+            .collect();
         rows.push(vec![
             format!("{partitions} × {threads}"),
             format!("{} (batch {})", d.show(1.0, 1), best.1),
@@ -93,6 +144,9 @@ pub async fn onnx_scenario(onnx: &OnnxSetup, options: &Options, targets: &mut St
             format!("{:.3}", s.median / d.median.max(1e-9)),
             format!("{} ({refused} refused)", a.show(1.0, 1)),
         ]);
+        if let Some(row) = rows.last_mut() {
+            row.append(&mut peer_cells);
+        }
     }
     out.push_str(&table(
         &[
@@ -102,6 +156,9 @@ pub async fn onnx_scenario(onnx: &OnnxSetup, options: &Options, targets: &mut St
             "served mean batch",
             "served / direct",
             "adaptive img/s",
+            "amate 0.16.2 img/s",
+            "batch-aint-one 0.16.0 (Immediate) img/s",
+            "batch-aint-one 0.16.0 (Balanced) img/s",
         ],
         &rows,
     ));

@@ -16,6 +16,7 @@ use tokio::runtime::Runtime;
 use tokio::time::Instant;
 
 use crate::compare::common::{Options, Section, verdict};
+use crate::cpu_time::process_cpu_seconds;
 use crate::nats_server::{self, NatsServer};
 use crate::report::{Spread, rate, table};
 
@@ -113,38 +114,14 @@ struct Cell {
     cpu_server_us: f64,
 }
 
-/// CPU time a process has used so far (user + system), from
-/// `/proc/PID/stat`; zero where that is not readable.
-fn cpu_seconds(pid: Option<u32>) -> f64 {
-    let path = match pid {
-        Some(pid) => format!("/proc/{pid}/stat"),
-        None => "/proc/self/stat".to_owned(),
-    };
-    let Ok(stat) = std::fs::read_to_string(path) else {
-        return 0.0;
-    };
-    // Fields after the command name (which may hold spaces), 1-based from
-    // the state: utime is the 12th, stime the 13th.
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // Linux reports in USER_HZ, 100 on every platform Rust targets here.
-    (ticks(11) + ticks(12)) / 100.0
-}
-
 /// Runs `cell` and fills in its CPU per call, over the whole cell (warm-up
 /// included, at the same rate).
 async fn with_cpu(server: Option<u32>, span: Duration, cell: impl Future<Output = Cell>) -> Cell {
-    let (here, there) = (cpu_seconds(None), cpu_seconds(server));
+    let (here, there) = (process_cpu_seconds(None), process_cpu_seconds(server));
     let mut cell = cell.await;
     let calls = (cell.per_second * span.as_secs_f64()).max(1.0);
-    cell.cpu_here_us = (cpu_seconds(None) - here) * 1e6 / calls;
-    cell.cpu_server_us = (cpu_seconds(server) - there) * 1e6 / calls;
+    cell.cpu_here_us = (process_cpu_seconds(None) - here) * 1e6 / calls;
+    cell.cpu_server_us = (process_cpu_seconds(server) - there) * 1e6 / calls;
     cell
 }
 

@@ -1,5 +1,6 @@
 //! batch-serving itself: one partition, a synchronous batch function on the
-//! serving's own thread, or an async batch function on the runtime.
+//! serving's own thread, or the same function declared cheap, on the
+//! runtime.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -48,13 +49,13 @@ fn start_sync(
     Ok(Arc::new(Ours(serving)))
 }
 
-/// The same function as an async batch function: its partition is a task on
-/// the runtime, so no batch crosses to another thread.
-pub(super) fn start_async(setup: Setup) -> Result<Arc<dyn Contender>, String> {
+/// The same function declared cheap (`Serving::new_on_runtime`): its
+/// partition is a task on the runtime, so no batch crosses to another
+/// thread.
+pub(super) fn start_on_runtime(setup: Setup) -> Result<Arc<dyn Contender>, String> {
     let cost = setup.cost;
-    let serving = Serving::new_async(move |batch: Batch<u64>| {
-        let outputs = run_batch(cost, batch.iter().copied());
-        async move { Ok::<_, Infallible>(outputs) }
+    let serving = Serving::new_on_runtime(move |batch: Batch<u64>| {
+        Ok::<_, Infallible>(run_batch(cost, batch.iter().copied()))
     })
     .batch_size(setup.batch_size)
     .batch_timeout(setup.max_wait)

@@ -77,10 +77,10 @@ pub enum Kind {
     ServingTimeout,
     /// batch-serving, `Policy::Eager`.
     ServingEager,
-    /// batch-serving, `Policy::Eager`, with the function as an async batch
-    /// function: partitions are tasks on the runtime, as for the textbook
-    /// loop, instead of threads of their own.
-    ServingAsync,
+    /// batch-serving, `Policy::Eager`, with the function declared cheap
+    /// (`Serving::new_on_runtime`): partitions are tasks on the runtime, as
+    /// for the textbook loop, instead of threads of their own.
+    ServingOnRuntime,
     /// batch-serving, `Policy::Eager`, with busy polling
     /// (`Builder::busy_poll`): the scheduler's worker stays awake while a
     /// batch runs, so the partition thread's hand-off wakes no one.
@@ -106,7 +106,7 @@ impl Kind {
     pub const ALL: [Kind; 11] = [
         Kind::ServingTimeout,
         Kind::ServingEager,
-        Kind::ServingAsync,
+        Kind::ServingOnRuntime,
         Kind::ServingBusyPoll,
         Kind::BatchedFn,
         Kind::TowerBatch,
@@ -122,7 +122,7 @@ impl Kind {
         match self {
             Kind::ServingTimeout => "batch-serving (timeout)",
             Kind::ServingEager => "batch-serving (eager)",
-            Kind::ServingAsync => "batch-serving (eager, async fn)",
+            Kind::ServingOnRuntime => "batch-serving (eager, on runtime)",
             Kind::ServingBusyPoll => "batch-serving (eager, busy poll)",
             Kind::BatchedFn => "batched-fn 0.2.5",
             Kind::TowerBatch => "tower-batch-control 1.1.1",
@@ -138,14 +138,17 @@ impl Kind {
     pub fn is_ours(self) -> bool {
         matches!(
             self,
-            Kind::ServingTimeout | Kind::ServingEager | Kind::ServingAsync | Kind::ServingBusyPoll
+            Kind::ServingTimeout
+                | Kind::ServingEager
+                | Kind::ServingOnRuntime
+                | Kind::ServingBusyPoll
         )
     }
 
     /// Whether this is a variant of ours that only the scenarios it is
     /// about run (the default configurations run everywhere).
     pub fn is_variant(self) -> bool {
-        matches!(self, Kind::ServingAsync | Kind::ServingBusyPoll)
+        matches!(self, Kind::ServingOnRuntime | Kind::ServingBusyPoll)
     }
 
     /// Starts the contender on the current tokio runtime.
@@ -157,7 +160,7 @@ impl Kind {
         match self {
             Kind::ServingTimeout => batch_serving::start(setup, ::batch_serving::Policy::Timeout),
             Kind::ServingEager => batch_serving::start(setup, ::batch_serving::Policy::Eager),
-            Kind::ServingAsync => batch_serving::start_async(setup),
+            Kind::ServingOnRuntime => batch_serving::start_on_runtime(setup),
             Kind::ServingBusyPoll => batch_serving::start_busy_poll(setup),
             Kind::BatchedFn => batched_fn::start(setup),
             Kind::TowerBatch => Ok(tower_batch::start(setup)),
