@@ -369,6 +369,11 @@ where
     /// start the next batch. On virtual machines a wake-up is expensive
     /// (microseconds), and it is paid once per batch. With busy polling the
     /// scheduler's worker stays awake and the hand-off is a plain push.
+    /// The other way too: after a batch, the partition's thread polls for
+    /// its next one for up to the same budget before it sleeps, so that the
+    /// scheduler hands the next batch over without waking a thread (the
+    /// callers just answered usually send their next calls within tens of
+    /// microseconds).
     ///
     /// The price is one runtime worker's CPU while batches run, up to this
     /// long per batch however many calls arrive meanwhile; between polls
@@ -646,6 +651,7 @@ where
                 room: Arc::clone(&room),
                 on_deck: Arc::clone(&on_deck),
                 reports_runs: forecast.is_some(),
+                spin_for_next: self.busy_poll,
             };
             // On failure the partitions started so far see their job
             // channels close (when `partitions` drops) and exit.

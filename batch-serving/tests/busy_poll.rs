@@ -137,3 +137,40 @@ async fn without_a_budget_the_scheduler_never_polls() {
     let stats = serving.stats();
     assert_eq!((stats.busy_poll_caught, stats.busy_poll_gave_up), (0, 0));
 }
+
+/// Drops with a signal: tells the test that a partition's state is gone,
+/// which happens when its thread ends.
+struct Goodbye(std::sync::mpsc::Sender<()>);
+
+impl Drop for Goodbye {
+    fn drop(&mut self) {
+        let _ = self.0.send(());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_polling_for_its_next_batch_ends_when_the_serving_does() {
+    // After each batch the partition thread polls for the next one for up
+    // to the budget: an hour here. The serving's end must end that polling
+    // at once rather than leave the thread spinning out its budget.
+    let (tx, gone) = std::sync::mpsc::channel();
+    let serving = Serving::with_state(
+        move |_| Ok::<_, std::convert::Infallible>(Goodbye(tx.clone())),
+        |_: &mut Goodbye, batch: Batch<u64>| Ok(batch.iter().map(|x| x * 3).collect()),
+    )
+    .policy(Policy::Eager)
+    .busy_poll(Duration::from_secs(3600))
+    .start()
+    .unwrap();
+    // Calls one after another: each is handed to a thread that is polling.
+    for x in 0..50 {
+        assert_eq!(serving.dispatch(x).await.unwrap(), x * 3);
+    }
+    serving.shutdown().await;
+    drop(serving);
+    // A guard against a hang, not a measure: it takes microseconds.
+    let ended = tokio::task::spawn_blocking(move || gone.recv_timeout(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    assert!(ended.is_ok(), "the partition thread was still polling");
+}

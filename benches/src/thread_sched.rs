@@ -1,10 +1,14 @@
 //! How the kernel scheduled some of this process's threads, from `/proc`:
 //! how often they were switched out while they still had work (preempted),
-//! and how long they waited on a run queue for a core. S3 uses it to show
-//! where the gaps between batches go when the batch function's thread and
+//! and how long they waited on a run queue for a core. S2 and S3 use it to
+//! show where the gaps between batches go when the batch function's thread and
 //! the runtime's workers share two cores.
 
 use std::time::Duration;
+
+/// The name batch-serving's partition threads start with (the default
+/// serving name).
+pub const PARTITION_THREADS: &str = "batch-serving-p";
 
 /// Totals over a set of threads since they started.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -57,6 +57,7 @@ pub fn run(options: &Options) -> Section {
         format!("{} B", ours.show(1.0, 0)),
     ));
     if let Some((peer, theirs)) = leanest {
+        doc.push_str(&leanest_peer_note(peer, theirs.median, ours.median));
         targets.push_str(&standing_row(
             "memory per queued call ≤ the leanest library peer's",
             &theirs,
@@ -111,6 +112,23 @@ pub fn memory_child(what: &str) {
         println!("{bytes:.1}");
     }
     std::process::exit(0);
+}
+
+/// Where the leanest library peer's bytes per call differ from ours.
+fn leanest_peer_note(peer: Kind, theirs: f64, ours: f64) -> String {
+    let what = if peer == Kind::Amate {
+        format!(
+            "Its queue entry (`Queued<(u64, oneshot::Sender<u64>)>`, {} B) holds the item, a pointer to a tokio oneshot (one allocation that the caller's receiver shares) and the time queued, and it keeps nothing per call for priorities, deadlines, keys, many-item calls or queue-wait statistics, which is where ours differ: the call's state counts its unanswered items and its progress for cancellation, and the queue entry carries its position among priorities. ",
+            std::mem::size_of::<amate::Queued<(u64, tokio::sync::oneshot::Sender<u64>)>>()
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "\nThe leanest library peer, {}, held {theirs:.0} B per queued call, {:.0} B fewer than ours. {what}\n",
+        peer.name(),
+        ours - theirs,
+    )
 }
 
 /// What one queued call of batch-serving holds, part by part, from the

@@ -13,7 +13,7 @@ use crate::compare::common::{Options, Section, standing_row, start_all};
 use crate::compare::s2::{S2_BATCH_SIZE, s2_batch};
 use crate::contenders::{Kind, Setup};
 use crate::report::{Spread, table};
-use crate::thread_sched::{ThreadSched, threads_named};
+use crate::thread_sched::{PARTITION_THREADS, ThreadSched, threads_named};
 use crate::workload::Cost;
 
 /// Bursts per S3 run.
@@ -208,9 +208,6 @@ pub async fn bursts_scenario(options: &Options) -> BurstRuns {
     }
     (runs, scheduled)
 }
-
-/// The name our partition threads start with (the default serving name).
-pub const PARTITION_THREADS: &str = "batch-serving-p";
 
 /// S3's note on where the gaps between batches go: the partition thread's
 /// preemptions and run-queue waits during the timeout serving's bursts.

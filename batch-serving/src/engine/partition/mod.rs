@@ -35,9 +35,35 @@ pub(crate) struct PartitionContext<I, O, E> {
     /// Whether to tell the scheduler what each batch cost (the adaptive
     /// policy learns from it; the others do not need it).
     pub(crate) reports_runs: bool,
+    /// How long a partition thread polls for its next job before it sleeps
+    /// (`Builder::busy_poll`; zero: it sleeps at once).
+    pub(crate) spin_for_next: std::time::Duration,
 }
 
 impl<I, O, E> PartitionContext<I, O, E> {
+    /// The next piece of work for a partition thread, `None` once the
+    /// scheduler is gone. Under busy polling it polls first, for up to
+    /// `spin_for_next`, so that a job handed over soon after the last batch
+    /// wakes no sleeping thread; then it sleeps until one comes.
+    pub(crate) fn next_work_blocking(&mut self) -> Option<Work<I, O, E>> {
+        if !self.spin_for_next.is_zero() {
+            let until = std::time::Instant::now() + self.spin_for_next;
+            loop {
+                match self.jobs.try_recv() {
+                    Ok(work) => return Some(work),
+                    Err(mpsc::error::TryRecvError::Disconnected) => return None,
+                    Err(mpsc::error::TryRecvError::Empty) => {
+                        if std::time::Instant::now() >= until {
+                            break;
+                        }
+                        std::hint::spin_loop();
+                    }
+                }
+            }
+        }
+        self.jobs.blocking_recv()
+    }
+
     /// The job to run for a piece of work: `None` when a job on deck was
     /// revoked before the partition reached it, or when every call of an
     /// early-handed job was abandoned while it waited (then nothing runs,

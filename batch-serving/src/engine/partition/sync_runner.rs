@@ -60,7 +60,7 @@ where
                     }
                 };
                 let mut ctx = ctx;
-                while let Some(work) = ctx.jobs.blocking_recv() {
+                while let Some(work) = ctx.next_work_blocking() {
                     let Some((batch, span, started)) = ctx.begin(work) else {
                         continue;
                     };
