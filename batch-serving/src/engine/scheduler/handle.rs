@@ -4,13 +4,13 @@
 use std::sync::Arc;
 
 use tokio::sync::oneshot;
-use tokio::time::{Duration, Instant};
+use tokio::time::Instant;
 
 use crate::engine::delivery::Answers;
 use crate::engine::message::{Msg, Piece, Ran};
 use crate::engine::queue::Entry;
 use crate::engine::scheduler::finish::fail_entries;
-use crate::engine::scheduler::{Scheduler, State};
+use crate::engine::scheduler::{Answered, Scheduler, State};
 use crate::error::Failure;
 use crate::key::BatchKey;
 use crate::options::Priority;
@@ -22,14 +22,14 @@ where
     O: Send + 'static,
     E: Send + Sync + 'static,
 {
-    /// Handles one message; returns how long the batch function ran for
-    /// the callers it answered (zero when it answered none).
+    /// Handles one message; returns what it answered (nothing but for a
+    /// finished batch).
     pub(super) fn handle(
         &self,
         state: &mut State<I, O, E>,
         msg: Msg<I, O, E>,
         now: Instant,
-    ) -> Duration {
+    ) -> Answered {
         match msg {
             Msg::One {
                 item,
@@ -53,7 +53,7 @@ where
             Msg::Abort => self.on_abort(state),
             Msg::Tick => {}
         }
-        Duration::ZERO
+        Answered::default()
     }
 
     /// A partition finished: deliver its answers (when it handed them
@@ -63,10 +63,13 @@ where
         state: &mut State<I, O, E>,
         partition: usize,
         answers: Option<Box<Answers<O, E>>>,
-    ) -> Duration {
-        let mut answered_after = Duration::ZERO;
+    ) -> Answered {
+        let mut answered = Answered::default();
         if let Some(answers) = answers {
-            answered_after = answers.took;
+            answered = Answered {
+                longest_run: answers.took,
+                items: answers.routes.len(),
+            };
             answers.deliver();
         }
         state.running -= 1;
@@ -80,7 +83,7 @@ where
         if let Some(adaptive) = &mut state.adaptive {
             adaptive.finished(partition, Instant::now(), state.idle.is_empty());
         }
-        answered_after
+        answered
     }
 
     /// The adaptive policy learns what a batch cost: its key's model and
