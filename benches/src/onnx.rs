@@ -137,38 +137,25 @@ impl OnnxSetup {
             .await
             .map_err(|e| e.to_string())?;
         let before = model.serving().stats();
-        let started = Instant::now();
-        let tasks: Vec<_> = (0..callers)
-            .map(|_| {
-                let (model, item) = (model.clone(), self.item());
-                tokio::spawn(async move {
-                    let (mut done, mut refused) = (0u64, 0u64);
-                    while started.elapsed() < time {
-                        match model.dispatch(item.clone()).await {
-                            Ok(_) => done += 1,
-                            Err(batch_serving::Error::PredictedLate { .. }) => {
-                                refused += 1;
-                                tokio::time::sleep(REFUSED_BACKOFF).await;
-                            }
-                            Err(e) => return Err(e.to_string()),
-                        }
+        let call = {
+            let model = model.clone();
+            move |item| {
+                let model = model.clone();
+                async move {
+                    match model.dispatch(item).await {
+                        Ok(_) => Ok(Outcome::Answered),
+                        Err(batch_serving::Error::PredictedLate { .. }) => Ok(Outcome::Refused),
+                        Err(e) => Err(e.to_string()),
                     }
-                    Ok::<_, String>((done, refused))
-                })
-            })
-            .collect();
-        let (mut done, mut refused) = (0, 0);
-        for task in tasks {
-            let (answered, turned_away) = task.await.map_err(|e| e.to_string())??;
-            done += answered;
-            refused += turned_away;
-        }
-        let elapsed = started.elapsed().as_secs_f64();
+                }
+            }
+        };
+        let (per_second, refused) = self.closed_loop(callers, time, call).await?;
         let after = model.serving().stats();
         let batches = after.batches.saturating_sub(before.batches).max(1);
         let mean_batch = after.items.saturating_sub(before.items) as f64 / batches as f64;
         model.serving().shutdown().await;
-        Ok((done as f64 / elapsed, mean_batch, refused))
+        Ok((per_second, mean_batch, refused))
     }
 
     /// Images per second and mean batch size through a library peer
@@ -195,25 +182,64 @@ impl OnnxSetup {
             .collect::<Result<Vec<_>, String>>()?;
         let started_peer = Arc::new(onnx_peers::start(peer, sessions, batch_size)?);
         started_peer.dispatch(self.item()).await?;
+        let call = {
+            let started_peer = Arc::clone(&started_peer);
+            move |item| {
+                let reply = started_peer.dispatch(item);
+                async move { reply.await.map(|_| Outcome::Answered) }
+            }
+        };
+        let (per_second, _) = self.closed_loop(callers, time, call).await?;
+        Ok((per_second, started_peer.mean_batch()))
+    }
+
+    /// Runs `callers` closed-loop callers, each sending its own copy of the
+    /// image through `call` until `time` has passed; returns images per
+    /// second and the calls refused at admission. A refused caller backs
+    /// off for `REFUSED_BACKOFF` before its next call, as a client would.
+    async fn closed_loop<C, Fut>(
+        &self,
+        callers: usize,
+        time: Duration,
+        call: C,
+    ) -> Result<(f64, u64), String>
+    where
+        C: Fn(ModelInputs) -> Fut + Clone + Send + 'static,
+        Fut: Future<Output = Result<Outcome, String>> + Send + 'static,
+    {
         let started = Instant::now();
         let tasks: Vec<_> = (0..callers)
             .map(|_| {
-                let (started_peer, item) = (Arc::clone(&started_peer), self.item());
+                let (call, item) = (call.clone(), self.item());
                 tokio::spawn(async move {
-                    let mut done = 0u64;
+                    let (mut done, mut refused) = (0u64, 0u64);
                     while started.elapsed() < time {
-                        started_peer.dispatch(item.clone()).await?;
-                        done += 1;
+                        match call(item.clone()).await? {
+                            Outcome::Answered => done += 1,
+                            Outcome::Refused => {
+                                refused += 1;
+                                tokio::time::sleep(REFUSED_BACKOFF).await;
+                            }
+                        }
                     }
-                    Ok::<_, String>(done)
+                    Ok::<_, String>((done, refused))
                 })
             })
             .collect();
-        let mut done = 0;
+        let (mut done, mut refused) = (0, 0);
         for task in tasks {
-            done += task.await.map_err(|e| e.to_string())??;
+            let (answered, turned_away) = task.await.map_err(|e| e.to_string())??;
+            done += answered;
+            refused += turned_away;
         }
-        let elapsed = started.elapsed().as_secs_f64();
-        Ok((done as f64 / elapsed, started_peer.mean_batch()))
+        Ok((done as f64 / started.elapsed().as_secs_f64(), refused))
     }
+}
+
+/// What one closed-loop call came to.
+enum Outcome {
+    /// Answered.
+    Answered,
+    /// Refused at admission (the adaptive policy's `PredictedLate`).
+    Refused,
 }

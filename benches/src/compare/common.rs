@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::closed_loop::{self, Cell};
 use crate::contenders::{Contender, Kind, Setup};
-use crate::report::{Spread, Standing, rate, table};
+use crate::report::{Spread, rate, table};
 use batch_serving_examples::chart::{Axis, Panel, Plot, Series};
 
 /// What the command line asked for.
@@ -193,25 +193,23 @@ pub fn closed_loop_table(
     table(&header, &rows)
 }
 
-/// A contender's calls/s at `callers` over the repetitions.
-pub fn spread_of(cells: &Cells, callers: usize, kind: Kind) -> Spread {
+/// One figure of a contender's cells at `callers`, over the repetitions
+/// (zeros where it did not run).
+pub fn figure_of(cells: &Cells, callers: usize, kind: Kind, f: impl Fn(&Cell) -> f64) -> Spread {
     let index = Kind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
     cells
         .get(&(callers, index))
-        .map_or_else(Spread::default, |reps| spread(reps, |c| c.per_second))
+        .map_or_else(Spread::default, |reps| spread(reps, f))
+}
+
+/// A contender's calls/s at `callers` over the repetitions.
+pub fn spread_of(cells: &Cells, callers: usize, kind: Kind) -> Spread {
+    figure_of(cells, callers, kind, |c| c.per_second)
 }
 
 /// A contender's median calls/s at `callers`.
 pub fn median_of(cells: &Cells, callers: usize, kind: Kind) -> f64 {
     spread_of(cells, callers, kind).median
-}
-
-/// A contender's median CPU µs per call at `callers`.
-pub fn cpu_of(cells: &Cells, callers: usize, kind: Kind) -> f64 {
-    let index = Kind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
-    cells
-        .get(&(callers, index))
-        .map_or(0.0, |reps| spread(reps, |c| c.cpu_us_per_call).median)
 }
 
 /// Of `kinds`, the one with the best median calls/s at `callers`.
@@ -246,10 +244,11 @@ pub fn verdict(name: &str, value: f64, target: f64, shown: String) -> String {
 /// `target`, and the verdict is stated only where their ranges do not
 /// overlap (`Spread::at_least`); otherwise the row says "within noise".
 pub fn standing_row(name: &str, measured: &Spread, target: &Spread, shown: String) -> String {
-    let standing: Standing = measured.at_least(target);
     format!(
         "| {name} | {shown} | {} |\n",
-        standing.label(measured.median >= target.median)
+        measured
+            .at_least(target)
+            .label(measured.median >= target.median)
     )
 }
 
@@ -300,8 +299,8 @@ pub fn ours_over_best_peer(
             "{:.2}× {}; CPU {:.1} against {:.1} µs/call",
             mine_rate.median / peer_rate.median.max(1.0),
             peer.name(),
-            cpu_of(cells, callers, mine),
-            cpu_of(cells, callers, peer),
+            figure_of(cells, callers, mine, |c| c.cpu_us_per_call).median,
+            figure_of(cells, callers, peer, |c| c.cpu_us_per_call).median,
         ),
     )
 }

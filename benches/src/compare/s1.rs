@@ -10,7 +10,7 @@ use crate::compare::common::{
     Cells, Options, Section, best_of, closed_loop_chart, closed_loop_scenario, closed_loop_table,
     eager_over_batched_fn, ours_over_best_peer, standing_row,
 };
-use crate::compare::common::{median_of, spread, spread_of};
+use crate::compare::common::{figure_of, median_of, spread_of};
 use crate::contenders::{Kind, Setup};
 use crate::report::{Spread, rate};
 use crate::workload::Cost;
@@ -119,13 +119,7 @@ pub async fn wake_up_note(cells: &Cells) -> String {
     };
     let trip = Spread::of(&rounds);
     let ours = median_of(cells, 1024, Kind::ServingEager);
-    let index = Kind::ALL
-        .iter()
-        .position(|k| *k == Kind::ServingEager)
-        .unwrap_or(0);
-    let batch = cells
-        .get(&(1024, index))
-        .map_or(64.0, |reps| spread(reps, Cell::mean_batch).median);
+    let batch = figure_of(cells, 1024, Kind::ServingEager, Cell::mean_batch).median;
     let per_batch = batch / ours.max(1.0);
     let on_runtime = median_of(cells, 1024, Kind::ServingOnRuntime);
     let textbook = median_of(cells, 1024, Kind::Textbook);

@@ -9,10 +9,10 @@ use tokio::runtime::Runtime;
 
 use crate::closed_loop;
 use crate::compare::common::median_of;
-use crate::compare::common::spread;
 use crate::compare::common::{
     Cells, Options, Section, best_among, closed_loop_chart, closed_loop_scenario,
-    closed_loop_table, eager_over_batched_fn, ours_over_best_peer, spread_of, standing_row,
+    closed_loop_table, eager_over_batched_fn, figure_of, ours_over_best_peer, spread_of,
+    standing_row,
 };
 use crate::contenders::{Kind, Setup};
 use crate::report::Spread;
@@ -194,10 +194,7 @@ pub async fn few_callers_note(cells: &Cells, setup: Setup, cell: Duration) -> St
         }
     }
     let peer = best_among(cells, FEW, Kind::ALL.into_iter().filter(|k| !k.is_ours()));
-    let index = Kind::ALL.iter().position(|k| *k == peer).unwrap_or(0);
-    let peer_batch = cells.get(&(FEW, index)).map_or(FEW as f64, |reps| {
-        spread(reps, closed_loop::Cell::mean_batch).median
-    });
+    let peer_batch = figure_of(cells, FEW, peer, closed_loop::Cell::mean_batch).median;
     let us = |values: &Vec<f64>| Spread::of(values).show(1e6, 0);
     format!(
         "\nAt {FEW} callers each batch holds every caller, so a cycle is one batch and its hand-offs. Measured on fresh servings (3 runs each, median and min–max), the eager serving spent **{} µs per batch** beyond the function's own time, and with busy polling **{} µs**, against {:.0} µs for the best peer here ({}, which runs the function on a runtime worker, so that the worker which finishes a batch goes on to answer its callers and take their next calls). \
