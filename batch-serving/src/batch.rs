@@ -76,11 +76,50 @@ impl<I> Batch<I> {
         }
     }
 
-    /// Keeps the items whose flag is set (a job without listeners only).
+    /// Keeps the items whose flag is set, and moves each listener with its
+    /// items: a listener of dropped items goes, and one behind them now
+    /// starts where its items start. Without this, a per-item hook would
+    /// reach the caller whose items used to sit at that position.
     pub(crate) fn retain_flagged(&mut self, keep: &[bool]) {
         let mut flags = keep.iter();
         self.items
             .retain(|_| flags.next().copied().unwrap_or(false));
+        if self.listeners.is_empty() {
+            return;
+        }
+        // Where each old position went: the kept items before it.
+        let mut moved_to = Vec::with_capacity(keep.len());
+        let mut kept = 0;
+        for &flag in keep {
+            moved_to.push(kept);
+            kept += usize::from(flag);
+        }
+        let mut listeners = Vec::with_capacity(self.listeners.len());
+        for listener in self.listeners.drain(..) {
+            // A call's items are kept or dropped together, but a run of
+            // kept ones is found item by item, so no position is trusted.
+            let mut run: Option<Listener> = None;
+            for position in listener.range.clone() {
+                let offset = listener.offset + (position - listener.range.start);
+                if !keep.get(position).copied().unwrap_or(false) {
+                    listeners.extend(run.take());
+                    continue;
+                }
+                let to = moved_to[position];
+                match &mut run {
+                    Some(open) => open.range.end = to + 1,
+                    None => {
+                        run = Some(Listener {
+                            range: to..to + 1,
+                            offset,
+                            sink: Arc::clone(&listener.sink),
+                        });
+                    }
+                }
+            }
+            listeners.extend(run);
+        }
+        self.listeners = listeners;
     }
 
     pub(crate) fn set_partition(&mut self, partition: usize) {

@@ -12,7 +12,7 @@ use crate::call::core::{Inner, KeyFn};
 use crate::cost_model::Line;
 use crate::engine::adaptive::Adaptive;
 use crate::engine::message::{OnDeck, PartitionLink};
-use crate::engine::partition::async_runner::AsyncRunner;
+use crate::engine::partition::async_runner::{AsyncRunner, InlineFn};
 use crate::engine::partition::sync_runner::SyncRunner;
 use crate::engine::partition::{PartitionContext, Runner};
 use crate::engine::queue::{Readiness, WeighFn};
@@ -187,7 +187,10 @@ where
         F: Fn(Batch<I>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Vec<O>, E>> + Send + 'static,
     {
-        Builder::with_runner(Arc::new(AsyncRunner { function }))
+        Builder::with_runner(Arc::new(AsyncRunner {
+            function,
+            inline: None,
+        }))
     }
 
     /// A serving of a cheap synchronous batch function (a map look-up, a
@@ -217,9 +220,14 @@ where
     where
         F: Fn(Batch<I>) -> Result<Vec<O>, E> + Send + Sync + 'static,
     {
+        let function: InlineFn<I, O, E> = Arc::new(function);
+        let queued = Arc::clone(&function);
         // Called inside the partition's task, so that a panic is caught
-        // there as for any async batch function.
-        Self::new_async(move |batch| std::future::ready(function(batch)))
+        // there as for any async batch function; `inline` calls it directly.
+        Builder::with_runner(Arc::new(AsyncRunner {
+            function: move |batch| std::future::ready(queued(batch)),
+            inline: Some(function),
+        }))
     }
 }
 

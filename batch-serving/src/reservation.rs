@@ -248,8 +248,10 @@ where
     }
 
     /// Queues `items` in the reserved room and waits for their outputs, in
-    /// order. Room it does not use goes back; items beyond the reservation
-    /// are admitted as [`Serving::dispatch_many`] admits them.
+    /// order. Room it does not use goes back. Items beyond the reservation
+    /// are admitted as [`Serving::dispatch_many`] admits them, after the
+    /// reserved ones are queued: a call never waits for more room while its
+    /// own room sits unused, so it cannot deadlock with other waiters.
     ///
     /// # Errors
     ///
@@ -288,17 +290,17 @@ where
         }
         if wanted < self.items {
             inner.room.give_back(self.items - wanted);
-        } else if wanted > self.items {
-            inner
-                .admit(wanted - self.items, Admission::of(&options))
-                .await?;
         }
+        // The call holds this room from here, and queues its items in its
+        // first poll, before it waits for room for any more (see
+        // `Inner::enqueue_all`): held room is never idle while it waits.
+        let held = wanted.min(self.items);
         self.items = 0;
         let serving = self.serving.clone();
         drop(self);
         serving
             .inner
-            .call_many(items, options, Admission::Reserved)
+            .call_many(items, options, Admission::of(&options), held)
             .await
     }
 

@@ -235,7 +235,7 @@ where
         options: CallOptions,
     ) -> Result<Vec<O>, Error<E>> {
         self.inner
-            .call_many(items, options, Admission::of(&options))
+            .call_many(items, options, Admission::of(&options), 0)
             .await
     }
 

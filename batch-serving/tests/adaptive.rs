@@ -505,7 +505,9 @@ async fn a_tight_target_caps_the_batch_below_batch_size() {
             .iter()
             .all(|b| b.fields["size"].parse::<usize>().unwrap() <= 13)
     );
-    assert_eq!(stats.starts.capped, 1, "{:?}", stats.starts);
+    // Both batches of 13 were ended by the cap, the second one handed to
+    // the busy partition ahead of time (issue 32: it used to count as full).
+    assert_eq!(stats.starts.capped, 2, "{:?}", stats.starts);
     // The prior forecasts from the start: what two batches cannot answer
     // in time is refused at once.
     assert_eq!(stats.items, 26);
@@ -759,4 +761,43 @@ async fn a_slower_partition_is_modelled_apart_and_given_smaller_batches() {
     // would be capped as a typical partition, at the full 32.
     assert!(largest[1] <= 20, "{largest:?}");
     assert!(largest[0] > 20, "{largest:?}");
+}
+
+/// The start reasons of every batch, added up.
+fn starts_total(serving: &Serving<u32, u32, Infallible>) -> u64 {
+    let s = serving.stats().starts;
+    s.full + s.timeout + s.eager + s.drain + s.waited + s.capped
+}
+
+/// Issue 32, defect 4: with pipelining on, a batch ended by the adaptive
+/// cap is `capped`, not `full`, also when it is handed to a busy partition
+/// ahead of time; and the reasons add up to the batches.
+#[tokio::test(start_paused = true)]
+async fn a_batch_cut_by_the_cap_counts_as_capped_also_when_handed_ahead() {
+    let cost = Cost::new(Duration::from_millis(10), Duration::from_millis(1));
+    let serving = cost
+        .builder()
+        .batch_size(64)
+        .latency_target(Duration::from_millis(100))
+        .cost_prior(Duration::from_millis(10), Duration::from_millis(1))
+        .start()
+        .unwrap();
+    let calls: Vec<_> = (0..150u32)
+        .map(|x| {
+            let serving = serving.clone();
+            tokio::spawn(async move { serving.dispatch(x).await })
+        })
+        .collect();
+    for call in calls {
+        let _ = call.await.unwrap();
+    }
+    serving.shutdown().await;
+    let stats = serving.stats();
+    assert!(stats.batches > 1);
+    assert_eq!(
+        stats.starts.full, 0,
+        "no batch held batch_size items: {stats:?}"
+    );
+    assert!(stats.starts.capped > 0, "{stats:?}");
+    assert_eq!(starts_total(&serving), stats.batches, "{stats:?}");
 }

@@ -59,3 +59,33 @@ async fn preprocessing_error_reaches_only_its_caller() {
     assert_eq!(other.unwrap(), "42");
     assert_eq!(fake.all_items().len(), 2, "the bad input was never queued");
 }
+
+/// Issue 32, defect 7: a synchronous function declared cheap
+/// (`new_on_runtime`) runs inline like any synchronous one; only async
+/// functions refuse.
+#[tokio::test(start_paused = true)]
+async fn a_function_on_the_runtime_runs_inline() {
+    let serving = Serving::new_on_runtime(|b: Batch<u64>| {
+        if b.contains(&13) {
+            panic!("unlucky");
+        }
+        Ok::<_, FakeError>(b.iter().map(|x| x * 3).collect())
+    })
+    .batch_size(2)
+    .start()
+    .unwrap();
+    assert_eq!(serving.inline(2).unwrap(), 6);
+    assert_eq!(serving.inline_many(vec![1, 2, 3]).unwrap(), vec![3, 6, 9]);
+    assert!(matches!(serving.inline(13), Err(Error::Panicked { .. })));
+    assert_eq!(serving.stats().inline_batches, 3);
+    assert_eq!(
+        serving.dispatch(5).await.unwrap(),
+        15,
+        "the serving lives on"
+    );
+    let refused = Serving::new_async(|b: Batch<u64>| async move { Ok::<_, FakeError>(b.to_vec()) })
+        .start()
+        .unwrap()
+        .inline(1);
+    assert!(matches!(refused, Err(Error::InlineUnsupported)));
+}

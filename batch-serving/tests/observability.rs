@@ -123,3 +123,45 @@ async fn stats_report_queue_wait_percentiles_and_counts() {
     assert!(stats.execution.p50 <= stats.execution.max);
     assert_eq!((stats.queue_depth, stats.in_flight), (0, 0));
 }
+
+/// Issue 32, defect 4: a batch handed to a busy partition ahead of time,
+/// whose calls all expire before it starts, never runs, so it is neither a
+/// batch nor a start, and its items add no queue wait.
+#[tokio::test(start_paused = true)]
+async fn a_batch_handed_ahead_whose_calls_all_left_is_not_a_start() {
+    use batch_serving::{CallOptions, Error};
+    let fake = support::Fake::new();
+    let serving = fake
+        .builder()
+        .batch_size(2)
+        .policy(batch_serving::Policy::Eager)
+        .start()
+        .unwrap();
+    let blocker = support::occupy_partition(&fake, &serving).await;
+    let late = CallOptions::new().timeout(Duration::from_millis(10));
+    let calls: Vec<_> = (1..=2)
+        .map(|x| {
+            let serving = serving.clone();
+            tokio::spawn(async move { serving.dispatch_with(x, late).await })
+        })
+        .collect();
+    support::until(|| serving.queued() == 2).await;
+    // The blocked batch holds the paused clock still: move it by hand.
+    tokio::time::advance(Duration::from_millis(20)).await;
+    for call in calls {
+        assert!(matches!(call.await.unwrap(), Err(Error::DeadlineExceeded)));
+    }
+    fake.gate.open();
+    assert_eq!(blocker.await.unwrap().unwrap(), 1);
+    serving.shutdown().await;
+    let stats = serving.stats();
+    let s = stats.starts;
+    assert_eq!(stats.batches, 1, "{stats:?}");
+    assert_eq!(
+        s.full + s.timeout + s.eager + s.drain + s.waited + s.capped,
+        1,
+        "{stats:?}"
+    );
+    assert_eq!(stats.queue_wait.count, 1, "{stats:?}");
+    assert_eq!(fake.recorded(), vec![vec![0]]);
+}

@@ -260,3 +260,65 @@ async fn a_reservation_holds_room_that_a_waiting_caller_cannot_take() {
     assert_eq!(waiting.await.unwrap().unwrap(), 4);
     assert_eq!(serving.stats().queue_depth, 0);
 }
+
+/// Issue 32, defect 1: a reservation spent on more items than it holds,
+/// while another call waits for room, used to deadlock both: the waiter held
+/// the one free unit and the reservation's call waited behind it, with its
+/// own reserved room never queued. The reserved items are queued first now,
+/// so they run, free their room, and both calls finish.
+#[tokio::test(start_paused = true)]
+async fn a_reservation_spent_on_more_items_than_it_holds_never_deadlocks_a_waiter() {
+    for (capacity, reserved, waiter_items, spent_items) in [(4, 3, 2, 4), (8, 2, 7, 3)] {
+        let fake = Fake::new();
+        let serving = fake
+            .builder()
+            .batch_size(capacity)
+            .queue_capacity(capacity)
+            .start()
+            .unwrap();
+        let room = serving.try_reserve(reserved).unwrap();
+        let waiter = {
+            let serving = serving.clone();
+            let items: Vec<u64> = (100..100 + waiter_items).collect();
+            tokio::spawn(async move { serving.dispatch_many(items).await })
+        };
+        support::until(|| serving.queued() == capacity).await;
+        let items: Vec<u64> = (1..=spent_items).collect();
+        let expected: Vec<u64> = items.iter().map(|x| x + 1).collect();
+        let spent = tokio::time::timeout(Duration::from_secs(10), room.dispatch_many(items))
+            .await
+            .expect("the reservation's call hung");
+        assert_eq!(spent.unwrap(), expected);
+        let waited = tokio::time::timeout(Duration::from_secs(10), waiter)
+            .await
+            .expect("the waiting call hung")
+            .unwrap()
+            .unwrap();
+        assert_eq!(waited, (101..101 + waiter_items).collect::<Vec<u64>>());
+        assert_eq!(serving.queued(), 0);
+        serving.shutdown().await;
+    }
+}
+
+/// Issue 32, defect 5: a reserved call dropped while it waits for room for
+/// its items beyond the reservation is a cancelled call, and counts as one.
+#[tokio::test(start_paused = true)]
+async fn a_reserved_call_dropped_while_waiting_for_more_room_counts_as_cancelled() {
+    let fake = Fake::new();
+    let serving = fake
+        .builder()
+        .batch_size(8)
+        .queue_capacity(4)
+        .start()
+        .unwrap();
+    let room = serving.try_reserve(2).unwrap();
+    let other = serving.try_reserve(2).unwrap();
+    let mut call = Box::pin(room.dispatch_many(vec![1, 2, 3]));
+    assert!(futures::poll!(call.as_mut()).is_pending());
+    drop(call);
+    assert_eq!(serving.stats().cancelled, 1);
+    drop(other);
+    serving.shutdown().await;
+    assert_eq!(serving.queued(), 0);
+    assert!(fake.all_items().is_empty(), "a cancelled call's items ran");
+}

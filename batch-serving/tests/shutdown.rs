@@ -89,3 +89,30 @@ async fn shutdown_time_limit_fails_queued_calls_and_waits_for_the_running_batch(
     );
     assert!(matches!(stopping.await.unwrap(), Err(ShutdownTimedOut)));
 }
+
+/// Issue 32, defect 6: reservations spent after a shutdown fail with
+/// `Closed` and give their room back, whichever verb spends them.
+#[tokio::test(start_paused = true)]
+async fn reservations_spent_after_shutdown_give_their_room_back() {
+    use futures::StreamExt;
+    let fake = Fake::new();
+    let serving = fake.builder().queue_capacity(4).start().unwrap();
+    let one = serving.try_reserve(1).unwrap();
+    let two = serving.try_reserve(2).unwrap();
+    let streamed = serving.try_reserve(1).unwrap();
+    assert_eq!(serving.queued(), 4);
+    serving.shutdown().await;
+    assert!(matches!(one.dispatch(1).await, Err(Error::Closed)));
+    assert!(matches!(
+        two.dispatch_many(vec![2, 3]).await,
+        Err(Error::Closed)
+    ));
+    let events: Vec<_> = streamed.dispatch_stream(vec![4]).collect().await;
+    assert!(
+        matches!(events.as_slice(), [Err(Error::Closed)]),
+        "{events:?}"
+    );
+    assert_eq!(serving.queued(), 0, "room leaked after shutdown");
+    assert_eq!(serving.stats().queue_depth, 0);
+    assert!(fake.all_items().is_empty());
+}

@@ -106,3 +106,77 @@ async fn a_batch_wide_hook_reaches_a_caller_once_per_batch_even_when_its_items_a
     assert_eq!(outputs, 8);
     assert_eq!(hooks, 2, "two batches of four, one batch-wide hook each");
 }
+
+/// Issue 32, defect 2: a batch handed to a busy partition ahead of time
+/// loses the items of calls that leave before it starts. The streaming
+/// caller's per-item hooks must follow its own items, not their old
+/// positions: here its item moves from position 1 to 0, and the item that
+/// moves into position 1 is another caller's.
+#[tokio::test(start_paused = true)]
+async fn hooks_follow_their_items_when_a_batch_handed_ahead_loses_a_call() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let gate = Arc::new(support::Gate::default());
+    let started = Arc::new(AtomicUsize::new(0));
+    let listened = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let serving = Serving::new({
+        let (gate, started, listened) = (gate.clone(), started.clone(), listened.clone());
+        move |batch: Batch<u64>| {
+            started.fetch_add(1, Ordering::SeqCst);
+            if batch.contains(&0) {
+                gate.wait();
+            }
+            listened.lock().unwrap().push(batch.has_listeners());
+            for (i, x) in batch.iter().enumerate() {
+                batch.emit_for(i, "item", *x);
+            }
+            Ok::<_, std::convert::Infallible>(batch.iter().map(|x| x + 1).collect())
+        }
+    })
+    .batch_size(3)
+    .policy(batch_serving::Policy::Eager)
+    .start()
+    .unwrap();
+    let blocker = {
+        let serving = serving.clone();
+        tokio::spawn(async move { serving.dispatch(0).await })
+    };
+    support::until(|| started.load(Ordering::SeqCst) == 1).await;
+    // Queued in one go, before the scheduler runs: A, then B's two items
+    // (cancelled at once), then the stream T, then C. The first three
+    // entries hold no stream, so the batch [A, T, C] goes on deck.
+    let mut a = Box::pin(serving.dispatch(10));
+    assert!(futures::poll!(a.as_mut()).is_pending());
+    let mut b = Box::pin(serving.dispatch_many(vec![20, 21]));
+    assert!(futures::poll!(b.as_mut()).is_pending());
+    drop(b);
+    let mut t = serving.dispatch_stream(vec![30]);
+    assert!(futures::poll!(t.next()).is_pending());
+    let mut c = Box::pin(serving.dispatch(40));
+    assert!(futures::poll!(c.as_mut()).is_pending());
+    // The scheduler takes all five messages at once and hands [A, T, C] on.
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+    drop(a); // leaves while its batch waits on deck
+    gate.open();
+    let events: Vec<_> = t.collect().await;
+    let mut hooks = Vec::new();
+    for event in &events {
+        match event.as_ref().unwrap() {
+            Event::Hook(hook) => hooks.push((hook.item, *hook.payload::<u64>().unwrap())),
+            Event::Output { offset, outputs } => {
+                assert_eq!((*offset, outputs.clone()), (0, vec![31]))
+            }
+        }
+    }
+    assert_eq!(
+        hooks,
+        vec![(Some(0), 30)],
+        "the stream heard another caller's item, or nothing"
+    );
+    assert_eq!(c.await.unwrap(), 41);
+    assert_eq!(blocker.await.unwrap().unwrap(), 1);
+    serving.shutdown().await;
+    assert_eq!(*listened.lock().unwrap(), vec![false, true]);
+}

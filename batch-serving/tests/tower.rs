@@ -187,3 +187,17 @@ async fn call_without_poll_ready_still_answers() {
     let mut service = serving.service();
     assert_eq!(service.call(5).await.unwrap(), 5);
 }
+
+/// Issue 32, defect 6 through tower: a service made ready before a shutdown
+/// and called after it fails with `Closed` and gives its room back.
+#[tokio::test(start_paused = true)]
+async fn a_ready_service_called_after_shutdown_gives_its_room_back() {
+    let (serving, gate) = gated(4);
+    let mut service = serving.service();
+    service.ready().await.unwrap();
+    assert_eq!(serving.queued(), 1);
+    gate.send_replace(true);
+    serving.shutdown().await;
+    assert!(matches!(service.call(1).await, Err(Error::Closed)));
+    assert_eq!(serving.queued(), 0, "room leaked after shutdown");
+}

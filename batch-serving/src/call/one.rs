@@ -199,6 +199,9 @@ impl<I, O, E> Inner<I, O, E> {
             key,
             priority,
         })
+        // The scheduler is gone (a shutdown): the room goes back here, as
+        // no one else holds it.
+        .inspect_err(|_| self.room.give_back(1))
     }
 }
 

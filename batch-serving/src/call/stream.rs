@@ -86,7 +86,7 @@ where
             Some(Box::pin(async move {
                 inner.refuse_if_late(items.len(), options.deadline)?;
                 inner
-                    .enqueue_all(items, &request, options.priority, admission)
+                    .enqueue_all(items, &request, options.priority, admission, 0)
                     .await
             }) as Admitting<E>)
         };

@@ -11,6 +11,7 @@ use crate::engine::clock::ClockHold;
 use crate::engine::delivery::{Answers, Routes};
 use crate::key::BatchKey;
 use crate::options::Priority;
+use crate::policy::StartReason;
 use crate::request::Request;
 
 /// Messages the scheduler receives.
@@ -89,6 +90,19 @@ pub(crate) struct Job<I, O, E> {
     pub(crate) weight: u64,
     /// Its execution time as the adaptive policy predicted it.
     pub(crate) predicted: Option<std::time::Duration>,
+    /// For a job handed over early: why it left the queue and its items'
+    /// queue waits, recorded only when it starts (see [`Job::claim`]), so
+    /// that a batch whose calls all left before it started is no start and
+    /// adds no waits. `None` for a job started at once (recorded then).
+    pub(crate) deferred_start: Option<Box<DeferredStart>>,
+}
+
+/// What a job handed over early records when it starts.
+#[derive(Debug)]
+pub(crate) struct DeferredStart {
+    pub(crate) reason: StartReason,
+    /// One per item, in the batch's order.
+    pub(crate) waits: Vec<std::time::Duration>,
 }
 
 impl<I, O, E> Job<I, O, E> {
@@ -97,6 +111,12 @@ impl<I, O, E> Job<I, O, E> {
     pub(crate) fn claim(&mut self) {
         let keep: Vec<bool> = self.routes.iter().map(|r| r.request.try_take()).collect();
         if keep.contains(&false) {
+            if let Some(start) = &mut self.deferred_start {
+                let mut flags = keep.iter();
+                start
+                    .waits
+                    .retain(|_| flags.next().copied().unwrap_or(false));
+            }
             // The weight of the dropped items is not known here: scale it.
             let kept = keep.iter().filter(|&&kept| kept).count() as u64;
             self.weight = self.weight * kept / (keep.len() as u64).max(1);

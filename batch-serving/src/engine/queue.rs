@@ -428,29 +428,29 @@ impl<I, O: Send + 'static, E: Send + Sync + 'static> Queues<I, O, E> {
             .map(|since| since + rules.batch_timeout)
     }
 
-    /// A key queue with a full batch that can be handed to a busy partition
-    /// ahead of time: none of its next `batch_size` items may stream (their
-    /// listeners' positions must not shift if items are dropped at start).
+    /// A key queue with a full batch (by count, or by the adaptive cap)
+    /// that can be handed to a busy partition ahead of time, and why it is
+    /// ready. Streaming calls go too: should a call leave before the batch
+    /// starts, `Batch::retain_flagged` moves the listeners with their items.
     pub(crate) fn pick_full(
         &self,
         rules: Readiness,
         steering: Option<Steering<'_>>,
-    ) -> Option<usize> {
+    ) -> Option<(usize, StartReason)> {
         self.keys
             .iter()
             .enumerate()
-            .filter(|(_, q)| {
-                q.is_full(rules) || steering.is_some_and(|steer| q.weight >= steer.cap(q, rules))
+            .filter_map(|(at, q)| {
+                if q.is_full(rules) {
+                    Some((at, q, StartReason::Full))
+                } else if steering.is_some_and(|steer| q.weight >= steer.cap(q, rules)) {
+                    Some((at, q, StartReason::Capped))
+                } else {
+                    None
+                }
             })
-            .filter(|(_, q)| {
-                !q.lanes
-                    .iter()
-                    .flatten()
-                    .take(rules.batch_size)
-                    .any(|e| e.request.is_streaming())
-            })
-            .min_by_key(|(_, q)| q.forming_since)
-            .map(|(at, _)| at)
+            .min_by_key(|(_, q, _)| q.forming_since)
+            .map(|(at, _, reason)| (at, reason))
     }
 
     /// Takes up to `bound.items` live items, and at most `bound.weight` of

@@ -51,7 +51,7 @@ impl Gate {
         *self.open.lock().unwrap() = false;
     }
 
-    fn wait(&self) {
+    pub fn wait(&self) {
         let mut open = self.open.lock().unwrap();
         while !*open {
             open = self.changed.wait(open).unwrap();

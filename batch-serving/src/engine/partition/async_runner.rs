@@ -9,16 +9,23 @@ use futures::FutureExt;
 use tracing::Instrument;
 
 use crate::batch::Batch;
-use crate::engine::partition::{PartitionContext, Runner};
+use crate::engine::partition::{PartitionContext, Runner, judge};
 use crate::error::{Failure, StartError};
 
 /// An asynchronous batch function (for I/O-bound work such as batched
 /// database look-ups): each partition is a tokio task.
-pub(crate) struct AsyncRunner<F> {
+pub(crate) struct AsyncRunner<I, O, E, F> {
     pub(crate) function: F,
+    /// For a synchronous function run on the runtime
+    /// (`Serving::new_on_runtime`): the same function, called directly by
+    /// `inline`. A truly async function has none, and cannot run inline.
+    pub(crate) inline: Option<InlineFn<I, O, E>>,
 }
 
-impl<I, O, E, F, Fut> Runner<I, O, E> for AsyncRunner<F>
+/// A synchronous batch function that an async partition also runs.
+pub(crate) type InlineFn<I, O, E> = Arc<dyn Fn(Batch<I>) -> Result<Vec<O>, E> + Send + Sync>;
+
+impl<I, O, E, F, Fut> Runner<I, O, E> for AsyncRunner<I, O, E, F>
 where
     I: Send + 'static,
     O: Send + 'static,
@@ -63,10 +70,13 @@ where
 
     fn run_inline(
         &self,
-        _batch: Batch<I>,
+        batch: Batch<I>,
         _inline_index: usize,
     ) -> Option<Result<Vec<O>, Failure<E>>> {
-        None
+        let function = self.inline.as_ref()?;
+        let len = batch.len();
+        let outcome = catch_unwind(AssertUnwindSafe(|| function(batch)));
+        Some(judge(len, outcome))
     }
 
     fn runs_off_runtime(&self) -> bool {

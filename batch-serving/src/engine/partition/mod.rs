@@ -84,6 +84,10 @@ impl<I, O, E> PartitionContext<I, O, E> {
             return None;
         }
         self.recorder.in_flight.add(job.routes.len() as u64);
+        if let Some(start) = job.deferred_start.take() {
+            self.recorder
+                .record_start(start.reason, start.waits.into_iter(), self.room.used());
+        }
         Some(job)
     }
 

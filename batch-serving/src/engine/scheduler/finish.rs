@@ -47,8 +47,15 @@ where
         }
         for msg in leftover {
             match msg {
-                Msg::One { request, .. } => request.fail(&Failure::Closed, 1),
-                Msg::Many(piece) => piece.request.fail(&Failure::Closed, piece.items.len()),
+                // Queued calls hold room: it goes back with them.
+                Msg::One { request, .. } => {
+                    self.room.give_back(1);
+                    request.fail(&Failure::Closed, 1);
+                }
+                Msg::Many(piece) => {
+                    self.room.give_back(piece.items.len());
+                    piece.request.fail(&Failure::Closed, piece.items.len());
+                }
                 Msg::Close { done } => state.waiters.extend(done),
                 Msg::Done { answers, .. } => {
                     if let Some(answers) = answers {
@@ -62,6 +69,7 @@ where
             deliver(forming.routes, Err(Failure::Closed));
         }
         let leftovers = state.queues.drain_all();
+        self.room.give_back(leftovers.len());
         fail_entries(leftovers, &Failure::Closed);
         for waiter in state.waiters {
             let _ = waiter.send(());

@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use crate::batch::Batch;
 use crate::engine::clock::hold_clock;
 use crate::engine::delivery::{Route, Routes};
-use crate::engine::message::{Job, Work, revoke};
+use crate::engine::message::{DeferredStart, Job, Work, revoke};
 use crate::engine::queue::{Bound, Taken};
 use crate::engine::scheduler::{Scheduler, State};
 use crate::policy::StartReason;
@@ -71,7 +71,7 @@ where
             let Some(partition) = state.load.iter().position(|&load| load == 1) else {
                 break;
             };
-            let Some(at) = state
+            let Some((at, reason)) = state
                 .queues
                 .pick_full(self.rules, state.steering(Some(partition)))
             else {
@@ -82,17 +82,20 @@ where
                 state
                     .queues
                     .weight_cap(at, now, self.rules, state.steering(Some(partition)));
-            let taken = state.queues.take(
+            let mut taken = state.queues.take(
                 at,
                 Bound {
                     items: self.rules.batch_size,
                     weight: max_weight,
                 },
-                StartReason::Full,
+                reason,
                 now,
                 false,
                 &mut state.waits,
             );
+            if taken.cut_by_weight && max_weight < self.rules.max_weight {
+                taken.reason = StartReason::Capped;
+            }
             if taken.items.is_empty() {
                 self.room.give_back(taken.removed);
                 continue;
@@ -152,11 +155,17 @@ where
     ) -> Job<I, O, E> {
         let taken = &*state.forming.insert(taken);
         let len = taken.items.len();
-        if !claim_on_start {
+        let deferred_start = if claim_on_start {
+            Some(Box::new(DeferredStart {
+                reason: taken.reason,
+                waits: state.waits.clone(),
+            }))
+        } else {
             self.recorder.in_flight.add(len as u64);
-        }
-        self.recorder
-            .record_start(taken.reason, state.waits.iter().copied(), self.room.used());
+            self.recorder
+                .record_start(taken.reason, state.waits.iter().copied(), self.room.used());
+            None
+        };
         let longest_wait = state.waits.iter().copied().max().unwrap_or_default();
         let plan = state.adaptive.as_ref().and_then(|adaptive| {
             let model = state
@@ -211,6 +220,7 @@ where
             queued_room: claim_on_start.then_some(removed),
             weight,
             predicted: plan.map(|plan| plan.predicted),
+            deferred_start,
         }
     }
 }
