@@ -7,6 +7,7 @@ use std::sync::Arc;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 
+use crate::call::core::CancelledIfDropped;
 use crate::error::Error;
 use crate::event::Event;
 use crate::options::CallOptions;
@@ -229,7 +230,12 @@ where
         let n = inputs.len();
         let whole = n > 0 && (n <= self.serving.queue_capacity() || options.fail_fast);
         let room = match whole {
-            true => Some(self.serving.reserve_as(n, options).await?),
+            true => {
+                let waiting = CancelledIfDropped::new(&self.serving.inner.recorder);
+                let room = self.serving.reserve_as(n, options).await;
+                waiting.defuse();
+                Some(room?)
+            }
             false => None,
         };
         Ok((room, self.prepare_many(inputs)?))

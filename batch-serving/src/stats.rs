@@ -57,7 +57,8 @@ pub struct Stats {
     pub failed: u64,
     /// Batches whose function panicked.
     pub panicked: u64,
-    /// Batches run inline (`inline`, `inline_many`) on a caller's thread.
+    /// Batches run inline (`inline`, `inline_many`) on a caller's thread,
+    /// whether the batch function succeeded, failed or panicked.
     pub inline_batches: u64,
     /// With busy polling (`Builder::busy_poll`): waits that ended while the
     /// scheduler polled (a message arrived or a batch timer came due), so

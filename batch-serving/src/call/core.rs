@@ -65,6 +65,36 @@ impl<I, O, E> Drop for AbandonOnDrop<'_, I, O, E> {
     }
 }
 
+/// Counts a call as cancelled if its caller drops it while it waits for
+/// room before it has queued anything to abandon (a mapped call takes its
+/// room first, then pre-processes): such a call is cancelled as much as one
+/// dropped while queued. Defused once the wait is over.
+pub(crate) struct CancelledIfDropped<'a> {
+    recorder: &'a Recorder,
+    armed: bool,
+}
+
+impl<'a> CancelledIfDropped<'a> {
+    pub(crate) fn new(recorder: &'a Recorder) -> Self {
+        CancelledIfDropped {
+            recorder,
+            armed: true,
+        }
+    }
+
+    pub(crate) fn defuse(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for CancelledIfDropped<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            Recorder::bump(&self.recorder.cancelled);
+        }
+    }
+}
+
 impl<I, O, E> Inner<I, O, E> {
     /// The queue's capacity, in items.
     pub(crate) fn capacity(&self) -> usize {

@@ -49,11 +49,14 @@ where
                     return Err(self.expired_before_queueing());
                 }
                 let batch = Batch::new(chunk, key, self.partitions, Vec::new());
-                let outputs = self
+                let ran = self
                     .runner
                     .run_inline(batch, self.partitions)
-                    .ok_or(Error::InlineUnsupported)??;
+                    .ok_or(Error::InlineUnsupported)?;
+                // A batch that ran counts, whatever it answered, as queued
+                // batches do.
                 Recorder::bump(&self.recorder.inline_batches);
+                let outputs = ran?;
                 for (position, output) in positions.into_iter().zip(outputs) {
                     placed[position] = Some(output);
                 }
