@@ -170,7 +170,7 @@ fn config() -> impl Strategy<Value = Config> {
         Just(Function::OnRuntime)
     ];
     (
-        0u8..3,
+        0u8..4,
         1usize..6,
         1usize..3,
         1u64..3,
@@ -280,6 +280,10 @@ fn start(config: &Config, log: &Arc<Mutex<Log>>) -> Served {
     builder = match config.policy {
         0 => builder.policy(Policy::Timeout),
         1 => builder.policy(Policy::Eager),
+        // A target of 4 ms caps batches of the async function at 4 items.
+        2 => builder
+            .latency_target(Duration::from_millis(4))
+            .cost_prior(Duration::from_millis(1), Duration::from_micros(200)),
         _ => builder
             .latency_target(Duration::from_millis(40))
             .cost_prior(Duration::from_millis(1), Duration::from_micros(200)),
@@ -618,8 +622,13 @@ fn check(config: &Config, calls: &[Call], seen: &[Seen], ran: &[Ran], serving: &
                     counted.3 += 1;
                 }
             }
-            Ended::Preprocess | Ended::InlineUnsupported if ran_items.is_empty() => {}
-            Ended::Refused(_) | Ended::Preprocess | Ended::InlineUnsupported => {
+            Ended::InlineUnsupported => assert_eq!(
+                config.function,
+                Function::Async,
+                "call {index}: only an async function refuses inline runs"
+            ),
+            Ended::Preprocess if ran_items.is_empty() => {}
+            Ended::Refused(_) | Ended::Preprocess => {
                 panic!(
                     "call {index} was refused yet its items ran: {call:?} {:?}",
                     one.ended

@@ -19,7 +19,7 @@ use futures::StreamExt;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
-use super::HookEncoder;
+use super::hook_encoder::HookEncoder;
 use crate::Error;
 use crate::codec::Codec;
 use crate::dispatch::LocalServing;

@@ -8,6 +8,7 @@
 //! hostile request never holds up another.
 
 mod call;
+mod hook_encoder;
 
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,6 +24,7 @@ use serde::de::DeserializeOwned;
 use tokio::task::JoinHandle;
 
 use self::call::Running;
+pub use self::hook_encoder::HookEncoder;
 
 use crate::codec::{Codec, MsgPack};
 use crate::dispatch::LocalServing;
@@ -33,10 +35,6 @@ use crate::report::NodeReport;
 /// and how often again after that, unless set with
 /// [`NodeBuilder::heartbeat`]. Calls answered sooner send no extra message.
 pub const DEFAULT_HEARTBEAT: Duration = Duration::from_millis(200);
-
-/// Turns a hook's payload into bytes for remote streaming callers; hooks
-/// it returns `None` for travel with an empty payload.
-pub type HookEncoder = Arc<dyn Fn(&Hook) -> Option<Vec<u8>> + Send + Sync>;
 
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]

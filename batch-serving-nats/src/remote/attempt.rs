@@ -10,9 +10,9 @@ use bytes::Bytes;
 use futures::StreamExt;
 use tokio::time::Instant;
 
-use super::Shared;
 use super::inbox::Mailbox;
 use super::route::Pick;
+use super::shared::Shared;
 use crate::Error;
 use crate::protocol::{self, CallHeader, ErrorKind, Mode, ReplyHeader};
 

@@ -12,6 +12,7 @@
 mod attempt;
 mod inbox;
 mod route;
+mod shared;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -30,6 +31,7 @@ use tokio::time::Instant;
 use self::attempt::{Attempt, Reply};
 use self::inbox::Inbox;
 use self::route::Routes;
+use self::shared::{Local, Shared};
 use crate::Error;
 use crate::codec::{Codec, MsgPack};
 use crate::dispatch::{Dispatch, LocalCall, LocalServing};
@@ -73,44 +75,6 @@ pub enum RemoteEvent<O> {
         /// one).
         payload: Bytes,
     },
-}
-
-/// A local serving the handle may run calls on, kept behind trait objects
-/// so the handle's type does not name it.
-struct Local<I, O> {
-    one: Box<TryOne<I, O>>,
-    many: Box<TryMany<I, O>>,
-}
-
-type TryOne<I, O> = dyn Fn(I, CallOptions) -> Result<LocalCall<O>, I> + Send + Sync;
-type TryMany<I, O> = dyn Fn(Vec<I>, CallOptions) -> Result<LocalCall<Vec<O>>, Vec<I>> + Send + Sync;
-
-pub(crate) struct Shared<I, O> {
-    client: Client,
-    name: String,
-    shared_subject: String,
-    cancel_subject: String,
-    /// The server's `max_payload`, refreshed with the load reports (a
-    /// reconnect may land on a server with another limit); read per call
-    /// without cloning the client's whole server info.
-    max_payload: Arc<AtomicUsize>,
-    items: Arc<dyn Codec<I>>,
-    outputs: Arc<dyn Codec<O>>,
-    inbox: Inbox,
-    routes: Arc<Routes>,
-    local: Option<Local<I, O>>,
-    max_tries: usize,
-    silence_limit: Duration,
-    idempotent: bool,
-    route_by_load: bool,
-    rng: Mutex<fastrand::Rng>,
-    refresher: JoinHandle<()>,
-}
-
-impl<I, O> Drop for Shared<I, O> {
-    fn drop(&mut self) {
-        self.refresher.abort();
-    }
 }
 
 /// A serving that runs on other machines, called through NATS with the

@@ -9,8 +9,12 @@ use std::io::Cursor;
 
 use image::{DynamicImage, GrayImage, ImageDecoder, ImageFormat, ImageReader, RgbImage};
 
-use super::preprocess::RESIZE_SHORT_SIDE;
 use crate::OrtError;
+
+/// The short side after resizing. It lives with decoding, the earlier
+/// stage, which scales a large JPEG down no further than this while it
+/// decodes; pre-processing then resizes to it exactly.
+pub const RESIZE_SHORT_SIDE: u32 = 256;
 
 /// The largest width or height decoded.
 pub const MAX_IMAGE_SIDE: u32 = 16_384;

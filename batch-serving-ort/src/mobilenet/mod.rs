@@ -8,9 +8,7 @@ mod labels;
 mod preprocess;
 
 pub use classifier::{ClassifierServing, MobileNet, MobileNetBuilder};
-pub use decode::{MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE, decode_bounded};
+pub use decode::{MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE, RESIZE_SHORT_SIDE, decode_bounded};
 pub use files::{LABELS_NAME, MOBILENET_MODEL_NAMES, MobileNetFiles};
 pub use labels::{Labels, Prediction, top_k};
-pub use preprocess::{
-    CROP_SIZE, IMAGENET_MEAN, IMAGENET_STD, RESIZE_SHORT_SIDE, preprocess, preprocess_image,
-};
+pub use preprocess::{CROP_SIZE, IMAGENET_MEAN, IMAGENET_STD, preprocess, preprocess_image};

@@ -5,10 +5,9 @@ use image::imageops::FilterType;
 use image::{DynamicImage, RgbImage};
 use ndarray::Array3;
 
+use super::decode::RESIZE_SHORT_SIDE;
 use crate::OrtError;
 
-/// The short side after resizing.
-pub const RESIZE_SHORT_SIDE: u32 = 256;
 /// The side of the centre crop the model sees.
 pub const CROP_SIZE: u32 = 224;
 /// The ImageNet per-channel mean (RGB, on 0..1 pixels).
