@@ -25,7 +25,6 @@ use futures::future::BoxFuture;
 use futures::stream::{self, BoxStream, StreamExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use self::attempt::{Attempt, Reply};
@@ -34,7 +33,7 @@ use self::route::Routes;
 use self::shared::{Local, Shared};
 use crate::Error;
 use crate::codec::{Codec, MsgPack};
-use crate::dispatch::{Dispatch, LocalCall, LocalServing};
+use crate::dispatch::{Dispatch, LocalServing};
 use crate::protocol::{self, Mode};
 use crate::report::NodeReport;
 
