@@ -38,9 +38,7 @@ export BATCH_SERVING_MODELS=$(cd "$models" && pwd)
 echo "models: $BATCH_SERVING_MODELS"
 seconds=${DEMO_SECONDS:-3}
 
-cargo build --release --quiet -p batch-serving-examples --bins
-cargo build --release --quiet -p batch-serving-ort --example classify
-bin=target/release
+bin=$(bash scripts/build-binaries.sh)
 
 echo; echo "== 1. classify the sample photos =="
 shopt -s nullglob

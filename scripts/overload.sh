@@ -12,6 +12,6 @@ if ! ort_runtime; then
     echo "overload: ONNX Runtime is not available (see above)" >&2
     exit 1
 fi
-cargo build --release --quiet -p batch-serving-examples --bin mobilenet_server --bin overload_test
-target/release/overload_test --server target/release/mobilenet_server \
+bin=$(bash scripts/build-binaries.sh)
+"$bin/overload_test" --server "$bin/mobilenet_server" \
     --seconds "${OVERLOAD_SECONDS:-5}" --write "${OVERLOAD_WRITE:-docs/reliability.md}" "$@"
