@@ -94,11 +94,6 @@ impl CostModel {
         self.trusted || self.batches >= TRUSTED_AFTER
     }
 
-    /// Batches observed so far.
-    pub(crate) fn batches(&self) -> u64 {
-        self.batches
-    }
-
     /// The current line, or `None` before any batch or prior.
     pub(crate) fn line(&self) -> Option<Line> {
         self.fitted

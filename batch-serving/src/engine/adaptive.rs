@@ -7,7 +7,10 @@
 //! grows while every partition is busy. On top of that:
 //! - **A cap from the target.** A call that arrives as a batch starts
 //!   waits for that batch and then runs in the next, so a batch is capped
-//!   at the weight whose predicted tail fits twice into the target.
+//!   at the weight whose predicted tail fits twice into the target. With
+//!   several batch keys, one batch of each other key may run between the
+//!   two, shared among the partitions: the cap makes room for them too
+//!   (see `Forecast::finish_in`, which admits calls by the same count).
 //! - **A model per partition and key.** Each key's line is what a batch of
 //!   that key costs on a typical partition; each partition has a speed, its
 //!   cost against the line (1.0 when all are alike). The line learns from
@@ -32,7 +35,7 @@
 //! - **Admission.** After each batch the scheduler publishes the cost line,
 //!   the cap and the mean item weight to the [`Forecast`] that callers read.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use tokio::time::{Duration, Instant};
@@ -40,6 +43,7 @@ use tokio::time::{Duration, Instant};
 use crate::cost_model::{CostModel, FORGET, Line, seconds};
 use crate::engine::message::Ran;
 use crate::forecast::{ADMIT_WITHIN, Forecast, Outlook};
+use crate::key::BatchKey;
 
 /// How quickly the arrival rate estimate follows a change: its time
 /// constant.
@@ -61,14 +65,15 @@ pub(crate) enum Hold {
 struct Handed {
     /// When the running one started.
     since: Instant,
-    weights: VecDeque<f64>,
+    /// Each batch's weight and item count.
+    batches: VecDeque<(f64, usize)>,
 }
 
 impl Default for Handed {
     fn default() -> Self {
         Handed {
             since: Instant::now(),
-            weights: VecDeque::new(),
+            batches: VecDeque::new(),
         }
     }
 }
@@ -85,13 +90,22 @@ pub(crate) struct Adaptive {
     /// Arrivals, in weight per second.
     rate: f64,
     rate_since: Instant,
-    /// The mean weight of an item, exponentially forgotten per batch.
+    /// The mean weight of an item: the items' and their weights' sums,
+    /// exponentially forgotten per batch, so that the first batch gives
+    /// the mean at once and a batch of many items counts for more.
     item_weight: f64,
+    weight_sum: f64,
+    item_sum: f64,
     /// Per partition, the batches handed to it and not yet finished.
     handed: Vec<Handed>,
     /// Per partition, its cost against the models' lines; their geometric
     /// mean is kept at 1, so that the lines are a typical partition's.
     speeds: Vec<f64>,
+    /// The keys that ran a batch within the last two targets, with when
+    /// each last did, and those batches in the order they ran, to forget
+    /// keys in O(1) per batch even when every call has its own key.
+    recent_keys: HashMap<BatchKey, Instant>,
+    recent_runs: VecDeque<(Instant, BatchKey)>,
     forecast: Arc<Forecast>,
 }
 
@@ -115,8 +129,12 @@ impl Adaptive {
             rate: 0.0,
             rate_since: Instant::now(),
             item_weight: 1.0,
+            weight_sum: 0.0,
+            item_sum: 0.0,
             handed: vec![Handed::default(); partitions],
             speeds: vec![1.0; partitions],
+            recent_keys: HashMap::new(),
+            recent_runs: VecDeque::new(),
             forecast,
         };
         adaptive.publish();
@@ -144,6 +162,18 @@ impl Adaptive {
         self.speeds.iter().map(|speed| speed.recip()).sum()
     }
 
+    /// How many keys ran batches recently: at least 1.
+    fn keys(&self) -> f64 {
+        self.recent_keys.len().max(1) as f64
+    }
+
+    /// How many capped batches must fit into the aim: the one running when
+    /// a call arrives, its own, and one of each other key between them,
+    /// shared among the partitions.
+    fn batches_in_aim(&self) -> f64 {
+        2.0 + (self.keys() - 1.0) / self.capacity()
+    }
+
     /// The heaviest batch the target allows on a partition of `speed`, at
     /// most `bound`.
     pub(crate) fn cap(&self, model: &CostModel, bound: f64, speed: f64) -> f64 {
@@ -153,8 +183,8 @@ impl Adaptive {
         if line.per_weight <= 0.0 {
             return bound;
         }
-        let fits = (self.aim().as_secs_f64() / 2.0 / speed - line.fixed - model.spread())
-            / line.per_weight;
+        let share = self.aim().as_secs_f64() / self.batches_in_aim();
+        let fits = (share / speed - line.fixed - model.spread()) / line.per_weight;
         fits.clamp(self.item_weight.min(bound), bound)
     }
 
@@ -249,6 +279,7 @@ impl Adaptive {
             .or(Some(&self.overall).filter(|model| model.is_trusted()))
             .and_then(|model| model.mean(weight));
         self.learn_speed(ran.partition, ran.took.as_secs_f64(), expected);
+        self.note_key(ran.key, Instant::now());
         // The lines learn a typical partition's cost.
         let took = ran.took.div_f64(self.speed(ran.partition));
         if let Some(model) = key_model {
@@ -256,13 +287,28 @@ impl Adaptive {
         }
         self.overall.observe(weight, took);
         if items > 0 {
-            let mean = weight / items as f64;
-            self.item_weight = FORGET * self.item_weight + (1.0 - FORGET) * mean;
-            if self.overall.batches() == 1 {
-                self.item_weight = mean;
-            }
+            self.weight_sum = FORGET * self.weight_sum + weight;
+            self.item_sum = FORGET * self.item_sum + items as f64;
+            self.item_weight = self.weight_sum / self.item_sum;
         }
         self.publish();
+    }
+
+    /// Remembers that `key` ran a batch `now`, and forgets the keys that
+    /// have not for two targets.
+    fn note_key(&mut self, key: BatchKey, now: Instant) {
+        self.recent_keys.insert(key, now);
+        self.recent_runs.push_back((now, key));
+        let since = now.checked_sub(self.target * 2).unwrap_or(now);
+        while let Some(&(at, old)) = self.recent_runs.front() {
+            if at >= since {
+                break;
+            }
+            self.recent_runs.pop_front();
+            if self.recent_keys.get(&old) == Some(&at) {
+                self.recent_keys.remove(&old);
+            }
+        }
     }
 
     /// Moves `partition`'s speed toward what its batch showed: `took`
@@ -300,56 +346,75 @@ impl Adaptive {
                 item_weight: self.item_weight,
                 arrival_rate: self.rate,
                 partitions: self.capacity(),
+                keys: self.keys(),
             });
         }
     }
 
-    /// A batch of `weight` was handed to `partition`: it runs now, or
-    /// after the batch running there (pipelined).
+    /// A batch of `weight` and `items` was handed to `partition`: it runs
+    /// now, or after the batch running there (pipelined).
     pub(crate) fn handed_over(
         &mut self,
         partition: usize,
         weight: u64,
+        items: usize,
         now: Instant,
-        all_busy: bool,
     ) {
         if let Some(handed) = self.handed.get_mut(partition) {
-            if handed.weights.is_empty() {
+            if handed.batches.is_empty() {
                 handed.since = now;
             }
-            handed.weights.push_back(weight as f64);
+            handed.batches.push_back((weight as f64, items));
         }
-        self.publish_busy(all_busy);
+        self.publish_busy(partition);
     }
 
     /// `partition` finished its running batch; the next handed to it, if
     /// any, starts now.
-    pub(crate) fn finished(&mut self, partition: usize, now: Instant, all_busy: bool) {
+    pub(crate) fn finished(&mut self, partition: usize, now: Instant) {
         if let Some(handed) = self.handed.get_mut(partition) {
-            handed.weights.pop_front();
+            handed.batches.pop_front();
             handed.since = now;
         }
-        self.publish_busy(all_busy);
+        self.publish_busy(partition);
     }
 
-    /// Tells callers whether a new batch must wait for a partition, and
-    /// until when: the soonest predicted end among the partitions, costed
-    /// with the model as it stands now (a batch handed over while the
-    /// model was a guess is costed anew once it is not).
-    fn publish_busy(&self, all_busy: bool) {
-        let free_at = all_busy.then(|| {
-            self.handed
-                .iter()
-                .zip(&self.speeds)
-                .map(|(handed, &speed)| {
-                    let work: Option<f64> =
-                        handed.weights.iter().map(|&w| self.overall.mean(w)).sum();
-                    work.map(|secs| handed.since + seconds(secs * speed))
-                })
-                .min()
-                .flatten()
-        });
-        self.forecast.set_busy(free_at);
+    /// When `partition` is predicted to finish what was handed to it,
+    /// costed with the model as it stands now (a batch handed over while
+    /// the model was a guess is costed anew once it is not): `None` when
+    /// idle, `Some(None)` when busy for a time not known yet.
+    fn free_at(&self, partition: usize) -> Option<Option<Instant>> {
+        let handed = self.handed.get(partition)?;
+        if handed.batches.is_empty() {
+            return None;
+        }
+        let work: Option<f64> = handed
+            .batches
+            .iter()
+            .map(|&(weight, _)| self.overall.mean(weight))
+            .sum();
+        Some(work.map(|secs| handed.since + seconds(secs * self.speed(partition))))
+    }
+
+    /// Among `candidates`, the partition predicted to free up first (the
+    /// first one when none is known): a batch handed ahead goes there, so
+    /// that it never waits behind a partition while another frees up first.
+    pub(crate) fn soonest_free(&self, candidates: impl Iterator<Item = usize>) -> Option<usize> {
+        candidates.min_by_key(|&partition| self.free_at(partition).flatten())
+    }
+
+    /// Tells callers when `partition` frees up, and how many items wait on
+    /// deck over all partitions.
+    fn publish_busy(&self, partition: usize) {
+        self.forecast
+            .set_free_at(partition, self.free_at(partition));
+        let on_deck = self
+            .handed
+            .iter()
+            .flat_map(|handed| handed.batches.iter().skip(1))
+            .map(|&(_, items)| items)
+            .sum();
+        self.forecast.set_on_deck(on_deck);
     }
 }
 

@@ -81,7 +81,7 @@ where
             state.poll_until = self.poll_deadline();
         }
         if let Some(adaptive) = &mut state.adaptive {
-            adaptive.finished(partition, Instant::now(), state.idle.is_empty());
+            adaptive.finished(partition, Instant::now());
         }
         answered
     }

@@ -68,7 +68,12 @@ where
             self.hand_over(state, partition, job);
         }
         while self.rules.pipeline && state.idle.is_empty() {
-            let Some(partition) = state.load.iter().position(|&load| load == 1) else {
+            let one_ahead = (0..state.load.len()).filter(|&partition| state.load[partition] == 1);
+            let soonest = match &state.adaptive {
+                Some(adaptive) => adaptive.soonest_free(one_ahead),
+                None => one_ahead.min(),
+            };
+            let Some(partition) = soonest else {
                 break;
             };
             let Some((at, reason)) = state
@@ -113,7 +118,7 @@ where
         job: Job<I, O, E>,
     ) {
         let link = &self.partitions[partition];
-        let weight = job.weight;
+        let (weight, items) = (job.weight, job.batch.len());
         let work = if job.queued_room.is_some() {
             link.on_deck
                 .lock()
@@ -138,7 +143,7 @@ where
         state.load[partition] += 1;
         state.running += 1;
         if let Some(adaptive) = &mut state.adaptive {
-            adaptive.handed_over(partition, weight, Instant::now(), state.idle.is_empty());
+            adaptive.handed_over(partition, weight, items, Instant::now());
         }
     }
 
