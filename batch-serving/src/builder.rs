@@ -9,16 +9,15 @@ use tokio::time::Duration;
 
 use crate::batch::Batch;
 use crate::call::core::{Inner, KeyFn};
-use crate::cost_model::Line;
-use crate::engine::adaptive::Adaptive;
 use crate::engine::message::{OnDeck, PartitionLink};
 use crate::engine::partition::async_runner::{AsyncRunner, InlineFn};
 use crate::engine::partition::sync_runner::SyncRunner;
 use crate::engine::partition::{PartitionContext, Runner};
-use crate::engine::queue::{Readiness, WeighFn};
+use crate::engine::policy::cost_model::Line;
+use crate::engine::policy::{Batching, Rules};
+use crate::engine::queue::WeighFn;
 use crate::engine::scheduler::Scheduler;
 use crate::error::StartError;
-use crate::forecast::Forecast;
 use crate::key::BatchKey;
 use crate::policy::Policy;
 use crate::room::QueueRoom;
@@ -630,21 +629,24 @@ where
                 "max_batch_weight must be at least 1",
             ));
         }
-        let target = match self.policy {
-            Policy::Adaptive { target } if target.is_zero() => {
-                return Err(StartError::InvalidConfig(
-                    "the latency target must be above zero",
-                ));
-            }
-            Policy::Adaptive { target } => Some(target),
-            Policy::Timeout | Policy::Eager => None,
+        if matches!(self.policy, Policy::Adaptive { target } if target.is_zero()) {
+            return Err(StartError::InvalidConfig(
+                "the latency target must be above zero",
+            ));
+        }
+        let rules = Rules {
+            policy: self.policy,
+            batch_size: self.batch_size,
+            batch_timeout: self.batch_timeout,
+            pipeline: self.pipeline,
+            max_weight: self.max_batch_weight.map_or(u64::MAX, |w| w as u64),
         };
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| StartError::NoRuntime)?;
         let runner = self.runner;
         let name: Arc<str> = Arc::from(self.name.as_ref());
         let recorder = Arc::new(Recorder::new(&self.name));
         let room = Arc::new(QueueRoom::new(capacity));
-        let forecast = target.map(|target| Arc::new(Forecast::new(target, self.partitions)));
+        let (batching, forecast) = Batching::new(rules, self.partitions, self.cost_prior);
         let (tx, rx) = mpsc::unbounded_channel();
         let mut partitions = Vec::with_capacity(self.partitions);
         for index in 0..self.partitions {
@@ -670,32 +672,13 @@ where
             rx,
             tick: tx.downgrade(),
             partitions,
-            rules: Readiness {
-                policy: self.policy,
-                batch_size: self.batch_size,
-                batch_timeout: self.batch_timeout,
-                pipeline: self.pipeline,
-                max_weight: self.max_batch_weight.map_or(u64::MAX, |w| w as u64),
-            },
             room: Arc::clone(&room),
             recorder: Arc::clone(&recorder),
             name: Arc::clone(&name),
             off_runtime: runner.runs_off_runtime(),
             busy_poll: self.busy_poll,
             weigh: self.weigh,
-            adaptive: match (target, &forecast) {
-                (Some(target), Some(forecast)) => Some(Adaptive::new(
-                    target,
-                    self.partitions,
-                    (
-                        self.batch_size,
-                        self.max_batch_weight.map_or(u64::MAX, |w| w as u64),
-                    ),
-                    self.cost_prior,
-                    Arc::clone(forecast),
-                )),
-                _ => None,
-            },
+            batching: Some(batching),
         };
         runtime.spawn(scheduler.run());
         Ok(Serving::from_inner(Inner {

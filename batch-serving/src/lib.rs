@@ -3,20 +3,19 @@
 // The layout is the data path, and imports point one way, downwards:
 //   serving, mapped, reservation, builder   the public handles
 //   -> call/      what runs in the caller's task (admission, the call futures)
-//   -> engine/    the scheduler, queue, partitions and delivery, reached only
-//                 through engine::message
+//   -> engine/    the scheduler, queue, policy, partitions and delivery,
+//                 reached only through engine::message, and at admission
+//                 through the policy's forecast
 //   -> request    the reply slot both sides meet at
-//   -> the leaves (batch, cost_model, error, event, forecast, hook, key,
-//                  options, policy, room, stats, sync)
+//   -> the leaves (batch, error, event, hook, key, options, policy, room,
+//                  stats, sync)
 // `.ci/check-module-cycles` fails the build on an import that points back.
 mod batch;
 mod builder;
 mod call;
-mod cost_model;
 mod engine;
 mod error;
 mod event;
-mod forecast;
 mod hook;
 mod key;
 #[cfg(feature = "bench-internals")]

@@ -6,13 +6,12 @@
 
 use tokio::time::Instant;
 
-use crate::call::admission::Admission;
+use crate::call::gate::{Ask, Pass};
 use crate::call::one::OneCall;
 use crate::call::stream::DispatchStream;
 use crate::error::Error;
 use crate::options::CallOptions;
 use crate::serving::Serving;
-use crate::stats::Recorder;
 
 /// Queue room for a number of items, taken by [`Serving::reserve`] or
 /// [`Serving::try_reserve`] and spent by one of its `dispatch` methods.
@@ -97,11 +96,16 @@ where
         deadline: Option<Instant>,
     ) -> Result<Reservation<I, O, E>, Error<E>> {
         self.refuse_oversize(items)?;
-        self.inner.refuse_if_late(items, deadline)?;
-        match self.inner.try_admit(items, Admission::FailFast)? {
-            true => Ok(self.reservation(items)),
-            // FailFast never asks the caller to wait.
-            false => Err(Error::Closed),
+        let ask = Ask {
+            items,
+            held: 0,
+            deadline,
+            fail_fast: true,
+        };
+        match self.inner.gate(ask)? {
+            Pass::Now(ticket) => Ok(self.reservation(ticket.keep())),
+            // Fail-fast is refused rather than sent to wait.
+            Pass::Wait(_) => Err(Error::Closed),
         }
     }
 
@@ -139,9 +143,17 @@ where
         deadline: Option<Instant>,
     ) -> Result<Reservation<I, O, E>, Error<E>> {
         self.refuse_oversize(items)?;
-        self.inner.refuse_if_late(items, deadline)?;
-        self.inner.admit(items, Admission::Wait).await?;
-        Ok(self.reservation(items))
+        let ask = Ask {
+            items,
+            held: 0,
+            deadline,
+            fail_fast: false,
+        };
+        let ticket = match self.inner.gate(ask)? {
+            Pass::Now(ticket) => ticket,
+            Pass::Wait(_) => self.inner.wait_for_room(items).await?,
+        };
+        Ok(self.reservation(ticket.keep()))
     }
 
     /// [`reserve`](Self::reserve) that gives up at `deadline`, with
@@ -166,9 +178,6 @@ where
         items: usize,
         options: &CallOptions,
     ) -> Result<Reservation<I, O, E>, Error<E>> {
-        if options.deadline.is_some_and(|at| at <= Instant::now()) {
-            return Err(self.inner.expired_before_queueing());
-        }
         match (options.fail_fast, options.deadline) {
             (true, deadline) => self.try_reserve_by(items, deadline),
             (false, Some(at)) => self.reserve_until(items, at).await,
@@ -236,15 +245,13 @@ where
         if self.items == 0 {
             return self.serving.dispatch_with(item, options).await;
         }
-        if self.expired(&options) {
-            return Err(Error::DeadlineExceeded); // the room goes back on drop
-        }
-        // The room is the queued item's from here: the call queues it in its
-        // first poll, before it can be suspended (see `Admission::Reserved`).
+        // The room is the call's from here: the gate takes it (and gives it
+        // back on a refusal), and the call queues its item in its first
+        // poll, before it can be suspended.
         self.items -= 1;
         let serving = self.serving.clone();
         drop(self);
-        OneCall::new(&serving.inner, item, options, Admission::Reserved).await
+        OneCall::new(&serving.inner, item, options, true).await
     }
 
     /// Queues `items` in the reserved room and waits for their outputs, in
@@ -285,23 +292,17 @@ where
             drop(self);
             return serving.dispatch_many_with(items, options).await;
         }
-        if self.expired(&options) {
-            return Err(Error::DeadlineExceeded);
-        }
         if wanted < self.items {
             inner.room.give_back(self.items - wanted);
         }
         // The call holds this room from here, and queues its items in its
         // first poll, before it waits for room for any more (see
-        // `Inner::enqueue_all`): held room is never idle while it waits.
+        // `call::gate`): held room is never idle while it waits.
         let held = wanted.min(self.items);
         self.items = 0;
         let serving = self.serving.clone();
         drop(self);
-        serving
-            .inner
-            .call_many(items, options, Admission::of(&options), held)
-            .await
+        serving.inner.call_many(items, options, held).await
     }
 
     /// Whether the call's deadline has already passed; counted as expired,
@@ -328,16 +329,8 @@ where
         }
         // The stream queues its items before it is returned, so the room
         // passes to the queue here and cannot be lost.
-        self.items = 0;
+        let held = std::mem::take(&mut self.items);
         drop(self);
-        DispatchStream::new(&serving.inner, items, options, Admission::Reserved)
-    }
-
-    fn expired(&self, options: &CallOptions) -> bool {
-        let expired = options.deadline.is_some_and(|at| at <= Instant::now());
-        if expired {
-            Recorder::bump(&self.serving.inner.recorder.expired);
-        }
-        expired
+        DispatchStream::new(&serving.inner, items, options, held)
     }
 }

@@ -10,11 +10,11 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 use tokio::time::Duration;
 
-use crate::call::admission::Admission;
 use crate::call::core::Inner;
 use crate::call::one::OneCall;
 use crate::call::stream::DispatchStream;
 use crate::engine::message::Msg;
+use crate::engine::policy::forecast::Forecast;
 use crate::error::{Error, ShutdownTimedOut};
 use crate::options::CallOptions;
 use crate::stats::Stats;
@@ -135,7 +135,7 @@ where
         item: I,
         options: CallOptions,
     ) -> impl Future<Output = Result<O, Error<E>>> + Send + '_ {
-        OneCall::new(&self.inner, item, options, Admission::of(&options))
+        OneCall::new(&self.inner, item, options, false)
     }
 
     /// [`dispatch`](Self::dispatch) with fail-fast admission: fails at once
@@ -234,9 +234,7 @@ where
         items: Vec<I>,
         options: CallOptions,
     ) -> Result<Vec<O>, Error<E>> {
-        self.inner
-            .call_many(items, options, Admission::of(&options), 0)
-            .await
+        self.inner.call_many(items, options, 0).await
     }
 
     /// [`dispatch_many`](Self::dispatch_many) with fail-fast admission (see
@@ -343,7 +341,7 @@ where
         items: Vec<I>,
         options: CallOptions,
     ) -> DispatchStream<I, O, E> {
-        DispatchStream::new(&self.inner, items, options, Admission::of(&options))
+        DispatchStream::new(&self.inner, items, options, 0)
     }
 
     /// Runs the batch function on the calling thread, without the queue,
@@ -570,7 +568,7 @@ where
         inner.recorder.snapshot(
             inner.batch_size,
             inner.room.used() as u64,
-            inner.forecast.as_deref(),
+            inner.forecast.as_deref().map(Forecast::view),
         )
     }
 

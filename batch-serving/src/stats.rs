@@ -3,8 +3,6 @@
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use crate::cost_model::seconds;
-use crate::forecast::Forecast;
 use crate::meter::{Count, Distributions, Level, describe};
 use crate::policy::StartReason;
 
@@ -100,6 +98,19 @@ pub struct Starts {
     pub waited: u64,
     /// Adaptive: ended by the cap that the latency target sets.
     pub capped: u64,
+}
+
+/// What the adaptive policy's model shows now, gathered by the policy (see
+/// `Forecast::view`), so that the statistics need not know the policy.
+#[derive(Debug, Clone)]
+pub(crate) struct ModelView {
+    pub(crate) target: Duration,
+    pub(crate) fixed_cost: Option<Duration>,
+    pub(crate) cost_per_weight: Option<f64>,
+    pub(crate) spread: Option<Duration>,
+    pub(crate) cap: Option<f64>,
+    pub(crate) arrival_rate: f64,
+    pub(crate) partition_speed: Vec<f64>,
 }
 
 /// The adaptive policy's model and how it has done (see
@@ -361,7 +372,7 @@ impl Recorder {
         &self,
         batch_size: usize,
         queue_depth: u64,
-        forecast: Option<&Forecast>,
+        model: Option<ModelView>,
     ) -> Stats {
         let batches = self.batches.get();
         let items = self.items.get();
@@ -397,7 +408,7 @@ impl Recorder {
                 .percentiles(),
             starts: self.starts(),
             refused_late: self.refused_late.get(),
-            adaptive: forecast.map(|forecast| self.adaptive(forecast)),
+            adaptive: model.map(|model| self.adaptive(model)),
         }
     }
 
@@ -413,19 +424,18 @@ impl Recorder {
         }
     }
 
-    fn adaptive(&self, forecast: &Forecast) -> AdaptiveStats {
-        let outlook = forecast.outlook();
+    fn adaptive(&self, model: ModelView) -> AdaptiveStats {
         AdaptiveStats {
-            target: forecast.target,
-            fixed_cost: outlook.map(|o| seconds(o.line.fixed)),
-            cost_per_weight: outlook.map(|o| o.line.per_weight),
-            spread: outlook.map(|o| seconds(o.spread)),
-            cap: outlook.map(|o| o.cap_weight),
-            arrival_rate: outlook.map_or(0.0, |o| o.arrival_rate),
+            target: model.target,
+            fixed_cost: model.fixed_cost,
+            cost_per_weight: model.cost_per_weight,
+            spread: model.spread,
+            cap: model.cap,
+            arrival_rate: model.arrival_rate,
             prediction_error: lock(&self.prediction_error).percentiles(),
             slack: lock(&self.slack).percentiles(),
             late_plans: self.late_plans.get(),
-            partition_speed: forecast.speeds(),
+            partition_speed: model.partition_speed,
         }
     }
 }

@@ -10,8 +10,8 @@ use tokio::time::Instant;
 
 use crate::engine::message::Msg;
 use crate::engine::partition::Runner;
+use crate::engine::policy::forecast::Forecast;
 use crate::error::Error;
-use crate::forecast::Forecast;
 use crate::key::BatchKey;
 use crate::request::Request;
 use crate::room::QueueRoom;
@@ -119,49 +119,10 @@ impl<I, O, E> Inner<I, O, E> {
             .map_or(BatchKey::DEFAULT, |key_fn| key_fn(item))
     }
 
-    pub(crate) fn overloaded(&self, requested: usize) -> Error<E> {
-        Recorder::bump(&self.recorder.rejected);
-        Error::Overloaded {
-            requested,
-            capacity: self.capacity(),
-        }
-    }
-
-    /// Under the adaptive policy: refuses a call of `items` items whose
-    /// predicted finish is past what it may take (see `Forecast`), with the
-    /// work now queued ahead of it. A no-op under the other policies.
-    pub(crate) fn refuse_if_late(
-        &self,
-        items: usize,
-        deadline: Option<Instant>,
-    ) -> Result<(), Error<E>> {
-        let Some(forecast) = &self.forecast else {
-            return Ok(());
-        };
-        let Some(predicted) = forecast.finish_in(self.room.used(), items) else {
-            return Ok(());
-        };
-        let allowed =
-            forecast.allowed(deadline.map(|at| at.saturating_duration_since(Instant::now())));
-        if predicted <= allowed {
-            return Ok(());
-        }
-        Recorder::bump(&self.recorder.refused_late);
-        Recorder::bump(&self.recorder.rejected);
-        Err(Error::PredictedLate { predicted, allowed })
-    }
-
     /// The call's deadline as the queue should see it: only an adaptive
     /// serving's queue orders by deadline, so only it is given one.
     pub(crate) fn queue_deadline(&self, deadline: Option<Instant>) -> Option<Instant> {
         deadline.filter(|_| self.forecast.is_some())
-    }
-
-    /// A call whose deadline had passed before it queued anything: counted
-    /// as `expired` (see `Stats::expired`).
-    pub(crate) fn expired_before_queueing(&self) -> Error<E> {
-        Recorder::bump(&self.recorder.expired);
-        Error::DeadlineExceeded
     }
 
     pub(crate) fn send(&self, msg: Msg<I, O, E>) -> Result<(), Error<E>> {

@@ -16,10 +16,8 @@
 use std::future::poll_fn;
 use std::sync::Arc;
 
-use tokio::time::Instant;
-
-use crate::call::admission::Admission;
-use crate::call::core::{AbandonOnDrop, Inner, MAX_CALL_ITEMS};
+use crate::call::core::{AbandonOnDrop, Inner};
+use crate::call::gate::{Ask, Pass, Ticket};
 use crate::engine::message::{Msg, Piece};
 use crate::error::Error;
 use crate::options::{CallOptions, Priority};
@@ -27,13 +25,12 @@ use crate::request::Request;
 
 impl<I, O, E> Inner<I, O, E> {
     /// A many-item call whose first `held` items already hold queue room
-    /// (`held` is at most `items.len()`; 0 for a call that holds none);
-    /// the rest is admitted as `admission` says.
+    /// (0 for a call that holds none); the rest is admitted as `options`
+    /// say.
     pub(crate) async fn call_many(
         &self,
         items: Vec<I>,
         options: CallOptions,
-        admission: Admission,
         held: usize,
     ) -> Result<Vec<O>, Error<E>> {
         if items.is_empty() {
@@ -49,8 +46,7 @@ impl<I, O, E> Inner<I, O, E> {
         // references to this future's copies of them.
         let priority = options.priority;
         let work = async move {
-            self.enqueue_all(items, request, priority, admission, offset)
-                .await?;
+            self.enqueue_rest(items, request, priority, offset).await?;
             Ok(poll_fn(|cx| request.poll_complete(cx)).await?)
         };
         let result = match options.deadline {
@@ -65,61 +61,63 @@ impl<I, O, E> Inner<I, O, E> {
         result
     }
 
-    /// The part of a many-item call before it may wait: the checks that
-    /// refuse it, its shared state, and queueing the items whose room it
-    /// holds, so that held room is always room in the queue. Returns the
-    /// items left to admit and the position of the first. Kept out of
-    /// `call_many`, so that its locals do not live in that future.
+    /// The part of a many-item call before it may wait: the gate, its
+    /// shared state (allocated only once the gate lets it in), and queueing
+    /// the items whose room it holds, so that held room is always room in
+    /// the queue. Returns the items left to wait for and the position of the
+    /// first. Kept out of `call_many`, so that its locals do not live in
+    /// that future.
     #[allow(clippy::type_complexity, reason = "one private hand-over")]
     fn start_many(
         &self,
-        mut items: Vec<I>,
+        items: Vec<I>,
         options: &CallOptions,
         held: usize,
     ) -> Result<(Arc<Request<O, E>>, Vec<I>, usize), Error<E>> {
-        let refused = if items.len() > MAX_CALL_ITEMS {
-            // Before the reply slots are allocated.
-            Err(self.overloaded(items.len()))
-        } else if options.deadline.is_some_and(|at| at <= Instant::now()) {
-            Err(self.expired_before_queueing())
-        } else if held < items.len() {
-            self.refuse_if_late(items.len() - held, options.deadline)
-        } else {
-            Ok(())
-        };
-        if let Err(error) = refused {
-            self.room.give_back(held);
-            return Err(error);
-        }
+        let pass = self.gate(Ask::new(items.len(), options).holding(held))?;
         let request =
             Arc::new(Request::new(items.len(), None).due(self.queue_deadline(options.deadline)));
-        let offset = held.min(items.len());
-        if offset > 0 {
-            let rest = items.split_off(offset);
-            let reserved = std::mem::replace(&mut items, rest);
-            self.queue_piece(reserved, &request, 0, options.priority)?;
-        }
-        Ok((request, items, offset))
+        let (rest, offset) = self.queue_admitted(items, &request, options.priority, pass)?;
+        Ok((request, rest, offset))
     }
 
-    /// Admits and queues the items of a many-item call, the first of which
-    /// is the call's item `offset` (items before it are queued already). A
-    /// call larger than the queue is admitted piece by piece as room frees
-    /// up.
-    pub(crate) async fn enqueue_all(
+    /// Queues the items the gate's pass holds room for, at the front of
+    /// `items` (all of them, or the held ones when the rest must wait).
+    /// Returns the items left to wait for, and the position of the first.
+    pub(crate) fn queue_admitted(
         &self,
         mut items: Vec<I>,
         request: &Arc<Request<O, E>>,
         priority: Priority,
-        admission: Admission,
+        pass: Pass<'_>,
+    ) -> Result<(Vec<I>, usize), Error<E>> {
+        let ticket = match pass {
+            Pass::Now(ticket) | Pass::Wait(ticket) => ticket,
+        };
+        let offset = ticket.items().min(items.len());
+        if offset == 0 {
+            return Ok((items, 0));
+        }
+        let rest = items.split_off(offset);
+        self.queue_piece(items, request, 0, priority, ticket)?;
+        Ok((rest, offset))
+    }
+
+    /// Waits for room for the rest of a many-item call that the gate sent
+    /// to wait, and queues it; its first item is the call's item `offset`
+    /// (items before it are queued already). The rest is admitted whole
+    /// when it fits the queue, and otherwise piece by piece (a batch's
+    /// worth at a time) as room frees up.
+    pub(crate) async fn enqueue_rest(
+        &self,
+        mut items: Vec<I>,
+        request: &Arc<Request<O, E>>,
+        priority: Priority,
         mut offset: usize,
     ) -> Result<(), Error<E>> {
         let total = items.len();
         if total == 0 {
             return Ok(());
-        }
-        if total > MAX_CALL_ITEMS || (admission == Admission::FailFast && total > self.capacity()) {
-            return Err(self.overloaded(total));
         }
         let piece = if total <= self.capacity() {
             total
@@ -134,22 +132,26 @@ impl<I, O, E> Inner<I, O, E> {
             };
             let chunk = std::mem::replace(&mut items, rest);
             let len = chunk.len();
-            self.admit(len, admission).await?;
-            self.queue_piece(chunk, request, offset, priority)?;
+            // Boxed, so that every call's future does not carry the size of
+            // the semaphore's wait, which only a full queue needs.
+            let ticket = Box::pin(self.wait_for_room(len)).await?;
+            self.queue_piece(chunk, request, offset, priority, ticket)?;
             offset += len;
         }
         Ok(())
     }
 
-    /// Sends one piece of a call to the scheduler (its room already taken):
-    /// `items[i]` is the call's item `offset + i`. Should the scheduler be
-    /// gone (a shutdown), the room goes back here, as no one else holds it.
+    /// Sends one piece of a call to the scheduler, in the room its ticket
+    /// holds: `items[i]` is the call's item `offset + i`. Should the
+    /// scheduler be gone (a shutdown), the ticket gives the room back as
+    /// it drops.
     pub(crate) fn queue_piece(
         &self,
         items: Vec<I>,
         request: &Arc<Request<O, E>>,
         offset: usize,
         priority: Priority,
+        mut ticket: Ticket<'_>,
     ) -> Result<(), Error<E>> {
         let keys = match &self.key_fn {
             Some(key_fn) => items.iter().map(|item| key_fn(item)).collect(),
@@ -162,7 +164,8 @@ impl<I, O, E> Inner<I, O, E> {
             request: Arc::clone(request),
             offset,
             priority,
-        })))
-        .inspect_err(|_| self.room.give_back(len))
+        })))?;
+        ticket.queued(len);
+        Ok(())
     }
 }

@@ -9,10 +9,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use tokio::time::Instant;
-
-use crate::call::admission::Admission;
 use crate::call::core::{AbandonOnDrop, Inner, answer_of_one};
+use crate::call::gate::{Ask, Pass, Ticket};
 use crate::engine::message::Msg;
 use crate::error::Error;
 use crate::options::{CallOptions, Priority};
@@ -31,7 +29,11 @@ enum Stage<'a, I, O, E> {
     Start {
         item: I,
         priority: Priority,
-        admission: Admission,
+        fail_fast: bool,
+        /// The caller already holds the item's room (a reservation spent
+        /// on it): the call then queues its item in its first poll, without
+        /// ever suspending, so the room cannot be lost in between.
+        held: bool,
     },
     /// Queued; waiting for the answer.
     Queued(Arc<Request<O, E>>),
@@ -58,15 +60,17 @@ where
         inner: &'a Inner<I, O, E>,
         item: I,
         options: CallOptions,
-        admission: Admission,
+        held: bool,
     ) -> Self {
         let stage = if options.deadline.is_some() {
-            Stage::General(Box::new(Box::pin(inner.call_one(item, options, admission))))
+            let ask = Ask::new(1, &options).holding(usize::from(held));
+            Stage::General(Box::new(Box::pin(inner.call_one(item, options, Some(ask)))))
         } else {
             Stage::Start {
                 item,
                 priority: options.priority,
-                admission,
+                fail_fast: options.fail_fast,
+                held,
             }
         };
         OneCall { inner, stage }
@@ -89,29 +93,32 @@ where
                     let Stage::Start {
                         item,
                         priority,
-                        admission,
+                        fail_fast,
+                        held,
                     } = std::mem::replace(&mut this.stage, Stage::Finished)
                     else {
                         unreachable!("matched just above");
                     };
-                    if admission != Admission::Reserved
-                        && let Err(error) = this.inner.refuse_if_late(1, None)
-                    {
-                        return Poll::Ready(Err(error));
-                    }
-                    match this.inner.try_admit(1, admission) {
+                    let ask = Ask {
+                        items: 1,
+                        held: usize::from(held),
+                        deadline: None,
+                        fail_fast,
+                    };
+                    let ticket = match this.inner.gate(ask) {
                         Err(error) => return Poll::Ready(Err(error)),
-                        Ok(true) => {}
-                        Ok(false) => {
+                        Ok(Pass::Now(ticket)) => ticket,
+                        Ok(Pass::Wait(_)) => {
+                            // The gate has spoken: the general path only waits.
                             let options = CallOptions::new().priority(priority);
                             this.stage = Stage::General(Box::new(Box::pin(
-                                this.inner.call_one(item, options, admission),
+                                this.inner.call_one(item, options, None),
                             )));
                             continue;
                         }
-                    }
+                    };
                     let request = Arc::new(Request::new(1, None));
-                    this.inner.queue_one(item, &request, priority)?;
+                    this.inner.queue_one(item, &request, priority, ticket)?;
                     this.stage = Stage::Queued(request);
                 }
                 Stage::Queued(request) => {
@@ -145,25 +152,24 @@ impl<I, O, E> Drop for OneCall<'_, I, O, E> {
 /// The general path of a one-item call: with a deadline, or waiting for
 /// queue room (the fast path in [`OneCall::poll`] handles the rest).
 impl<I, O, E> Inner<I, O, E> {
+    /// With `ask`, the call has yet to pass the gate; without, the gate
+    /// sent it here to wait for room.
     pub(crate) async fn call_one(
         &self,
         item: I,
         options: CallOptions,
-        admission: Admission,
+        ask: Option<Ask>,
     ) -> Result<O, Error<E>> {
-        if options.deadline.is_some_and(|at| at <= Instant::now()) {
-            self.release_reserved(1, admission);
-            return Err(self.expired_before_queueing());
-        }
-        if admission != Admission::Reserved {
-            self.refuse_if_late(1, options.deadline)?;
-        }
+        let ticket = match ask.map(|ask| self.gate(ask)).transpose()? {
+            Some(Pass::Now(ticket)) => Some(ticket),
+            Some(Pass::Wait(_)) | None => None,
+        };
         let request = Arc::new(Request::new(1, None).due(self.queue_deadline(options.deadline)));
         let guard = AbandonOnDrop {
             inner: self,
             request: &request,
         };
-        let work = self.enqueue_one_and_wait(item, &request, options.priority, admission);
+        let work = self.enqueue_one_and_wait(item, &request, options.priority, ticket);
         // Only `OneCall`'s general path comes here, already boxed.
         let result = self.with_deadline(options.deadline, &request, work).await;
         std::mem::forget(guard);
@@ -175,22 +181,26 @@ impl<I, O, E> Inner<I, O, E> {
         item: I,
         request: &Arc<Request<O, E>>,
         priority: Priority,
-        admission: Admission,
+        ticket: Option<Ticket<'_>>,
     ) -> Result<O, Error<E>> {
-        if !self.try_admit(1, admission)? {
-            Box::pin(self.admit_waiting(1)).await?;
-        }
-        self.queue_one(item, request, priority)?;
+        let ticket = match ticket {
+            Some(ticket) => ticket,
+            None => Box::pin(self.wait_for_room(1)).await?,
+        };
+        self.queue_one(item, request, priority, ticket)?;
         poll_fn(|cx| request.poll_ready(cx)).await;
         answer_of_one(request)
     }
 
-    /// Sends a one-item call's item to the scheduler (room already taken).
+    /// Sends a one-item call's item to the scheduler, in the room its
+    /// ticket holds. Should the scheduler be gone (a shutdown), the ticket
+    /// gives the room back as it drops.
     pub(crate) fn queue_one(
         &self,
         item: I,
         request: &Arc<Request<O, E>>,
         priority: Priority,
+        mut ticket: Ticket<'_>,
     ) -> Result<(), Error<E>> {
         let key = self.key_of(&item);
         self.send(Msg::One {
@@ -198,10 +208,9 @@ impl<I, O, E> Inner<I, O, E> {
             request: Arc::clone(request),
             key,
             priority,
-        })
-        // The scheduler is gone (a shutdown): the room goes back here, as
-        // no one else holds it.
-        .inspect_err(|_| self.room.give_back(1))
+        })?;
+        ticket.queued(1);
+        Ok(())
     }
 }
 

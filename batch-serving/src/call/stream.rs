@@ -9,8 +9,8 @@ use futures::Stream;
 use tokio::sync::mpsc;
 use tokio::time::Sleep;
 
-use crate::call::admission::Admission;
 use crate::call::core::Inner;
+use crate::call::gate::Ask;
 use crate::error::{Error, Failure};
 use crate::event::Event;
 use crate::options::CallOptions;
@@ -65,28 +65,44 @@ where
         inner: &Arc<Inner<I, O, E>>,
         items: Vec<I>,
         options: CallOptions,
-        admission: Admission,
+        held: usize,
     ) -> Self {
         let (tx, events) = mpsc::unbounded_channel();
         let remaining = items.len();
         let request =
             Arc::new(Request::new(remaining, Some(tx)).due(inner.queue_deadline(options.deadline)));
+        let ask = Ask::new(remaining, &options).holding(held);
         let admitting: Option<Admitting<E>> = if remaining == 0 {
             None
-        } else if admission == Admission::Reserved {
-            // Reserved room: queue now, so that the room is in the queue
-            // (and goes back through it) even if the stream is never polled.
-            inner
-                .queue_piece(items, &request, 0, options.priority)
-                .err()
-                .map(|error| Box::pin(std::future::ready(Err(error))) as Admitting<E>)
+        } else if held > 0 {
+            // Held room: through the gate and into the queue now, so that
+            // the room is in the queue (and goes back through it) even if
+            // the stream is never polled.
+            match inner
+                .gate(ask)
+                .and_then(|pass| inner.queue_admitted(items, &request, options.priority, pass))
+            {
+                Err(error) => Some(Box::pin(std::future::ready(Err(error))) as Admitting<E>),
+                Ok((rest, _)) if rest.is_empty() => None,
+                Ok((rest, offset)) => {
+                    let inner = Arc::clone(inner);
+                    let request = Arc::clone(&request);
+                    Some(Box::pin(async move {
+                        inner
+                            .enqueue_rest(rest, &request, options.priority, offset)
+                            .await
+                    }) as Admitting<E>)
+                }
+            }
         } else {
             let inner = Arc::clone(inner);
             let request = Arc::clone(&request);
             Some(Box::pin(async move {
-                inner.refuse_if_late(items.len(), options.deadline)?;
+                let pass = inner.gate(ask)?;
+                let (rest, offset) =
+                    inner.queue_admitted(items, &request, options.priority, pass)?;
                 inner
-                    .enqueue_all(items, &request, options.priority, admission, 0)
+                    .enqueue_rest(rest, &request, options.priority, offset)
                     .await
             }) as Admitting<E>)
         };

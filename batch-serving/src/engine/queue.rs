@@ -1,16 +1,16 @@
 //! The scheduler's queue: one queue per batch key, with a lane per
-//! priority. Only the scheduler task touches it, so it needs no lock.
+//! priority. Only the scheduler task touches it, so it needs no lock. It
+//! stores calls and answers what is stored; when a batch is ready, and how
+//! large it may be, is the policy's to say (see `engine::policy`).
 //!
-//! A lane is FIFO, except under the adaptive policy, where it is earliest
-//! deadline first: there every call has a due time (its arrival plus the
-//! target, or its own deadline if sooner), and a call whose deadline is
-//! sooner than the target goes ahead of those due later. Calls without a
-//! deadline tighter than the target are due in arrival order, so they keep
-//! FIFO among themselves and are pushed at the back as before; and since
-//! no call can be due before it arrives, a call is passed over only by
-//! calls due before it, so none waits for ever. A fixed policy keeps FIFO:
-//! its calls without a deadline have no due time to order by, and putting
-//! every deadline ahead of them could starve them.
+//! A lane keeps the order the policy asks for ([`Order`]). Earliest due
+//! first: every call has a due time (its arrival plus the budget, or its
+//! own deadline if sooner), and a call whose deadline is sooner than the
+//! budget goes ahead of those due later. Calls without a deadline tighter
+//! than the budget are due in arrival order, so they keep FIFO among
+//! themselves and are pushed at the back; and since no call can be due
+//! before it arrives, a call is passed over only by calls due before it, so
+//! none waits for ever.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -18,12 +18,11 @@ use std::sync::Arc;
 use tokio::time::{Duration, Instant};
 
 use crate::batch::Listener;
-use crate::cost_model::CostModel;
-use crate::engine::adaptive::{Adaptive, Hold};
 use crate::engine::delivery::Route;
+use crate::engine::policy::{Bound, Forming, Order};
 use crate::key::BatchKey;
 use crate::options::Priority;
-use crate::policy::{Policy, StartReason};
+use crate::policy::StartReason;
 use crate::request::Request;
 
 /// An item's weight, for batches bounded by weight (see
@@ -42,13 +41,6 @@ pub(crate) struct Entry<I, O, E> {
     /// wait runs from here. Two `u32`s instead of a `usize` and an
     /// `Instant` keep every queued entry at 24 bytes for a `u64` item.
     pub(crate) queued_at: u32,
-}
-
-/// How much one batch may hold: a count of items and a summed weight.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Bound {
-    pub(crate) items: usize,
-    pub(crate) weight: u64,
 }
 
 /// A batch taken off the queue, ready to hand to a partition.
@@ -76,60 +68,29 @@ struct KeyQueue<I, O, E> {
     weight: u64,
     /// When the forming batch got its first item: its timer runs from here.
     forming_since: Option<Instant>,
-    /// What this key's batches cost (adaptive servings only).
-    model: Option<Box<CostModel>>,
 }
 
 impl<I, O, E> KeyQueue<I, O, E> {
-    fn new(key: BatchKey, model: Option<CostModel>) -> Self {
+    fn new(key: BatchKey) -> Self {
         KeyQueue {
             key,
             lanes: Default::default(),
             len: 0,
             weight: 0,
             forming_since: None,
-            model: model.map(Box::new),
         }
     }
 
-    /// Whether a batch's worth is queued, by count or by weight.
-    fn is_full(&self, rules: Readiness) -> bool {
-        self.len >= rules.batch_size || self.weight >= rules.max_weight
+    /// What the policy sees of it, at `now` (a queue with nothing queued
+    /// forms from now).
+    fn forming(&self, now: Instant) -> Forming {
+        Forming {
+            key: self.key,
+            len: self.len,
+            weight: self.weight,
+            since: self.forming_since.unwrap_or(now),
+        }
     }
-}
-
-/// What an adaptive serving's queue consults: its controller, how many
-/// batches are running now, and the speed of the partition that the next
-/// batch goes to (see `Adaptive::speed`).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Steering<'a> {
-    pub(crate) adaptive: &'a Adaptive,
-    pub(crate) running: usize,
-    pub(crate) speed: f64,
-}
-
-impl Steering<'_> {
-    /// The weight cap for a key's batches under the target.
-    fn cap<I, O, E>(&self, queue: &KeyQueue<I, O, E>, rules: Readiness) -> u64 {
-        let Some(model) = &queue.model else {
-            return rules.max_weight;
-        };
-        let bound = rules.max_weight.min(u64::MAX / 2) as f64;
-        // Whole units: a cap of 20.8 items is 20.
-        (self.adaptive.cap(model, bound, self.speed).floor() as u64).max(1)
-    }
-}
-
-/// What the scheduler needs to decide whether a batch is ready.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Readiness {
-    pub(crate) policy: Policy,
-    pub(crate) batch_size: usize,
-    pub(crate) batch_timeout: Duration,
-    /// Whether a full batch may be handed to a busy partition ahead of time.
-    pub(crate) pipeline: bool,
-    /// The most weight in one batch (`u64::MAX`: bounded by count only).
-    pub(crate) max_weight: u64,
 }
 
 pub(crate) struct Queues<I, O, E> {
@@ -147,11 +108,8 @@ pub(crate) struct Queues<I, O, E> {
     weigh: Option<WeighFn<I>>,
     /// Weight queued since [`take_arrived`](Self::take_arrived) last ran.
     arrived: u64,
-    /// The model a new key's queue starts from (adaptive servings only).
-    new_key_model: Option<CostModel>,
-    /// The latency target, by which lanes are ordered earliest due first
-    /// (adaptive servings only; without it lanes are FIFO).
-    target: Option<Duration>,
+    /// How each lane is ordered.
+    order: Order,
 }
 
 impl<I: std::fmt::Debug, O, E> std::fmt::Debug for Queues<I, O, E> {
@@ -168,21 +126,16 @@ impl<I: std::fmt::Debug, O, E> std::fmt::Debug for Queues<I, O, E> {
 const MIN_SWEEP_AT: usize = 64;
 
 impl<I, O: Send + 'static, E: Send + Sync + 'static> Queues<I, O, E> {
-    pub(crate) fn new(
-        weigh: Option<WeighFn<I>>,
-        model: Option<CostModel>,
-        target: Option<Duration>,
-    ) -> Self {
+    pub(crate) fn new(weigh: Option<WeighFn<I>>, order: Order) -> Self {
         Queues {
-            keys: vec![KeyQueue::new(BatchKey::DEFAULT, model.clone())],
+            keys: vec![KeyQueue::new(BatchKey::DEFAULT)],
             index: HashMap::new(),
             len: 0,
             sweep_at: MIN_SWEEP_AT,
             epoch: Instant::now(),
             weigh,
             arrived: 0,
-            new_key_model: model,
-            target,
+            order,
         }
     }
 
@@ -196,71 +149,67 @@ impl<I, O: Send + 'static, E: Send + Sync + 'static> Queues<I, O, E> {
         std::mem::take(&mut self.arrived)
     }
 
-    /// Sets the model new keys start from (the serving's latest).
-    pub(crate) fn set_new_key_model(&mut self, model: CostModel) {
-        self.new_key_model = Some(model);
+    /// What the policy sees of key queue `at`'s forming batch.
+    pub(crate) fn forming(&self, at: usize, now: Instant) -> Forming {
+        self.keys[at].forming(now)
     }
 
-    /// Where `key`'s queue is in `keys`, if it still has one.
-    fn position(&self, key: BatchKey) -> Option<usize> {
-        if key == BatchKey::DEFAULT {
-            Some(0)
-        } else {
-            self.index.get(&key).copied()
+    /// Among the key queues with something queued and a `verdict`, the one
+    /// whose forming batch is oldest, with its verdict.
+    pub(crate) fn pick<T>(
+        &self,
+        now: Instant,
+        mut verdict: impl FnMut(&Forming) -> Option<T>,
+    ) -> Option<(usize, T)> {
+        let mut best: Option<(usize, T, Instant)> = None;
+        for (at, queue) in self.keys.iter().enumerate() {
+            if queue.len == 0 {
+                continue;
+            }
+            let forming = queue.forming(now);
+            let Some(found) = verdict(&forming) else {
+                continue;
+            };
+            if best
+                .as_ref()
+                .is_none_or(|(_, _, oldest)| forming.since < *oldest)
+            {
+                best = Some((at, found, forming.since));
+            }
         }
+        best.map(|(at, found, _)| (at, found))
     }
 
-    /// The cost model of `key`'s queue, if it still has one.
-    pub(crate) fn model_mut(&mut self, key: BatchKey) -> Option<&mut CostModel> {
-        let at = self.position(key)?;
-        self.keys.get_mut(at)?.model.as_deref_mut()
+    /// The earliest moment `when` gives for any key queue with something
+    /// queued.
+    pub(crate) fn earliest(
+        &self,
+        now: Instant,
+        mut when: impl FnMut(&Forming) -> Option<Instant>,
+    ) -> Option<Instant> {
+        self.keys
+            .iter()
+            .filter(|queue| queue.len > 0)
+            .filter_map(|queue| when(&queue.forming(now)))
+            .min()
     }
 
-    /// The cost model of `key`'s queue, if it still has one.
-    pub(crate) fn model_for(&self, key: BatchKey) -> Option<&CostModel> {
-        let at = self.position(key)?;
-        self.keys.get(at)?.model.as_deref()
-    }
-
-    /// The most weight the next batch from key queue `at` may take: the
-    /// serving's bound, or under the adaptive policy the target's cap, cut
-    /// shorter when the oldest queued call needs it.
-    pub(crate) fn weight_cap(
+    /// Microseconds until key queue `at`'s most urgent call is due, against
+    /// `budget` (see [`Order::EarliestDue`]): each lane's front is its most
+    /// urgent call.
+    pub(crate) fn most_urgent_left(
         &self,
         at: usize,
         now: Instant,
-        rules: Readiness,
-        steering: Option<Steering<'_>>,
-    ) -> u64 {
-        let Some(steer) = steering else {
-            return rules.max_weight;
-        };
-        let queue = &self.keys[at];
-        let cap = steer.cap(queue, rules);
-        let Some(model) = &queue.model else {
-            return cap;
-        };
-        // With more than a batch queued, a cut would only push everyone
-        // behind later and lower throughput when it is scarcest.
-        if queue.weight > cap || queue.len > rules.batch_size {
-            return cap;
-        }
-        let aim = steer.adaptive.aim();
-        let due = self.due_clock(now, aim);
-        // Each lane's front is its most urgent call.
-        let Some(left) = self.keys[at]
+        budget: Duration,
+    ) -> Option<i64> {
+        let due = self.due_clock(now, budget);
+        self.keys[at]
             .lanes
             .iter()
             .filter_map(VecDeque::front)
             .map(|entry| due.left(entry))
             .min()
-        else {
-            return cap;
-        };
-        let (cut, _) = steer
-            .adaptive
-            .cut(model, left as f64 / 1e6, cap as f64, steer.speed);
-        (cut.floor() as u64).clamp(1, cap)
     }
 
     /// What reads entries' due times at `now`, against `budget`.
@@ -304,8 +253,7 @@ impl<I, O: Send + 'static, E: Send + Sync + 'static> Queues<I, O, E> {
             *self.index.entry(key).or_insert(next)
         };
         if at == self.keys.len() {
-            self.keys
-                .push(KeyQueue::new(key, self.new_key_model.clone()));
+            self.keys.push(KeyQueue::new(key));
         }
         let weight = self.weight_of(&entry.item);
         self.arrived += weight;
@@ -316,14 +264,16 @@ impl<I, O: Send + 'static, E: Send + Sync + 'static> Queues<I, O, E> {
             queue.forming_since = Some(now);
         }
         let lane = &mut queue.lanes[priority.lane()];
-        match self.target {
+        match self.order {
             // Due before a call that arrived now without a deadline: it goes
             // ahead of every call due after it.
-            Some(target) if entry.request.deadline().is_some_and(|at| at < now + target) => {
+            Order::EarliestDue { budget }
+                if entry.request.deadline().is_some_and(|at| at < now + budget) =>
+            {
                 let due = DueClock {
                     now,
                     stamp_now: entry.queued_at,
-                    budget_us: micros(target),
+                    budget_us: micros(budget),
                 };
                 let left = due.left(&entry);
                 let behind = lane.partition_point(|queued| due.left(queued) <= left);
@@ -333,124 +283,6 @@ impl<I, O: Send + 'static, E: Send + Sync + 'static> Queues<I, O, E> {
         }
         queue.len += 1;
         self.len += 1;
-    }
-
-    /// The key queue whose batch should run next, if any is ready: among the
-    /// ready ones, the one whose forming batch is oldest.
-    pub(crate) fn pick_ready(
-        &self,
-        now: Instant,
-        rules: Readiness,
-        draining: bool,
-        steering: Option<Steering<'_>>,
-    ) -> Option<(usize, StartReason)> {
-        let mut best: Option<(usize, StartReason, Instant)> = None;
-        for (at, queue) in self.keys.iter().enumerate() {
-            if queue.len == 0 {
-                continue;
-            }
-            let since = queue.forming_since.unwrap_or(now);
-            let reason = if queue.is_full(rules) {
-                StartReason::Full
-            } else if draining {
-                StartReason::Drain
-            } else if let Some(steer) = steering {
-                if queue.weight >= steer.cap(queue, rules) {
-                    StartReason::Capped
-                } else {
-                    match self.hold(queue, since, now, steer) {
-                        Hold::No => StartReason::Eager,
-                        Hold::Over => StartReason::Waited,
-                        Hold::Until(_) => continue,
-                    }
-                }
-            } else if rules.policy == Policy::Eager {
-                StartReason::Eager
-            } else if now >= since + rules.batch_timeout {
-                StartReason::Timeout
-            } else {
-                continue;
-            };
-            if best.is_none_or(|(_, _, oldest)| since < oldest) {
-                best = Some((at, reason, since));
-            }
-        }
-        best.map(|(at, reason, _)| (at, reason))
-    }
-
-    /// Whether an adaptive key queue's forming batch waits.
-    fn hold(
-        &self,
-        queue: &KeyQueue<I, O, E>,
-        since: Instant,
-        now: Instant,
-        steer: Steering<'_>,
-    ) -> Hold {
-        match &queue.model {
-            Some(model) => {
-                steer
-                    .adaptive
-                    .hold(model, queue.weight as f64, since, now, steer.running)
-            }
-            None => Hold::No,
-        }
-    }
-
-    /// The earliest moment a not-yet-ready forming batch times out (or,
-    /// under the adaptive policy, ends its hold).
-    pub(crate) fn next_timeout(
-        &self,
-        rules: Readiness,
-        now: Instant,
-        steering: Option<Steering<'_>>,
-    ) -> Option<Instant> {
-        if let Some(steer) = steering {
-            return self
-                .keys
-                .iter()
-                .filter(|q| q.len > 0 && !q.is_full(rules))
-                .filter_map(
-                    |q| match self.hold(q, q.forming_since.unwrap_or(now), now, steer) {
-                        Hold::Until(at) => Some(at),
-                        Hold::No | Hold::Over => None,
-                    },
-                )
-                .min();
-        }
-        if rules.policy == Policy::Eager {
-            return None;
-        }
-        self.keys
-            .iter()
-            .filter(|q| q.len > 0 && !q.is_full(rules))
-            .filter_map(|q| q.forming_since)
-            .min()
-            .map(|since| since + rules.batch_timeout)
-    }
-
-    /// A key queue with a full batch (by count, or by the adaptive cap)
-    /// that can be handed to a busy partition ahead of time, and why it is
-    /// ready. Streaming calls go too: should a call leave before the batch
-    /// starts, `Batch::retain_flagged` moves the listeners with their items.
-    pub(crate) fn pick_full(
-        &self,
-        rules: Readiness,
-        steering: Option<Steering<'_>>,
-    ) -> Option<(usize, StartReason)> {
-        self.keys
-            .iter()
-            .enumerate()
-            .filter_map(|(at, q)| {
-                if q.is_full(rules) {
-                    Some((at, q, StartReason::Full))
-                } else if steering.is_some_and(|steer| q.weight >= steer.cap(q, rules)) {
-                    Some((at, q, StartReason::Capped))
-                } else {
-                    None
-                }
-            })
-            .min_by_key(|(_, q, _)| q.forming_since)
-            .map(|(at, _, reason)| (at, reason))
     }
 
     /// Takes up to `bound.items` live items, and at most `bound.weight` of
@@ -675,126 +507,58 @@ mod tests {
         }
     }
 
-    fn rules(policy: Policy) -> Readiness {
-        Readiness {
-            policy,
-            batch_size: 4,
-            batch_timeout: Duration::from_millis(10),
-            pipeline: false,
-            max_weight: u64::MAX,
-        }
-    }
-
-    fn reason(picked: Option<(usize, StartReason)>) -> Option<&'static str> {
-        picked.map(|(_, reason)| reason.as_str())
+    fn any(_: &Forming) -> Option<()> {
+        Some(())
     }
 
     #[test]
-    fn a_timeout_batch_is_ready_when_full_at_its_timeout_or_when_draining() {
-        let mut queues: Queues<u64, u64, ()> = Queues::new(None, None, None);
+    fn among_the_keys_a_verdict_passes_the_oldest_forming_batch_goes_first() {
+        let mut queues: Queues<u64, u64, ()> = Queues::new(None, Order::Fifo);
         let start = Instant::now();
-        let timeout = rules(Policy::Timeout);
-        assert_eq!(
-            queues
-                .pick_ready(start, timeout, false, None)
-                .map(|(at, _)| at),
-            None
-        );
-        assert_eq!(
-            queues.next_timeout(timeout, start, None),
-            None,
-            "nothing forming"
-        );
-        queues.push(BatchKey::DEFAULT, Priority::Normal, entry(1), start);
-        let later = start + Duration::from_millis(3);
-        queues.push(BatchKey::DEFAULT, Priority::Normal, entry(2), later);
-        // The timer runs from the first item, not the latest.
-        assert_eq!(
-            queues.next_timeout(timeout, start, None),
-            Some(start + Duration::from_millis(10))
-        );
-        assert_eq!(reason(queues.pick_ready(later, timeout, false, None)), None);
-        assert_eq!(
-            reason(queues.pick_ready(later, timeout, true, None)),
-            Some("drain")
-        );
-        let due = start + Duration::from_millis(10);
-        assert_eq!(
-            reason(queues.pick_ready(due, timeout, false, None)),
-            Some("timeout")
-        );
-        for item in 3..=4 {
-            queues.push(BatchKey::DEFAULT, Priority::Normal, entry(item), later);
-        }
-        assert_eq!(
-            reason(queues.pick_ready(later, timeout, false, None)),
-            Some("full")
-        );
-        assert_eq!(
-            queues.next_timeout(timeout, start, None),
-            None,
-            "a full batch waits for no timer"
-        );
-    }
-
-    #[test]
-    fn eager_batches_are_ready_at_once_and_set_no_timer() {
-        let mut queues: Queues<u64, u64, ()> = Queues::new(None, None, None);
-        let now = Instant::now();
-        queues.push(BatchKey::DEFAULT, Priority::Normal, entry(1), now);
-        let eager = rules(Policy::Eager);
-        assert_eq!(
-            reason(queues.pick_ready(now, eager, false, None)),
-            Some("eager")
-        );
-        assert_eq!(queues.next_timeout(eager, now, None), None);
-    }
-
-    #[test]
-    fn among_ready_keys_the_oldest_forming_batch_goes_first() {
-        let mut queues: Queues<u64, u64, ()> = Queues::new(None, None, None);
-        let start = Instant::now();
+        let now = start + Duration::from_millis(2);
+        assert!(queues.pick(now, any).is_none(), "nothing queued");
         let (young, old) = (BatchKey::new(1), BatchKey::new(2));
-        queues.push(
-            young,
-            Priority::Normal,
-            entry(1),
-            start + Duration::from_millis(2),
-        );
+        queues.push(young, Priority::Normal, entry(1), now);
         queues.push(old, Priority::Normal, entry(2), start);
-        let eager = rules(Policy::Eager);
-        let (at, _) = queues
-            .pick_ready(start + Duration::from_millis(2), eager, false, None)
-            .unwrap_or_else(|| unreachable!("two eager keys are queued"));
+        let (at, ()) = queues
+            .pick(now, any)
+            .unwrap_or_else(|| unreachable!("two keys are queued"));
         assert_eq!(queues.keys[at].key, old);
-        let timeout = rules(Policy::Timeout);
+        // A verdict that passes the old key over picks the young one.
+        let (at, ()) = queues
+            .pick(now, |forming| (forming.key == young).then_some(()))
+            .unwrap_or_else(|| unreachable!("the young key is queued"));
+        assert_eq!(queues.keys[at].key, young);
         assert_eq!(
-            queues.next_timeout(timeout, start, None),
-            Some(start + Duration::from_millis(10))
+            queues.earliest(now, |forming| Some(forming.since)),
+            Some(start)
         );
+    }
+
+    #[test]
+    fn leftovers_form_a_batch_whose_timer_starts_when_the_rest_left() {
+        let mut queues: Queues<u64, u64, ()> = Queues::new(None, Order::Fifo);
+        let start = Instant::now();
+        for item in 0..10 {
+            queues.push(BatchKey::DEFAULT, Priority::Normal, entry(item), start);
+        }
+        let later = start + Duration::from_millis(5);
+        let taken = queues.take(0, EIGHT, StartReason::Full, later, true, &mut Vec::new());
+        assert_eq!(taken.items.len(), 8);
+        let forming = queues.forming(0, later);
+        assert_eq!((forming.len, forming.weight, forming.since), (2, 2, later));
     }
 
     #[test]
     fn one_off_keys_do_not_grow_the_queue_without_bound() {
-        let mut queues = Queues::new(None, None, None);
+        let mut queues = Queues::new(None, Order::Fifo);
         let now = Instant::now();
         for id in 1..=10_000u64 {
             queues.push(BatchKey::new(id), Priority::Normal, entry(id), now);
-            let (at, reason) = queues
-                .pick_ready(
-                    now,
-                    Readiness {
-                        policy: Policy::Eager,
-                        batch_size: 8,
-                        batch_timeout: Duration::ZERO,
-                        pipeline: false,
-                        max_weight: u64::MAX,
-                    },
-                    false,
-                    None,
-                )
-                .unwrap_or_else(|| unreachable!("an eager queue with an item is ready"));
-            let taken = queues.take(at, EIGHT, reason, now, true, &mut Vec::new());
+            let (at, ()) = queues
+                .pick(now, any)
+                .unwrap_or_else(|| unreachable!("a queue with an item is there"));
+            let taken = queues.take(at, EIGHT, StartReason::Eager, now, true, &mut Vec::new());
             assert_eq!((taken.key, taken.items), (BatchKey::new(id), vec![id]));
         }
         assert!(
@@ -806,7 +570,7 @@ mod tests {
 
     #[test]
     fn sweeping_keeps_queued_items_under_their_keys() {
-        let mut queues = Queues::new(None, None, None);
+        let mut queues = Queues::new(None, Order::Fifo);
         let now = Instant::now();
         // Half the keys keep an item queued while new keys keep arriving.
         for id in 1..=500u64 {

@@ -80,23 +80,17 @@ where
             // Its next batch, handed over early, starts now.
             state.poll_until = self.poll_deadline();
         }
-        if let Some(adaptive) = &mut state.adaptive {
-            adaptive.finished(partition, Instant::now());
-        }
+        state.batching.finished(partition, Instant::now());
         answered
     }
 
     /// The adaptive policy learns what a batch cost: its key's model and
     /// the serving's are updated, and callers get the new outlook.
     fn learn(&self, state: &mut State<I, O, E>, ran: &Ran) {
-        let Some(adaptive) = &mut state.adaptive else {
-            return;
-        };
         if let Some(predicted) = ran.predicted {
             self.recorder.record_prediction(predicted, ran.took);
         }
-        adaptive.observe(state.queues.model_mut(ran.key), ran);
-        state.queues.set_new_key_model(adaptive.model_for_new_key());
+        state.batching.learn(ran);
     }
 
     fn on_abandoned(&self, state: &mut State<I, O, E>) {

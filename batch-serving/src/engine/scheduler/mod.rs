@@ -11,10 +11,10 @@ use futures::FutureExt;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Duration, Instant, Sleep};
 
-use crate::engine::adaptive::Adaptive;
 use crate::engine::message::{Msg, PartitionLink};
+use crate::engine::policy::{Batching, Ready};
 use crate::engine::precise_timer;
-use crate::engine::queue::{Queues, Readiness, Steering, Taken, WeighFn};
+use crate::engine::queue::{Queues, Taken, WeighFn};
 use crate::error::panic_message;
 use crate::policy::Policy;
 use crate::room::QueueRoom;
@@ -63,7 +63,6 @@ pub(crate) struct Scheduler<I, O, E> {
     /// wake-up does not keep the channel open.
     pub(crate) tick: mpsc::WeakUnboundedSender<Msg<I, O, E>>,
     pub(crate) partitions: Vec<PartitionLink<I, O, E>>,
-    pub(crate) rules: Readiness,
     pub(crate) room: Arc<QueueRoom>,
     pub(crate) recorder: Arc<Recorder>,
     pub(crate) name: Arc<str>,
@@ -74,8 +73,8 @@ pub(crate) struct Scheduler<I, O, E> {
     pub(crate) busy_poll: Duration,
     /// Each item's weight (see `Builder::weigh_by`).
     pub(crate) weigh: Option<WeighFn<I>>,
-    /// The adaptive policy's controller; moved into the state at start.
-    pub(crate) adaptive: Option<Adaptive>,
+    /// The batching policy; moved into the state at start.
+    pub(crate) batching: Option<Batching>,
 }
 
 struct State<I, O, E> {
@@ -103,9 +102,8 @@ struct State<I, O, E> {
     /// A batch taken from the queue while its job is made, for the same
     /// reason (see `job`).
     forming: Option<Taken<I, O, E>>,
-    /// Under the adaptive policy: the models, the arrival rate and what
-    /// callers are told at admission.
-    adaptive: Option<Adaptive>,
+    /// The batching policy: when batches are ready and how large.
+    batching: Batching,
 }
 
 /// The precise timer's alarm for one arming of a scheduler's batch timer:
@@ -131,18 +129,6 @@ impl<I: Send, O: Send, E: Send + Sync> precise_timer::Alarm for TickAlarm<I, O, 
     }
 }
 
-impl<I, O, E> State<I, O, E> {
-    /// What the queue consults under the adaptive policy, for a batch
-    /// bound for `partition` (`None`: not yet known, so a typical one).
-    fn steering(&self, partition: Option<usize>) -> Option<Steering<'_>> {
-        self.adaptive.as_ref().map(|adaptive| Steering {
-            adaptive,
-            running: self.running,
-            speed: partition.map_or(1.0, |partition| adaptive.speed(partition)),
-        })
-    }
-}
-
 impl<I, O, E> Scheduler<I, O, E>
 where
     I: Send + 'static,
@@ -155,14 +141,12 @@ where
     /// queue, or in a batch it was handing over, is answered with `Closed`
     /// instead of waiting for ever, and new calls fail at once.
     pub(crate) async fn run(mut self) {
-        let adaptive = self.adaptive.take();
-        let model = adaptive.as_ref().map(Adaptive::model_for_new_key);
+        let batching = self
+            .batching
+            .take()
+            .unwrap_or_else(|| unreachable!("a scheduler runs once"));
         let mut state = State {
-            queues: Queues::new(
-                self.weigh.clone(),
-                model,
-                adaptive.as_ref().map(Adaptive::target),
-            ),
+            queues: Queues::new(self.weigh.clone(), batching.order()),
             idle: (0..self.partitions.len()).rev().collect(),
             load: vec![0; self.partitions.len()],
             running: 0,
@@ -173,7 +157,7 @@ where
             poll_until: None,
             inbox: Vec::with_capacity(256),
             forming: None,
-            adaptive,
+            batching,
         };
         let serving = AssertUnwindSafe(self.serve(&mut state)).catch_unwind();
         if let Err(payload) = serving.await {
@@ -203,9 +187,14 @@ where
             let wanted = if state.idle.is_empty() {
                 None // nothing could start anyway; a Done message wakes us
             } else {
-                state
-                    .queues
-                    .next_timeout(self.rules, Instant::now(), state.steering(None))
+                let now = Instant::now();
+                let (batching, running) = (&state.batching, state.running);
+                state.queues.earliest(now, |forming| {
+                    match batching.ready(forming, now, false, running, None) {
+                        Ready::At(at) => Some(at),
+                        Ready::Now(_) => None,
+                    }
+                })
             };
             if wanted != armed {
                 armed = wanted;
@@ -248,7 +237,10 @@ where
             let mut now = Instant::now();
             let answered = self.handle_inbox(state, now);
             if answered.longest_run >= WAIT_FOR_ANSWERED_AFTER
-                && matches!(self.rules.policy, Policy::Eager | Policy::Adaptive { .. })
+                && matches!(
+                    state.batching.rules().policy,
+                    Policy::Eager | Policy::Adaptive { .. }
+                )
                 && !state.idle.is_empty()
             {
                 // The callers just answered are about to send their next
@@ -272,7 +264,8 @@ where
     /// deadline would never come while this task keeps running.
     async fn let_answered_callers_call(&mut self, state: &mut State<I, O, E>, answered: usize) {
         let until = std::time::Instant::now() + WAIT_FOR_ANSWERED_AT_MOST;
-        let enough = answered.min(self.rules.batch_size).max(1);
+        let batch_size = state.batching.rules().batch_size;
+        let enough = answered.min(batch_size).max(1);
         loop {
             tokio::task::yield_now().await;
             while state.inbox.len() < 256 {
@@ -280,7 +273,7 @@ where
                 state.inbox.push(msg);
             }
             if state.inbox.len() >= enough
-                || state.queues.len() + state.inbox.len() >= self.rules.batch_size
+                || state.queues.len() + state.inbox.len() >= batch_size
                 || std::time::Instant::now() >= until
             {
                 return;

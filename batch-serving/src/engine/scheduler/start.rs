@@ -11,9 +11,9 @@ use crate::batch::Batch;
 use crate::engine::clock::hold_clock;
 use crate::engine::delivery::{Route, Routes};
 use crate::engine::message::{DeferredStart, Job, Work, revoke};
-use crate::engine::queue::{Bound, Taken};
+use crate::engine::policy::Ready;
+use crate::engine::queue::Taken;
 use crate::engine::scheduler::{Scheduler, State};
-use crate::policy::StartReason;
 use crate::request::Request;
 
 impl<I, O, E> Scheduler<I, O, E>
@@ -23,90 +23,66 @@ where
     E: Send + Sync + 'static,
 {
     /// Starts batches while a partition is free and some key's batch is
-    /// ready; then, with every partition busy, hands each a full batch to
-    /// start the moment it finishes, so a loaded partition never waits for
-    /// the scheduler between batches.
+    /// ready; then, with every partition busy and pipelining on, hands the
+    /// partition that frees up first a full batch to start the moment it
+    /// finishes, so a loaded partition never waits for the scheduler
+    /// between batches. One loop for both: only which partition, and which
+    /// verdict of the policy, differ.
     pub(super) fn start_ready(&self, state: &mut State<I, O, E>, now: Instant) {
-        if let Some(adaptive) = &mut state.adaptive {
-            let queues = &mut state.queues;
-            adaptive.note_arrivals(now, || queues.take_arrived());
-        }
-        while let Some(&partition) = state.idle.last() {
-            let Some((at, reason)) = state.queues.pick_ready(
-                now,
-                self.rules,
-                state.draining,
-                state.steering(Some(partition)),
-            ) else {
+        let queues = &mut state.queues;
+        state.batching.note_arrivals(now, || queues.take_arrived());
+        loop {
+            // An idle partition, or one busy partition with room on deck.
+            let (partition, ahead) = match state.idle.last() {
+                Some(&partition) => (partition, false),
+                None if state.batching.rules().pipeline => {
+                    let load = &state.load;
+                    let one_ahead = (0..load.len()).filter(|&partition| load[partition] == 1);
+                    match state.batching.soonest_free(one_ahead) {
+                        Some(partition) => (partition, true),
+                        None => break,
+                    }
+                }
+                None => break,
+            };
+            let (batching, running, draining) = (&state.batching, state.running, state.draining);
+            let picked = state.queues.pick(now, |forming| {
+                if ahead {
+                    batching.is_ready_ahead(forming, partition)
+                } else {
+                    match batching.ready(forming, now, draining, running, Some(partition)) {
+                        Ready::Now(reason) => Some(reason),
+                        Ready::At(_) => None,
+                    }
+                }
+            });
+            let Some((at, reason)) = picked else {
                 break;
             };
+            let forming = state.queues.forming(at, now);
+            let queues = &state.queues;
+            let bound = state.batching.bound(&forming, partition, |budget| {
+                queues.most_urgent_left(at, now, budget)
+            });
             state.waits.clear();
-            let max_weight =
-                state
-                    .queues
-                    .weight_cap(at, now, self.rules, state.steering(Some(partition)));
-            let mut taken = state.queues.take(
-                at,
-                Bound {
-                    items: self.rules.batch_size,
-                    weight: max_weight,
-                },
-                reason,
-                now,
-                true,
-                &mut state.waits,
-            );
-            if taken.cut_by_weight && max_weight < self.rules.max_weight {
-                taken.reason = StartReason::Capped;
-            }
-            self.room.give_back(taken.removed);
-            if taken.items.is_empty() {
-                continue; // every item there belonged to an abandoned call
-            }
-            state.idle.pop();
-            let job = self.job(state, taken, partition, false);
-            self.hand_over(state, partition, job);
-        }
-        while self.rules.pipeline && state.idle.is_empty() {
-            let one_ahead = (0..state.load.len()).filter(|&partition| state.load[partition] == 1);
-            let soonest = match &state.adaptive {
-                Some(adaptive) => adaptive.soonest_free(one_ahead),
-                None => one_ahead.min(),
-            };
-            let Some(partition) = soonest else {
-                break;
-            };
-            let Some((at, reason)) = state
+            // A batch handed ahead claims its items when it starts.
+            let mut taken = state
                 .queues
-                .pick_full(self.rules, state.steering(Some(partition)))
-            else {
-                break;
-            };
-            state.waits.clear();
-            let max_weight =
-                state
-                    .queues
-                    .weight_cap(at, now, self.rules, state.steering(Some(partition)));
-            let mut taken = state.queues.take(
-                at,
-                Bound {
-                    items: self.rules.batch_size,
-                    weight: max_weight,
-                },
-                reason,
-                now,
-                false,
-                &mut state.waits,
-            );
-            if taken.cut_by_weight && max_weight < self.rules.max_weight {
-                taken.reason = StartReason::Capped;
+                .take(at, bound, reason, now, !ahead, &mut state.waits);
+            if taken.cut_by_weight {
+                taken.reason = state.batching.reason_when_cut(bound, taken.reason);
             }
             if taken.items.is_empty() {
+                // Every item there belonged to an abandoned call.
                 self.room.give_back(taken.removed);
                 continue;
             }
-            // Its room in the queue is given back when it starts.
-            let job = self.job(state, taken, partition, true);
+            if !ahead {
+                // A batch handed ahead gives its room back when it starts.
+                self.room.give_back(taken.removed);
+                state.idle.pop();
+            }
+            let job = self.job(state, taken, partition, ahead);
             self.hand_over(state, partition, job);
         }
     }
@@ -142,9 +118,9 @@ where
         }
         state.load[partition] += 1;
         state.running += 1;
-        if let Some(adaptive) = &mut state.adaptive {
-            adaptive.handed_over(partition, weight, items, Instant::now());
-        }
+        state
+            .batching
+            .handed_over(partition, weight, items, Instant::now());
     }
 
     /// Makes the job for a batch taken from the queue. The batch waits in
@@ -172,19 +148,14 @@ where
             None
         };
         let longest_wait = state.waits.iter().copied().max().unwrap_or_default();
-        let plan = state.adaptive.as_ref().and_then(|adaptive| {
-            let model = state
-                .queues
-                .model_for(taken.key)
-                .unwrap_or(adaptive.overall());
-            let predicted = model
-                .predict(taken.weight as f64)?
-                .mul_f64(adaptive.speed(partition));
-            Some(Plan {
-                predicted,
-                slack: signed_micros(adaptive.target(), longest_wait + predicted),
-            })
-        });
+        let plan =
+            state
+                .batching
+                .plan(taken.key, taken.weight, partition)
+                .map(|(predicted, target)| Plan {
+                    predicted,
+                    slack: signed_micros(target, longest_wait + predicted),
+                });
         if let Some(plan) = plan {
             self.recorder.record_plan(plan.slack);
         }

@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::cost_model::{Line, seconds};
+use crate::engine::policy::cost_model::{Line, seconds};
+use crate::stats::ModelView;
 
 /// A call is admitted while its predicted finish is within this share of
 /// what it is allowed (the target, or its deadline if sooner): the rest is
@@ -236,6 +237,20 @@ impl Forecast {
             partitions: load(&self.partitions),
             keys: load(&self.keys),
         })
+    }
+
+    /// What `stats()` shows of the model.
+    pub(crate) fn view(&self) -> ModelView {
+        let outlook = self.outlook();
+        ModelView {
+            target: self.target,
+            fixed_cost: outlook.map(|o| seconds(o.line.fixed)),
+            cost_per_weight: outlook.map(|o| o.line.per_weight),
+            spread: outlook.map(|o| seconds(o.spread)),
+            cap: outlook.map(|o| o.cap_weight),
+            arrival_rate: outlook.map_or(0.0, |o| o.arrival_rate),
+            partition_speed: self.speeds(),
+        }
     }
 
     /// What a call may take: the target, or less when its deadline is

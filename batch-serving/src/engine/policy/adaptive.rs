@@ -1,7 +1,9 @@
 //! The adaptive policy's decisions: how large a batch may grow under the
 //! latency target, whether a forming batch should wait for more arrivals,
-//! and what to tell callers at admission. The scheduler owns one
-//! [`Adaptive`]; each batch key's queue owns its own [`CostModel`].
+//! and what to tell callers at admission. The scheduler's [`Batching`]
+//! owns one [`Adaptive`], which owns a [`CostModel`] per batch key.
+//!
+//! [`Batching`]: crate::engine::policy::Batching
 //!
 //! The base is eager: a batch starts at once on an idle partition, and
 //! grows while every partition is busy. On top of that:
@@ -40,9 +42,9 @@ use std::sync::Arc;
 
 use tokio::time::{Duration, Instant};
 
-use crate::cost_model::{CostModel, FORGET, Line, seconds};
 use crate::engine::message::Ran;
-use crate::forecast::{ADMIT_WITHIN, Forecast, Outlook};
+use crate::engine::policy::cost_model::{CostModel, FORGET, Line, seconds};
+use crate::engine::policy::forecast::{ADMIT_WITHIN, Forecast, Outlook};
 use crate::key::BatchKey;
 
 /// How quickly the arrival rate estimate follows a change: its time
@@ -87,6 +89,11 @@ pub(crate) struct Adaptive {
     /// The serving's model over every key's batches, for admission and as
     /// the starting point of a new key's model.
     overall: CostModel,
+    /// Each key's model, from its first batch on; a key without one is
+    /// steered by `overall`. Models of keys that have not run for two
+    /// targets are dropped once they outnumber the recent keys, so that a
+    /// stream of one-off keys cannot grow memory without bound.
+    models: HashMap<BatchKey, CostModel>,
     /// Arrivals, in weight per second.
     rate: f64,
     rate_since: Instant,
@@ -126,6 +133,7 @@ impl Adaptive {
             batch_size,
             max_weight,
             overall: CostModel::new(prior),
+            models: HashMap::new(),
             rate: 0.0,
             rate_since: Instant::now(),
             item_weight: 1.0,
@@ -141,10 +149,10 @@ impl Adaptive {
         adaptive
     }
 
-    /// The model a new batch key starts from: what the serving has learnt
-    /// so far over all keys.
-    pub(crate) fn model_for_new_key(&self) -> CostModel {
-        self.overall.clone()
+    /// What `key`'s batches cost: its own model once it has run, and until
+    /// then what the serving has learnt over all keys.
+    pub(crate) fn model_for(&self, key: BatchKey) -> &CostModel {
+        self.models.get(&key).unwrap_or(&self.overall)
     }
 
     /// The target less the headroom: what the plans aim at.
@@ -260,21 +268,15 @@ impl Adaptive {
         self.rate_since = now;
     }
 
-    /// The serving-wide model.
-    pub(crate) fn overall(&self) -> &CostModel {
-        &self.overall
-    }
-
     pub(crate) fn target(&self) -> Duration {
         self.target
     }
 
     /// A batch ran. Updates the models and publishes the new outlook to
     /// callers, with batches bounded by `batch_size` items and `max_weight`.
-    pub(crate) fn observe(&mut self, key_model: Option<&mut CostModel>, ran: &Ran) {
+    pub(crate) fn observe(&mut self, ran: &Ran) {
         let (weight, items) = (ran.weight as f64, ran.items);
-        let expected = key_model
-            .as_deref()
+        let expected = Some(self.model_for(ran.key))
             .filter(|model| model.is_trusted())
             .or(Some(&self.overall).filter(|model| model.is_trusted()))
             .and_then(|model| model.mean(weight));
@@ -282,9 +284,11 @@ impl Adaptive {
         self.note_key(ran.key, Instant::now());
         // The lines learn a typical partition's cost.
         let took = ran.took.div_f64(self.speed(ran.partition));
-        if let Some(model) = key_model {
-            model.observe(weight, took);
-        }
+        let overall = &self.overall;
+        self.models
+            .entry(ran.key)
+            .or_insert_with(|| overall.clone())
+            .observe(weight, took);
         self.overall.observe(weight, took);
         if items > 0 {
             self.weight_sum = FORGET * self.weight_sum + weight;
@@ -308,6 +312,10 @@ impl Adaptive {
             if self.recent_keys.get(&old) == Some(&at) {
                 self.recent_keys.remove(&old);
             }
+        }
+        if self.models.len() > 2 * self.recent_keys.len() + 64 {
+            let recent = &self.recent_keys;
+            self.models.retain(|key, _| recent.contains_key(key));
         }
     }
 
@@ -479,7 +487,8 @@ mod tests {
     #[test]
     fn a_partition_slower_than_the_others_learns_its_speed() {
         let mut adaptive = adaptive(2);
-        let mut key = fitted();
+        let key = crate::key::BatchKey::DEFAULT;
+        adaptive.models.insert(key, fitted());
         let cost = |n: f64, partition: usize| {
             Duration::from_secs_f64((1e-3 + 60e-6 * n) * [1.0, 3.0][partition])
         };
@@ -487,20 +496,21 @@ mod tests {
             let partition = (round % 2) as usize;
             let n = f64::from(1 + round % 31);
             let ran = Ran {
-                key: crate::key::BatchKey::DEFAULT,
+                key,
                 partition,
                 weight: n as u64,
                 items: n as usize,
                 took: cost(n, partition),
                 predicted: None,
             };
-            adaptive.observe(Some(&mut key), &ran);
+            adaptive.observe(&ran);
         }
         // Three times slower, with a geometric mean of 1: 1/√3 and √3.
         let ratio = adaptive.speed(1) / adaptive.speed(0);
         assert!((2.8..3.2).contains(&ratio), "{ratio}");
         for partition in 0..2 {
-            let predicted = key.mean(20.0).unwrap_or_default() * adaptive.speed(partition);
+            let predicted =
+                adaptive.model_for(key).mean(20.0).unwrap_or_default() * adaptive.speed(partition);
             let actual = cost(20.0, partition).as_secs_f64();
             assert!(
                 (predicted / actual - 1.0).abs() < 0.1,
