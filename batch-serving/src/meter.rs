@@ -156,12 +156,32 @@ impl Distributions {
 /// for them). The names follow Prometheus conventions: `_total` for
 /// counters, the base unit as a suffix.
 #[cfg(feature = "metrics")]
-const DESCRIPTIONS: [(&str, &str); 18] = [
+const DESCRIPTIONS: [(&str, &str); 23] = [
     ("batch_serving_batches_total", "batches run"),
     ("batch_serving_items_total", "items in the batches run"),
     (
         "batch_serving_batch_starts_total",
         "batches started, by why they started",
+    ),
+    (
+        "batch_serving_answered_total",
+        "calls that got all their outputs",
+    ),
+    (
+        "batch_serving_failed_calls_total",
+        "calls that ended with their batch's error",
+    ),
+    (
+        "batch_serving_panicked_calls_total",
+        "calls whose batch panicked",
+    ),
+    (
+        "batch_serving_closed_total",
+        "queued calls ended by a shutdown that ran out of time",
+    ),
+    (
+        "batch_serving_refused_closed_total",
+        "calls refused at admission because the serving had closed",
     ),
     (
         "batch_serving_cancelled_total",

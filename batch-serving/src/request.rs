@@ -9,6 +9,7 @@ use tokio::sync::mpsc;
 use crate::error::Failure;
 use crate::event::Event;
 use crate::hook::{Hook, HookSink};
+use crate::stats::Outcome;
 use crate::sync::{AtomicU8, AtomicU32, Mutex, MutexGuard};
 
 /// Items are queued and may be taken into a batch.
@@ -19,6 +20,10 @@ const STARTED: u8 = 1;
 const CANCELLED: u8 = 2;
 /// The caller's deadline passed: items still queued are skipped.
 const EXPIRED: u8 = 3;
+/// Every item was answered (with outputs or a failure) while the caller
+/// was still there: the call's outcome is counted, and it can no longer be
+/// cancelled or expire.
+const FINISHED: u8 = 4;
 
 pub(crate) type EventSender<O, E> = mpsc::UnboundedSender<Result<Event<O>, Failure<E>>>;
 
@@ -42,7 +47,8 @@ enum Slot<O, E> {
         reason = "one pointer rather than a vector's three keeps every one-item call's slot small"
     )]
     Many(Box<Vec<Option<O>>>),
-    /// The first failure of any of the call's batches.
+    /// The first failure of any of the call's batches (a streaming call
+    /// keeps it here too, for its outcome, after sending it as an event).
     Failed(Box<Failure<E>>),
 }
 
@@ -150,7 +156,7 @@ impl<O, E> Request<O, E> {
 
     /// Whether the caller gave up (cancelled or expired).
     pub(crate) fn is_abandoned(&self) -> bool {
-        self.state.load(Ordering::Acquire) >= CANCELLED
+        matches!(self.state.load(Ordering::Acquire), CANCELLED | EXPIRED)
     }
 
     /// Called by the scheduler when it takes one of this call's items into a
@@ -200,15 +206,21 @@ impl<O, E> Request<O, E> {
     }
 
     /// Stores the outputs of `len` consecutive items starting at `offset`.
-    pub(crate) fn deliver(&self, offset: usize, outputs: impl Iterator<Item = O>, len: usize) {
+    /// Returns the call's outcome when they were its last items (see
+    /// [`settle`](Self::settle)).
+    pub(crate) fn deliver(
+        &self,
+        offset: usize,
+        outputs: impl Iterator<Item = O>,
+        len: usize,
+    ) -> Option<Outcome> {
         if let Some(events) = self.events() {
             // A closed receiver means the stream was dropped: nothing to do.
             let _ = events.send(Ok(Event::Output {
                 offset,
                 outputs: outputs.collect(),
             }));
-            self.settle(self.lock(), len);
-            return;
+            return self.settle(self.lock(), len);
         }
         let mut shared = self.lock();
         match &mut shared.slot {
@@ -226,42 +238,67 @@ impl<O, E> Request<O, E> {
                 }
             }
         }
-        self.settle(shared, len);
+        self.settle(shared, len)
     }
 
     /// Records that `len` items of this call failed with `failure`.
-    pub(crate) fn fail(&self, failure: &Failure<E>, len: usize) {
+    /// Returns the call's outcome when they were its last items.
+    pub(crate) fn fail(&self, failure: &Failure<E>, len: usize) -> Option<Outcome> {
         if let Some(events) = self.events() {
             let _ = events.send(Err(failure.clone()));
-            self.settle(self.lock(), len);
-            return;
         }
         let mut shared = self.lock();
         if !matches!(shared.slot, Slot::Failed(_)) {
             shared.slot = Slot::Failed(Box::new(failure.clone()));
         }
-        self.settle(shared, len);
+        self.settle(shared, len)
     }
 
     /// Counts `len` items answered, under the lock that stored their
-    /// outputs, and wakes the caller when they were the last.
-    fn settle(&self, mut shared: MutexGuard<'_, Shared<O, E>>, len: usize) {
+    /// outputs, and wakes the caller when they were the last. Then the call
+    /// has ended, and its outcome is returned for the statistics: once, and
+    /// only if its caller had not given up first (that was counted as a
+    /// cancellation or an expiry when it happened).
+    fn settle(&self, mut shared: MutexGuard<'_, Shared<O, E>>, len: usize) -> Option<Outcome> {
         // CORRECTNESS: the slot was written before this release decrement,
         // and the caller reads `remaining` with acquire before taking the
         // slot, so it always sees complete results. In range: `len` items of
         // this call, which holds at most u32::MAX.
         let len = len as u32;
-        let waker = if self.remaining.fetch_sub(len, Ordering::AcqRel) == len {
-            shared.waker.take()
-        } else {
-            None
+        if self.remaining.fetch_sub(len, Ordering::AcqRel) != len {
+            return None;
+        }
+        let waker = shared.waker.take();
+        let outcome = match &shared.slot {
+            Slot::Failed(failure) => Outcome::of(failure),
+            _ => Outcome::Answered,
         };
         // Woken outside the lock: the caller's task may run at once on
         // another thread and lock it to take its outputs.
         drop(shared);
+        let finished = self.finish();
         if let Some(waker) = waker {
             waker.wake();
         }
+        finished.then_some(outcome)
+    }
+
+    /// Marks the call finished unless its caller gave up first; whichever
+    /// comes first decides how the call is counted.
+    fn finish(&self) -> bool {
+        let mut current = self.state.load(Ordering::Acquire);
+        while current < CANCELLED {
+            match self.state.compare_exchange(
+                current,
+                FINISHED,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return true,
+                Err(actual) => current = actual,
+            }
+        }
+        false
     }
 
     /// Whether the call is complete; if not, leaves `cx`'s waker for the

@@ -3,6 +3,7 @@
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
+use crate::error::Failure;
 use crate::meter::{Count, Distributions, Level, describe};
 use crate::policy::StartReason;
 
@@ -38,6 +39,21 @@ pub struct Stats {
     pub queue_depth: u64,
     /// Items in batches running now.
     pub in_flight: u64,
+    /// Calls that got all their outputs (a stream: all its `Output`
+    /// events), from queued batches or inline. A call whose last outputs
+    /// arrived is answered even if its caller drops it before reading them.
+    pub answered: u64,
+    /// Calls that ended with their batch's error: the function's `Err`, or
+    /// the wrong number of outputs. A call whose items ran in several
+    /// batches counts once, by its first failure.
+    pub failed_calls: u64,
+    /// Calls that ended because their batch's function panicked.
+    pub panicked_calls: u64,
+    /// Calls queued and then ended with [`Error::Closed`](crate::Error::Closed):
+    /// a shutdown whose time ran out (`shutdown_timeout`, `abort`) before
+    /// they ran. Calls refused at admission because the serving had closed
+    /// are in [`refused_closed`](Self::refused_closed) instead.
+    pub closed: u64,
     /// Calls whose future or stream was dropped before it completed, while
     /// queued, running, or still waiting for queue room.
     pub cancelled: u64,
@@ -48,12 +64,27 @@ pub struct Stats {
     /// Calls and reservations refused at admission: with
     /// [`Error::Overloaded`](crate::Error::Overloaded) (fail-fast with a full
     /// queue, larger than the queue where that cannot be split, or more than
-    /// `u32::MAX` items) or [`Error::Closed`](crate::Error::Closed).
+    /// `u32::MAX` items), [`Error::Closed`](crate::Error::Closed) (also in
+    /// [`refused_closed`](Self::refused_closed)),
+    /// [`Error::PredictedLate`](crate::Error::PredictedLate) (also in
+    /// [`refused_late`](Self::refused_late)), or
+    /// [`Error::InlineUnsupported`](crate::Error::InlineUnsupported).
+    ///
+    /// Every call ends in exactly one of `answered`, `failed_calls`,
+    /// `panicked_calls`, `closed`, `cancelled`, `expired` or `rejected`,
+    /// except three that never became calls and count nowhere: a future or
+    /// stream dropped before its first poll (nothing was queued), a
+    /// reservation dropped unspent (its room goes back), and a mapped call
+    /// whose pre-processing failed (the serving never saw it).
     pub rejected: u64,
+    /// Calls refused at admission with [`Error::Closed`](crate::Error::Closed):
+    /// the serving had shut down (also counted in `rejected`).
+    pub refused_closed: u64,
     /// Batches whose function returned `Err` or the wrong number of outputs
-    /// (each of their callers got that error).
+    /// (each of their callers got that error, counted in `failed_calls`).
     pub failed: u64,
-    /// Batches whose function panicked.
+    /// Batches whose function panicked (their calls are in
+    /// `panicked_calls`).
     pub panicked: u64,
     /// Batches run inline (`inline`, `inline_many`) on a caller's thread,
     /// whether the batch function succeeded, failed or panicked.
@@ -252,6 +283,26 @@ impl Histogram {
     }
 }
 
+/// How a call that reached the queue ended, when its last item was answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Answered,
+    Failed,
+    Panicked,
+    Closed,
+}
+
+impl Outcome {
+    /// The outcome of a call that got `failure`.
+    pub(crate) fn of<E>(failure: &Failure<E>) -> Self {
+        match failure {
+            Failure::Batch(_) | Failure::WrongOutputCount { .. } => Outcome::Failed,
+            Failure::Panicked(_) => Outcome::Panicked,
+            Failure::Closed => Outcome::Closed,
+        }
+    }
+}
+
 /// Live counters, updated with relaxed atomics: a snapshot is a consistent
 /// sum once the serving is idle, and close enough while it runs. With the
 /// `metrics` feature each is mirrored to the facade under the names
@@ -261,6 +312,11 @@ pub(crate) struct Recorder {
     pub(crate) batches: Count,
     pub(crate) items: Count,
     pub(crate) in_flight: Level,
+    pub(crate) answered: Count,
+    pub(crate) failed_calls: Count,
+    pub(crate) panicked_calls: Count,
+    pub(crate) closed: Count,
+    pub(crate) refused_closed: Count,
     pub(crate) cancelled: Count,
     pub(crate) expired: Count,
     pub(crate) rejected: Count,
@@ -290,6 +346,11 @@ impl Recorder {
             batches: count("batch_serving_batches_total"),
             items: count("batch_serving_items_total"),
             in_flight: Level::new("batch_serving_in_flight", serving),
+            answered: count("batch_serving_answered_total"),
+            failed_calls: count("batch_serving_failed_calls_total"),
+            panicked_calls: count("batch_serving_panicked_calls_total"),
+            closed: count("batch_serving_closed_total"),
+            refused_closed: count("batch_serving_refused_closed_total"),
             cancelled: count("batch_serving_cancelled_total"),
             expired: count("batch_serving_expired_total"),
             rejected: count("batch_serving_rejected_total"),
@@ -329,6 +390,16 @@ impl Recorder {
     /// Adaptive: a batch predicted to take `predicted` took `took`.
     pub(crate) fn record_prediction(&self, predicted: Duration, took: Duration) {
         lock(&self.prediction_error).record(predicted.abs_diff(took));
+    }
+
+    /// Counts a call that ended as `outcome`.
+    pub(crate) fn count(&self, outcome: Outcome) {
+        Recorder::bump(match outcome {
+            Outcome::Answered => &self.answered,
+            Outcome::Failed => &self.failed_calls,
+            Outcome::Panicked => &self.panicked_calls,
+            Outcome::Closed => &self.closed,
+        });
     }
 
     pub(crate) fn bump(counter: &Count) {
@@ -388,6 +459,11 @@ impl Recorder {
             utilisation: mean_batch_size / batch_size as f64,
             queue_depth,
             in_flight: self.in_flight.get(),
+            answered: self.answered.get(),
+            failed_calls: self.failed_calls.get(),
+            panicked_calls: self.panicked_calls.get(),
+            closed: self.closed.get(),
+            refused_closed: self.refused_closed.get(),
             cancelled: self.cancelled.get(),
             expired: self.expired.get(),
             rejected: self.rejected.get(),

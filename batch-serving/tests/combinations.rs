@@ -588,12 +588,14 @@ fn check(config: &Config, calls: &[Call], seen: &[Seen], ran: &[Ran], serving: &
     }
     let caller = |x: u64| (x / STRIDE) as usize;
     let mut counted = (0u64, 0u64, 0u64, 0u64); // expired, cancelled, late, overloaded
+    let mut ends = Ends::default();
     for (index, (call, one)) in calls.iter().zip(seen).enumerate() {
         let ran_items: Vec<&Ran> = one
             .items
             .iter()
             .filter_map(|x| batch_of.get(x).map(|&b| &ran[b]))
             .collect();
+        ends.note(&one.ended);
         match &one.ended {
             Ended::Answered(outputs) => {
                 let expected: Vec<u64> = one.items.iter().map(|&x| answer(x)).collect();
@@ -715,19 +717,52 @@ fn check(config: &Config, calls: &[Call], seen: &[Seen], ran: &[Ran], serving: &
         "expired calls miscounted: {stats:?}"
     );
     assert_eq!(stats.refused_late, counted.2, "{stats:?}");
-    assert!(
-        stats.rejected >= counted.2 + counted.3,
+    // Every call ends in exactly one outcome. A call its caller dropped
+    // may have been answered first (its last outputs arrived, unread), so a
+    // drop counts as cancelled or as how the serving ended it: each
+    // outcome is at least what the callers saw, and together they are
+    // exactly as many.
+    assert!(stats.cancelled <= counted.1, "{stats:?}");
+    assert!(stats.answered >= ends.answered, "{stats:?} {ends:?}");
+    assert!(stats.failed_calls >= ends.failed, "{stats:?} {ends:?}");
+    assert!(stats.panicked_calls >= ends.panicked, "{stats:?} {ends:?}");
+    assert_eq!(
+        stats.answered + stats.failed_calls + stats.panicked_calls + stats.cancelled,
+        ends.answered + ends.failed + ends.panicked + counted.1,
+        "calls ended uncounted or counted twice: {stats:?} {ends:?}"
+    );
+    assert_eq!(
+        stats.closed + stats.refused_closed,
+        ends.closed,
+        "closed calls miscounted: {stats:?} {ends:?}"
+    );
+    assert_eq!(
+        stats.rejected - stats.refused_closed,
+        counted.2 + counted.3 + ends.inline_unsupported,
         "refusals miscounted: {stats:?}"
     );
-    // A partition thread may answer a call between the caller's last poll
-    // and its drop, so only a function on the runtime gives an exact count.
-    if config.function == Function::Sync {
-        assert!(stats.cancelled <= counted.1, "{stats:?}");
-    } else {
-        assert_eq!(
-            stats.cancelled, counted.1,
-            "dropped calls miscounted: {stats:?}"
-        );
+}
+
+/// How many calls the callers saw end each way.
+#[derive(Debug, Default)]
+struct Ends {
+    answered: u64,
+    failed: u64,
+    panicked: u64,
+    closed: u64,
+    inline_unsupported: u64,
+}
+
+impl Ends {
+    fn note(&mut self, ended: &Ended) {
+        match ended {
+            Ended::Answered(_) => self.answered += 1,
+            Ended::BatchFailed(Fault::Panic) => self.panicked += 1,
+            Ended::BatchFailed(_) => self.failed += 1,
+            Ended::Closed => self.closed += 1,
+            Ended::InlineUnsupported => self.inline_unsupported += 1,
+            _ => {}
+        }
     }
 }
 

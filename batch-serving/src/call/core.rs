@@ -102,15 +102,18 @@ impl<I, O, E> Inner<I, O, E> {
     }
 
     /// Records an abandoned call and tells the scheduler it may sweep.
-    pub(crate) fn abandon(&self, request: &Request<O, E>, expired: bool) {
-        if request.abandon(expired) {
-            Recorder::bump(if expired {
-                &self.recorder.expired
-            } else {
-                &self.recorder.cancelled
-            });
-            let _ = self.tx.send(Msg::Abandoned);
+    /// Returns false when the call had already ended.
+    pub(crate) fn abandon(&self, request: &Request<O, E>, expired: bool) -> bool {
+        if !request.abandon(expired) {
+            return false;
         }
+        Recorder::bump(if expired {
+            &self.recorder.expired
+        } else {
+            &self.recorder.cancelled
+        });
+        let _ = self.tx.send(Msg::Abandoned);
+        true
     }
 
     pub(crate) fn key_of(&self, item: &I) -> BatchKey {
@@ -125,8 +128,10 @@ impl<I, O, E> Inner<I, O, E> {
         deadline.filter(|_| self.forecast.is_some())
     }
 
+    /// Sends a call's items to the scheduler; should it be gone (a
+    /// shutdown between the gate and here), the call is refused as closed.
     pub(crate) fn send(&self, msg: Msg<I, O, E>) -> Result<(), Error<E>> {
-        self.tx.send(msg).map_err(|_| Error::Closed)
+        self.tx.send(msg).map_err(|_| self.refused_closed())
     }
 
     /// Runs `work` under the call's deadline, if it has one.
@@ -139,13 +144,18 @@ impl<I, O, E> Inner<I, O, E> {
         let Some(at) = deadline else {
             return work.await;
         };
+        let mut work = std::pin::pin!(work);
         tokio::select! {
             biased;
-            result = work => result,
-            () = tokio::time::sleep_until(at) => {
-                self.abandon(request, true);
-                Err(Error::DeadlineExceeded)
-            }
+            result = &mut work => return result,
+            () = tokio::time::sleep_until(at) => {}
         }
+        if self.abandon(request, true) || !request.is_complete() {
+            return Err(Error::DeadlineExceeded);
+        }
+        // Its last items were answered (on a partition's thread) as the
+        // deadline came: the call has ended as its answers say, and is
+        // counted so.
+        work.await
     }
 }

@@ -154,10 +154,7 @@ impl<I, O, E> Inner<I, O, E> {
                 ticket.grow(more);
                 Ok(Pass::Now(ticket))
             }
-            Err(TryAcquireError::Closed) => {
-                Recorder::bump(&self.recorder.rejected);
-                Err(Error::Closed)
-            }
+            Err(TryAcquireError::Closed) => Err(self.refused_closed()),
             Err(TryAcquireError::NoPermits) if ask.fail_fast => Err(self.overloaded(more)),
             Err(TryAcquireError::NoPermits) => Ok(Pass::Wait(ticket)),
         }
@@ -170,10 +167,7 @@ impl<I, O, E> Inner<I, O, E> {
         let wanted = u32::try_from(items).map_err(|_| self.overloaded(items))?;
         match self.room.take(wanted).await {
             Ok(()) => Ok(Ticket::held(&self.room, items)),
-            Err(_) => {
-                Recorder::bump(&self.recorder.rejected);
-                Err(Error::Closed)
-            }
+            Err(_) => Err(self.refused_closed()),
         }
     }
 
@@ -202,6 +196,15 @@ impl<I, O, E> Inner<I, O, E> {
     pub(crate) fn expired_before_queueing(&self) -> Error<E> {
         Recorder::bump(&self.recorder.expired);
         Error::DeadlineExceeded
+    }
+
+    /// A call refused because the serving has closed: at the gate, while
+    /// it waited for room, or as it sent its items to a scheduler that had
+    /// gone (see `queue_one`).
+    pub(crate) fn refused_closed(&self) -> Error<E> {
+        Recorder::bump(&self.recorder.refused_closed);
+        Recorder::bump(&self.recorder.rejected);
+        Error::Closed
     }
 
     pub(crate) fn overloaded(&self, requested: usize) -> Error<E> {

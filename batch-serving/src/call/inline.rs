@@ -11,7 +11,7 @@ use crate::call::core::Inner;
 use crate::error::Error;
 use crate::key::BatchKey;
 use crate::options::CallOptions;
-use crate::stats::Recorder;
+use crate::stats::{Outcome, Recorder};
 
 impl<I, O, E> Inner<I, O, E>
 where
@@ -27,6 +27,22 @@ where
         items: Vec<I>,
         options: CallOptions,
     ) -> Result<Vec<O>, Error<E>> {
+        let result = self.run_inline_batches(items, options);
+        // Counted as a queued call's outcome is (see `Stats::answered`); an
+        // expired one was counted as it expired.
+        match &result {
+            Ok(_) => self.recorder.count(Outcome::Answered),
+            Err(Error::Batch(_) | Error::WrongOutputCount { .. }) => {
+                self.recorder.count(Outcome::Failed);
+            }
+            Err(Error::Panicked { .. }) => self.recorder.count(Outcome::Panicked),
+            Err(Error::InlineUnsupported) => Recorder::bump(&self.recorder.rejected),
+            Err(_) => {}
+        }
+        result
+    }
+
+    fn run_inline_batches(&self, items: Vec<I>, options: CallOptions) -> Result<Vec<O>, Error<E>> {
         let total = items.len();
         let mut groups: Vec<(BatchKey, Vec<(usize, I)>)> = Vec::new();
         for (position, item) in items.into_iter().enumerate() {

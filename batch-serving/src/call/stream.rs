@@ -15,6 +15,7 @@ use crate::error::{Error, Failure};
 use crate::event::Event;
 use crate::options::CallOptions;
 use crate::request::Request;
+use crate::stats::Outcome;
 
 type Admitting<E> = Pin<Box<dyn Future<Output = Result<(), Error<E>>> + Send>>;
 
@@ -151,9 +152,13 @@ impl<I, O, E> Stream for DispatchStream<I, O, E> {
         if let Some(deadline) = &mut this.deadline
             && deadline.as_mut().poll(cx).is_ready()
         {
-            this.inner.abandon(&this.request, true);
-            this.end();
-            return Poll::Ready(Some(Err(Error::DeadlineExceeded)));
+            if this.inner.abandon(&this.request, true) {
+                this.end();
+                return Poll::Ready(Some(Err(Error::DeadlineExceeded)));
+            }
+            // Every item was answered as the deadline came: the stream ends
+            // as its events say, and is counted so.
+            this.deadline = None;
         }
         match this.events.poll_recv(cx) {
             Poll::Ready(Some(Ok(Event::Output { offset, outputs }))) => {
@@ -166,7 +171,11 @@ impl<I, O, E> Stream for DispatchStream<I, O, E> {
             Poll::Ready(Some(Ok(hook))) => Poll::Ready(Some(Ok(hook))),
             Poll::Ready(Some(Err(failure))) => {
                 // The request failed: its pieces still queued need not run.
-                this.request.abandon(false);
+                // It ends here rather than with its last piece, so it is
+                // counted here (unless that piece was its last).
+                if this.request.abandon(false) {
+                    this.inner.recorder.count(Outcome::of(&failure));
+                }
                 this.end();
                 Poll::Ready(Some(Err(failure.into())))
             }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::engine::clock::ClockHold;
 use crate::error::Failure;
 use crate::request::Request;
+use crate::stats::Recorder;
 
 /// Where an item's output goes once its batch has run.
 #[derive(Debug)]
@@ -45,7 +46,7 @@ impl<O, E> Answers<O, E> {
             // Dropped at the end of this function, after the answers.
             clock_hold: _clock_hold,
         } = self;
-        deliver(routes.into_inner(), result);
+        routes.answer(result);
     }
 }
 
@@ -55,17 +56,20 @@ impl<O, E> Answers<O, E> {
 /// run as a partition enters or records the batch's span) unwinds through
 /// whatever holds the routes, and without this their callers would wait
 /// forever.
+///
+/// It carries the serving's recorder, so that whoever answers the calls
+/// counts how each ended.
 #[derive(Debug)]
-pub(crate) struct Routes<O, E>(Vec<Route<O, E>>);
+pub(crate) struct Routes<O, E>(Vec<Route<O, E>>, Arc<Recorder>);
 
 impl<O, E> Routes<O, E> {
-    pub(crate) fn new(routes: Vec<Route<O, E>>) -> Self {
-        Routes(routes)
+    pub(crate) fn new(routes: Vec<Route<O, E>>, recorder: Arc<Recorder>) -> Self {
+        Routes(routes, recorder)
     }
 
-    /// The routes, for whoever answers them now.
-    pub(crate) fn into_inner(mut self) -> Vec<Route<O, E>> {
-        std::mem::take(&mut self.0)
+    /// Answers the calls with the batch's `result`.
+    pub(crate) fn answer(mut self, result: Result<Vec<O>, Failure<E>>) {
+        deliver(std::mem::take(&mut self.0), result, &self.1);
     }
 }
 
@@ -96,13 +100,18 @@ impl<O, E> Drop for Routes<O, E> {
         } else {
             Failure::Closed
         };
-        deliver(std::mem::take(&mut self.0), Err(failure));
+        deliver(std::mem::take(&mut self.0), Err(failure), &self.1);
     }
 }
 
 /// Hands each call its own outputs, one lock and at most one wake-up per call
 /// per batch: consecutive items of the same call are delivered as one run.
-pub(crate) fn deliver<O, E>(routes: Vec<Route<O, E>>, result: Result<Vec<O>, Failure<E>>) {
+/// Each call that this ends is counted in `recorder` by how it ended.
+pub(crate) fn deliver<O, E>(
+    routes: Vec<Route<O, E>>,
+    result: Result<Vec<O>, Failure<E>>,
+    recorder: &Recorder,
+) {
     match result {
         Ok(outputs) => {
             // Each run's outputs are drained off the front, so the next run
@@ -110,13 +119,20 @@ pub(crate) fn deliver<O, E>(routes: Vec<Route<O, E>>, result: Result<Vec<O>, Fai
             // run's (a call that already failed drops them).
             let mut outputs = VecDeque::from(outputs);
             for_each_run(&routes, |route, len| {
-                route
+                let ended = route
                     .request
                     .deliver(route.index, outputs.drain(..len), len);
+                if let Some(outcome) = ended {
+                    recorder.count(outcome);
+                }
             });
         }
         Err(failure) => {
-            for_each_run(&routes, |route, len| route.request.fail(&failure, len));
+            for_each_run(&routes, |route, len| {
+                if let Some(outcome) = route.request.fail(&failure, len) {
+                    recorder.count(outcome);
+                }
+            });
         }
     }
 }

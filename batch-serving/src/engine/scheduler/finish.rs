@@ -6,6 +6,7 @@ use crate::engine::message::{Job, Msg, revoke};
 use crate::engine::queue::Entry;
 use crate::engine::scheduler::{Scheduler, State};
 use crate::error::Failure;
+use crate::stats::Recorder;
 
 impl<I, O, E> Scheduler<I, O, E>
 where
@@ -32,7 +33,7 @@ where
         } else {
             self.recorder.in_flight.sub(job.routes.len() as u64);
         }
-        deliver(job.routes.into_inner(), Err(Failure::Closed));
+        job.routes.answer(Err(Failure::Closed));
     }
 
     /// Stops for good: partitions exit once their channels close, and any call
@@ -50,11 +51,16 @@ where
                 // Queued calls hold room: it goes back with them.
                 Msg::One { request, .. } => {
                     self.room.give_back(1);
-                    request.fail(&Failure::Closed, 1);
+                    if let Some(outcome) = request.fail(&Failure::Closed, 1) {
+                        self.recorder.count(outcome);
+                    }
                 }
                 Msg::Many(piece) => {
                     self.room.give_back(piece.items.len());
-                    piece.request.fail(&Failure::Closed, piece.items.len());
+                    let len = piece.items.len();
+                    if let Some(outcome) = piece.request.fail(&Failure::Closed, len) {
+                        self.recorder.count(outcome);
+                    }
                 }
                 Msg::Close { done } => state.waiters.extend(done),
                 Msg::Done { answers, .. } => {
@@ -66,11 +72,11 @@ where
             }
         }
         if let Some(forming) = state.forming.take() {
-            deliver(forming.routes, Err(Failure::Closed));
+            deliver(forming.routes, Err(Failure::Closed), &self.recorder);
         }
         let leftovers = state.queues.drain_all();
         self.room.give_back(leftovers.len());
-        fail_entries(leftovers, &Failure::Closed);
+        fail_entries(leftovers, &Failure::Closed, &self.recorder);
         for waiter in state.waiters {
             let _ = waiter.send(());
         }
@@ -78,7 +84,11 @@ where
     }
 }
 
-pub(super) fn fail_entries<I, O, E>(entries: Vec<Entry<I, O, E>>, failure: &Failure<E>) {
+pub(super) fn fail_entries<I, O, E>(
+    entries: Vec<Entry<I, O, E>>,
+    failure: &Failure<E>,
+    recorder: &Recorder,
+) {
     let routes = entries
         .into_iter()
         .map(|e| Route {
@@ -86,5 +96,5 @@ pub(super) fn fail_entries<I, O, E>(entries: Vec<Entry<I, O, E>>, failure: &Fail
             index: e.index as usize,
         })
         .collect();
-    deliver(routes, Err(failure.clone()));
+    deliver(routes, Err(failure.clone()), recorder);
 }

@@ -111,7 +111,7 @@ where
         self.revoke_on_deck(state);
         let entries = state.queues.drain_all();
         self.room.give_back(entries.len());
-        fail_entries(entries, &Failure::Closed);
+        fail_entries(entries, &Failure::Closed, &self.recorder);
     }
 }
 

@@ -190,7 +190,7 @@ where
             .unwrap_or_else(|| unreachable!("the batch was put there above"));
         Job {
             batch: Batch::new(items, key, partition, listeners),
-            routes: Routes::new(routes),
+            routes: Routes::new(routes, Arc::clone(&self.recorder)),
             span,
             clock_hold: hold_clock(self.off_runtime),
             queued_room: claim_on_start.then_some(removed),
