@@ -292,6 +292,19 @@ pub(crate) enum Outcome {
     Closed,
 }
 
+/// Calls ended, by outcome, counted locally and added to the recorder
+/// at once (see [`Recorder::count_all`]).
+#[derive(Debug, Default)]
+pub(crate) struct Tally([u64; 4]);
+
+impl Tally {
+    pub(crate) fn note(&mut self, outcome: Option<Outcome>) {
+        if let Some(outcome) = outcome {
+            self.0[outcome as usize] += 1;
+        }
+    }
+}
+
 impl Outcome {
     /// The outcome of a call that got `failure`.
     pub(crate) fn of<E>(failure: &Failure<E>) -> Self {
@@ -392,14 +405,34 @@ impl Recorder {
         lock(&self.prediction_error).record(predicted.abs_diff(took));
     }
 
-    /// Counts a call that ended as `outcome`.
-    pub(crate) fn count(&self, outcome: Outcome) {
-        Recorder::bump(match outcome {
+    fn outcome_counter(&self, outcome: Outcome) -> &Count {
+        match outcome {
             Outcome::Answered => &self.answered,
             Outcome::Failed => &self.failed_calls,
             Outcome::Panicked => &self.panicked_calls,
             Outcome::Closed => &self.closed,
-        });
+        }
+    }
+
+    /// Counts a call that ended as `outcome`.
+    pub(crate) fn count(&self, outcome: Outcome) {
+        Recorder::bump(self.outcome_counter(outcome));
+    }
+
+    /// Counts the calls in `tally`.
+    pub(crate) fn count_all(&self, tally: &Tally) {
+        let outcomes = [
+            Outcome::Answered,
+            Outcome::Failed,
+            Outcome::Panicked,
+            Outcome::Closed,
+        ];
+        for outcome in outcomes {
+            let calls = tally.0[outcome as usize];
+            if calls > 0 {
+                self.outcome_counter(outcome).add(calls);
+            }
+        }
     }
 
     pub(crate) fn bump(counter: &Count) {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::engine::clock::ClockHold;
 use crate::error::Failure;
 use crate::request::Request;
-use crate::stats::Recorder;
+use crate::stats::{Recorder, Tally};
 
 /// Where an item's output goes once its batch has run.
 #[derive(Debug)]
@@ -106,12 +106,15 @@ impl<O, E> Drop for Routes<O, E> {
 
 /// Hands each call its own outputs, one lock and at most one wake-up per call
 /// per batch: consecutive items of the same call are delivered as one run.
-/// Each call that this ends is counted in `recorder` by how it ended.
+/// Each call that this ends is counted in `recorder` by how it ended, once
+/// per batch rather than once per call: the counters are shared by every
+/// thread that answers calls.
 pub(crate) fn deliver<O, E>(
     routes: Vec<Route<O, E>>,
     result: Result<Vec<O>, Failure<E>>,
     recorder: &Recorder,
 ) {
+    let mut ended = Tally::default();
     match result {
         Ok(outputs) => {
             // Each run's outputs are drained off the front, so the next run
@@ -119,22 +122,19 @@ pub(crate) fn deliver<O, E>(
             // run's (a call that already failed drops them).
             let mut outputs = VecDeque::from(outputs);
             for_each_run(&routes, |route, len| {
-                let ended = route
+                let outcome = route
                     .request
                     .deliver(route.index, outputs.drain(..len), len);
-                if let Some(outcome) = ended {
-                    recorder.count(outcome);
-                }
+                ended.note(outcome);
             });
         }
         Err(failure) => {
             for_each_run(&routes, |route, len| {
-                if let Some(outcome) = route.request.fail(&failure, len) {
-                    recorder.count(outcome);
-                }
+                ended.note(route.request.fail(&failure, len));
             });
         }
     }
+    recorder.count_all(&ended);
 }
 
 /// Calls `f(first_route, run_length)` for each maximal run of routes that
