@@ -686,6 +686,8 @@ where
             room,
             batch_size: self.batch_size,
             partitions: self.partitions,
+            policy: self.policy,
+            batch_timeout: self.batch_timeout,
             recorder,
             runner,
             key_fn: self.key_fn,

@@ -51,4 +51,4 @@ pub use options::{CallOptions, Priority};
 pub use policy::Policy;
 pub use reservation::Reservation;
 pub use serving::Serving;
-pub use stats::{AdaptiveStats, Percentiles, Starts, Stats};
+pub use stats::{AdaptiveStats, BatchSizeStats, Percentiles, Starts, Stats};

@@ -642,4 +642,39 @@ where
     pub fn partitions(&self) -> usize {
         self.inner.partitions
     }
+
+    /// The configured batching policy.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use batch_serving::{Batch, Policy, Serving};
+    /// let serving = Serving::new(|b: Batch<u32>| Ok::<_, std::convert::Infallible>(b.to_vec()))
+    ///     .policy(Policy::Eager)
+    ///     .start()?;
+    /// assert_eq!(serving.policy(), Policy::Eager);
+    /// # Ok(()) }
+    /// ```
+    pub fn policy(&self) -> crate::Policy {
+        self.inner.policy
+    }
+
+    /// The configured `batch_timeout`: how long a forming batch waits to
+    /// fill under [`Policy::Timeout`](crate::Policy::Timeout).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use batch_serving::{Batch, Serving};
+    /// let serving = Serving::new(|b: Batch<u32>| Ok::<_, std::convert::Infallible>(b.to_vec())).start()?;
+    /// assert_eq!(serving.batch_timeout(), batch_serving::DEFAULT_BATCH_TIMEOUT);
+    /// # Ok(()) }
+    /// ```
+    pub fn batch_timeout(&self) -> Duration {
+        self.inner.batch_timeout
+    }
 }

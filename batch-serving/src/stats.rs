@@ -102,6 +102,9 @@ pub struct Stats {
     pub queue_wait: Percentiles,
     /// How long the batch function ran, per batch.
     pub execution: Percentiles,
+    /// Per batch size that ran, smallest first: how many batches, and how
+    /// long they ran in all (inline batches are not among them).
+    pub batch_sizes: Vec<BatchSizeStats>,
     /// Why batches started.
     pub starts: Starts,
     /// Calls the adaptive policy refused at admission with
@@ -111,6 +114,18 @@ pub struct Stats {
     /// What the adaptive policy has learnt and how well it predicts;
     /// `None` under the other policies.
     pub adaptive: Option<AdaptiveStats>,
+}
+
+/// The batches of one size that the partitions ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct BatchSizeStats {
+    /// Items per batch.
+    pub size: usize,
+    /// Batches of that size.
+    pub batches: u64,
+    /// How long they ran, added up.
+    pub execution: Duration,
 }
 
 /// Batches started, by why they started.
@@ -207,6 +222,8 @@ pub struct Percentiles {
     pub p99: Duration,
     /// Largest sample.
     pub max: Duration,
+    /// All samples added up (Triton's statistics report totals).
+    pub total: Duration,
 }
 
 /// Log-linear histogram over nanoseconds: 16 sub-buckets per power of two.
@@ -215,6 +232,49 @@ pub(crate) struct Histogram {
     buckets: Vec<u64>,
     count: u64,
     max: u64,
+    total: u128,
+}
+
+/// Batch run times, overall and per batch size, under one lock.
+#[derive(Debug)]
+struct Executions {
+    times: Histogram,
+    /// Indexed by batch size: batches, and nanoseconds run.
+    sizes: Vec<(u64, u128)>,
+}
+
+impl Default for Executions {
+    fn default() -> Self {
+        Executions {
+            times: Histogram::new(),
+            sizes: Vec::new(),
+        }
+    }
+}
+
+impl Executions {
+    fn record(&mut self, len: usize, took: Duration) {
+        self.times.record(took);
+        if self.sizes.len() <= len {
+            self.sizes.resize(len + 1, (0, 0));
+        }
+        let (batches, nanos) = &mut self.sizes[len];
+        *batches += 1;
+        *nanos += took.as_nanos();
+    }
+
+    fn by_size(&self) -> Vec<BatchSizeStats> {
+        self.sizes
+            .iter()
+            .enumerate()
+            .filter(|(_, (batches, _))| *batches > 0)
+            .map(|(size, &(batches, nanos))| BatchSizeStats {
+                size,
+                batches,
+                execution: Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX)),
+            })
+            .collect()
+    }
 }
 
 const SUB_BITS: u32 = 4;
@@ -226,6 +286,7 @@ impl Histogram {
             buckets: vec![0; (64 * SUB) as usize],
             count: 0,
             max: 0,
+            total: 0,
         }
     }
 
@@ -255,6 +316,7 @@ impl Histogram {
         self.buckets[Self::bucket_of(nanos)] += 1;
         self.count += 1;
         self.max = self.max.max(nanos);
+        self.total += u128::from(nanos);
     }
 
     fn quantile(&self, q: f64) -> Duration {
@@ -279,6 +341,7 @@ impl Histogram {
             p90: self.quantile(0.90),
             p99: self.quantile(0.99),
             max: Duration::from_nanos(self.max),
+            total: Duration::from_nanos(u64::try_from(self.total).unwrap_or(u64::MAX)),
         }
     }
 }
@@ -345,7 +408,7 @@ pub(crate) struct Recorder {
     queue_depth: Level,
     distributions: Distributions,
     queue_wait: Mutex<Histogram>,
-    execution: Mutex<Histogram>,
+    execution: Mutex<Executions>,
     /// Adaptive only: |actual − predicted| execution, and slack at start.
     prediction_error: Mutex<Histogram>,
     slack: Mutex<Histogram>,
@@ -385,7 +448,7 @@ impl Recorder {
             queue_depth: Level::new("batch_serving_queue_depth", serving),
             distributions: Distributions::new(serving),
             queue_wait: Mutex::new(Histogram::new()),
-            execution: Mutex::new(Histogram::new()),
+            execution: Mutex::new(Executions::default()),
             prediction_error: Mutex::new(Histogram::new()),
             slack: Mutex::new(Histogram::new()),
         }
@@ -465,7 +528,7 @@ impl Recorder {
         self.execution
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .record(took);
+            .record(len, took);
         self.distributions.batch(len, took);
         self.batches.add(1);
         self.items.add(len as u64);
@@ -480,6 +543,15 @@ impl Recorder {
     ) -> Stats {
         let batches = self.batches.get();
         let items = self.items.get();
+        // One lock for both, taken and released here: a temporary guard in
+        // the struct below would live to its end.
+        let (execution, batch_sizes) = {
+            let executions = self
+                .execution
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            (executions.times.percentiles(), executions.by_size())
+        };
         let mean_batch_size = if batches == 0 {
             0.0
         } else {
@@ -510,11 +582,8 @@ impl Recorder {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .percentiles(),
-            execution: self
-                .execution
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .percentiles(),
+            execution,
+            batch_sizes,
             starts: self.starts(),
             refused_late: self.refused_late.get(),
             adaptive: model.map(|model| self.adaptive(model)),

@@ -133,7 +133,7 @@ async fn a_batch_handed_ahead_whose_calls_all_left_is_not_a_start() {
     let fake = support::Fake::new();
     let serving = fake
         .builder()
-        .batch_size(2)
+        .batch_size(4)
         .policy(batch_serving::Policy::Eager)
         .start()
         .unwrap();
@@ -164,4 +164,43 @@ async fn a_batch_handed_ahead_whose_calls_all_left_is_not_a_start() {
     );
     assert_eq!(stats.queue_wait.count, 1, "{stats:?}");
     assert_eq!(fake.recorded(), vec![vec![0]]);
+}
+
+/// Triton's statistics report batches per size and total times: the
+/// snapshot gives both, exactly, on the paused clock.
+#[tokio::test(start_paused = true)]
+async fn stats_count_batches_per_size_and_add_up_their_times() {
+    let serving = batch_serving::Serving::new_async(|batch: batch_serving::Batch<u32>| {
+        // 1 ms per batch plus 1 ms per item.
+        let took = std::time::Duration::from_millis(1 + batch.len() as u64);
+        let outputs = batch.to_vec();
+        async move {
+            tokio::time::sleep(took).await;
+            Ok::<_, std::convert::Infallible>(outputs)
+        }
+    })
+    .batch_size(2)
+    .policy(batch_serving::Policy::Eager)
+    .start()
+    .unwrap();
+    assert_eq!(
+        serving.dispatch_many(vec![1, 2, 3]).await.unwrap(),
+        [1, 2, 3]
+    );
+    let stats = serving.stats();
+    let sizes: Vec<(usize, u64, std::time::Duration)> = stats
+        .batch_sizes
+        .iter()
+        .map(|b| (b.size, b.batches, b.execution))
+        .collect();
+    let ms = std::time::Duration::from_millis;
+    assert_eq!(sizes, [(1, 1, ms(2)), (2, 1, ms(3))]);
+    assert_eq!(stats.execution.total, ms(5));
+    assert_eq!(stats.answered, 1);
+    assert_eq!(serving.policy(), batch_serving::Policy::Eager);
+    assert_eq!(
+        serving.batch_timeout(),
+        batch_serving::DEFAULT_BATCH_TIMEOUT
+    );
+    serving.shutdown().await;
 }

@@ -6,13 +6,14 @@ use std::future::Future;
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
-use tokio::time::Instant;
+use tokio::time::{Duration, Instant};
 
 use crate::engine::message::Msg;
 use crate::engine::partition::Runner;
 use crate::engine::policy::forecast::Forecast;
 use crate::error::Error;
 use crate::key::BatchKey;
+use crate::policy::Policy;
 use crate::request::Request;
 use crate::room::QueueRoom;
 use crate::stats::Recorder;
@@ -30,6 +31,8 @@ pub(crate) struct Inner<I, O, E> {
     pub(crate) room: Arc<QueueRoom>,
     pub(crate) batch_size: usize,
     pub(crate) partitions: usize,
+    pub(crate) policy: Policy,
+    pub(crate) batch_timeout: Duration,
     pub(crate) recorder: Arc<Recorder>,
     pub(crate) runner: Arc<dyn Runner<I, O, E>>,
     pub(crate) key_fn: Option<KeyFn<I>>,
