@@ -31,11 +31,11 @@ else
     echo "warning: no promtool; the /metrics lint will skip" >&2
 fi
 nats_python || echo "warning: no nats-py/msgpack; the Python client test will skip" >&2
-# The Open Inference Protocol server is checked with a real client,
-# tritonclient[http]; without it that test skips loudly, unless
-# BATCH_SERVING_REQUIRE_OIP_CLIENT=1 (CI).
+# The Open Inference Protocol server is checked with real clients,
+# tritonclient[http,grpc] and the KServe SDK; without them those tests skip
+# loudly, unless BATCH_SERVING_REQUIRE_OIP_CLIENT=1 (CI).
 source scripts/oip-client.sh
-oip_python || echo "warning: no tritonclient; the Open Inference Protocol client test will skip" >&2
+oip_python || echo "warning: no tritonclient or kserve; the Open Inference Protocol client tests will skip" >&2
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 cargo test --workspace --all-features 2>&1 | tee "$log"

@@ -393,3 +393,166 @@ async fn minilm_takes_int64_token_ids_of_any_length() {
         "the same sentence twice, the same states"
     );
 }
+
+/// What the ecosystem's clients ask of a server beyond inference: JSON
+/// health bodies (the KServe SDK parses them), Triton's model
+/// configuration, statistics and repository index (tritonclient and
+/// perf_analyzer read them), and requests as those clients write them:
+/// unknown top-level fields, gzip and deflate bodies, a priority, and the
+/// classification extension. A decompression bomb gets 413 and nothing is
+/// allocated for it past the limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_config_stats_index_compression_priority_and_classification() {
+    use std::io::Write;
+    let Some((serving, cat)) = mobilenet() else {
+        return;
+    };
+    let repository = Repository::from_servings([("mobilenet".to_owned(), serving.clone())])
+        .with_labels(
+            "mobilenet",
+            (0..1000).map(|i| format!("class {i}")).collect(),
+        );
+    let app = oip_router_with(OipState::new(repository), 8 << 20, Duration::from_secs(30));
+    assert_eq!(
+        get_json(&app, "/v2/health/live").await,
+        (StatusCode::OK, json!({ "live": true }))
+    );
+    assert_eq!(
+        get_json(&app, "/v2/health/ready").await,
+        (StatusCode::OK, json!({ "ready": true }))
+    );
+    let (status, ready) = get_json(&app, "/v2/models/mobilenet/ready").await;
+    assert_eq!((status, &ready["ready"]), (StatusCode::OK, &json!(true)));
+    let (_, server) = get_json(&app, "/v2").await;
+    assert!(
+        server["extensions"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("classification"))
+    );
+
+    let (status, config) = get_json(&app, "/v2/models/mobilenet/config").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(config["max_batch_size"], 8);
+    assert_eq!(config["input"][0]["dims"], json!([3, 224, 224]));
+    assert_eq!(config["input"][0]["data_type"], "TYPE_FP32");
+    assert_eq!(config["output"][0]["dims"], json!([1000]));
+    assert_eq!(
+        config["dynamic_batching"]["max_queue_delay_microseconds"],
+        30_000
+    );
+    assert_eq!(config["instance_group"][0]["count"], 1);
+    let (_, versioned) = get_json(&app, "/v2/models/mobilenet/versions/1/config").await;
+    assert_eq!(versioned, config);
+
+    // As the KServe SDK writes it: model_name and model_version in the body;
+    // a priority; the top three classes of the output, labelled.
+    let mut request = image_request(&[&cat]);
+    request["model_name"] = json!("mobilenet");
+    request["model_version"] = json!("1");
+    request["parameters"] = json!({ "priority": 1 });
+    request["outputs"] = json!([{ "name": "output", "parameters": { "classification": 3 } }]);
+    let (status, classes) = infer_json(&app, "mobilenet", &request).await;
+    assert_eq!(status, StatusCode::OK, "{classes}");
+    let output = &classes["outputs"][0];
+    assert_eq!(
+        (output["datatype"].as_str(), &output["shape"]),
+        (Some("BYTES"), &json!([1, 3]))
+    );
+    let top = output["data"][0].as_str().unwrap();
+    let class: usize = top.split(':').nth(1).unwrap().parse().unwrap();
+    assert!((281..=285).contains(&class), "not a cat: {top}");
+    assert!(top.ends_with(&format!(":class {class}")), "{top}");
+    request["parameters"] = json!({ "priority": 9 });
+    assert_eq!(
+        infer_json(&app, "mobilenet", &request).await.0,
+        StatusCode::BAD_REQUEST
+    );
+    request["parameters"] = json!({});
+    request["outputs"] = json!([{ "name": "output", "parameters": { "classification": 0 } }]);
+    assert_eq!(
+        infer_json(&app, "mobilenet", &request).await.0,
+        StatusCode::BAD_REQUEST
+    );
+
+    // The same request gzipped and deflated answers the raw logits.
+    let plain = image_request(&[&cat]).to_string();
+    let expected = logits(
+        &infer_json(&app, "mobilenet", &image_request(&[&cat]))
+            .await
+            .1,
+    );
+    for (encoding, body) in [
+        ("gzip", {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(plain.as_bytes()).unwrap();
+            e.finish().unwrap()
+        }),
+        ("deflate", {
+            let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(plain.as_bytes()).unwrap();
+            e.finish().unwrap()
+        }),
+    ] {
+        let (status, _, answer) = send(
+            &app,
+            Request::post("/v2/models/mobilenet/infer")
+                .header("content-type", "application/json")
+                .header("content-encoding", encoding)
+                .body(Body::from(body))
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{encoding}");
+        let answer: Value = serde_json::from_slice(&answer).unwrap();
+        assert_eq!(logits(&answer), expected, "{encoding}");
+    }
+    // 64 MiB of zeros in well under the 8 MiB body limit: refused at the limit.
+    let bomb = {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        e.write_all(&vec![0u8; 64 << 20]).unwrap();
+        e.finish().unwrap()
+    };
+    let (status, _, _) = send(
+        &app,
+        Request::post("/v2/models/mobilenet/infer")
+            .header("content-encoding", "gzip")
+            .body(Body::from(bomb))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+
+    let (status, stats) = get_json(&app, "/v2/models/mobilenet/stats").await;
+    assert_eq!(status, StatusCode::OK);
+    let model = &stats["model_stats"][0];
+    // Four answered inferences of one image each, in four batches of one.
+    assert_eq!(model["inference_count"], 4, "{stats}");
+    assert_eq!(model["inference_stats"]["success"]["count"], 4, "{stats}");
+    assert_eq!(model["batch_stats"][0]["batch_size"], 1, "{stats}");
+    assert_eq!(
+        model["batch_stats"][0]["compute_infer"]["count"],
+        model["execution_count"]
+    );
+    let (_, all) = get_json(&app, "/v2/models/stats").await;
+    assert_eq!(all["model_stats"][0]["name"], "mobilenet");
+    let (status, _, index) = send(
+        &app,
+        Request::post("/v2/repository/index")
+            .body(Body::from("{}"))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let index: Value = serde_json::from_slice(&index).unwrap();
+    assert_eq!(
+        index,
+        json!([{ "name": "mobilenet", "version": "1", "state": "READY", "reason": "" }])
+    );
+    serving.serving().shutdown().await;
+    let (status, ready) = get_json(&app, "/v2/health/ready").await;
+    assert_eq!(
+        (status, ready),
+        (StatusCode::SERVICE_UNAVAILABLE, json!({ "ready": false }))
+    );
+}

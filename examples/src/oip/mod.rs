@@ -1,12 +1,17 @@
 //! The Open Inference Protocol (KServe v2) over HTTP, the protocol that
 //! Triton, KServe, MLServer and OpenVINO speak, for any served ONNX model:
 //!
-//! - `GET /v2`: the server's name, version and extensions;
-//! - `GET /v2/health/live`, `GET /v2/health/ready`;
+//! - `GET /v2`: the server's name, version and the extensions served;
+//! - `GET /v2/health/live`, `GET /v2/health/ready` (`{"live": true}`,
+//!   `{"ready": true}`);
 //! - `GET /v2/models/{name}` (metadata), `GET /v2/models/{name}/ready`;
 //! - `POST /v2/models/{name}/infer`, with JSON tensors or the
-//!   binary-tensor extension (`Inference-Header-Content-Length`);
-//! - the same under `/v2/models/{name}/versions/1/...`;
+//!   binary-tensor extension (`Inference-Header-Content-Length`), gzip or
+//!   deflate bodies, the `timeout` and `priority` parameters, and the
+//!   classification extension (`classification: N` on an output);
+//! - Triton's additions: `GET /v2/models/{name}/config`,
+//!   `GET /v2/models[/{name}]/stats` and `POST /v2/repository/index`;
+//! - the model routes under `/v2/models/{name}/versions/1/...` too;
 //! - `GET /metrics`: Prometheus text.
 //!
 //! A request's batch of N is cut into N items that batch with every other
@@ -16,8 +21,11 @@
 //! overload and shutdown get 503 with `Retry-After`; a body over the limit
 //! gets 413.
 
+pub mod classification;
+pub mod compression;
 pub mod repository;
 pub mod tensor;
+pub mod triton;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,7 +37,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use batch_serving::{CallOptions, Error};
-use batch_serving_ort::{ModelInputs, ModelOutputs, ModelServing, OrtError, TensorSpec};
+use batch_serving_ort::{Dtype, ModelInputs, ModelOutputs, ModelServing, OrtError, TensorSpec};
 use serde_json::json;
 use tokio::sync::Semaphore;
 
@@ -38,6 +46,7 @@ use crate::json_errors::{error, harden};
 use crate::serve::HttpLimits;
 pub use repository::Repository;
 use tensor::{BatchTensor, Elements, InferRequest, InferResponse, datatype_name};
+use triton::{VERSION, model_config, model_statistics, priority_of};
 
 /// The header that says how long the JSON part of a binary body is.
 pub const HEADER_LENGTH: &str = "inference-header-content-length";
@@ -46,8 +55,15 @@ pub const HEADER_LENGTH: &str = "inference-header-content-length";
 /// MobileNet images as binary tensors is 9.6 MB, as JSON about 30 MB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 
-/// The only model version served.
-const VERSION: &str = "1";
+/// The protocol extensions this server serves, as `GET /v2` lists them.
+pub const EXTENSIONS: [&str; 6] = [
+    "binary_tensor_data",
+    "classification",
+    "model_configuration",
+    "statistics",
+    "model_repository",
+    "parameters",
+];
 
 /// What the routes share.
 #[derive(Debug, Clone)]
@@ -56,6 +72,8 @@ pub struct OipState {
     /// Bounds the request bodies being parsed at once (on the blocking
     /// pool), as the classify route bounds its decodes.
     decodes: Arc<Semaphore>,
+    /// The largest body accepted, also once inflated.
+    max_body_bytes: usize,
 }
 
 impl OipState {
@@ -64,6 +82,7 @@ impl OipState {
         Self {
             repository: Arc::new(repository),
             decodes: Arc::new(Semaphore::new(default_max_decodes())),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
         }
     }
 
@@ -85,21 +104,31 @@ pub fn oip_router(repository: Repository) -> Router {
 /// The router over `state`, refusing bodies over `max_body_bytes` with 413
 /// and answering 408 after `request_timeout`.
 pub fn oip_router_with(
-    state: OipState,
+    mut state: OipState,
     max_body_bytes: usize,
     request_timeout: Duration,
 ) -> Router {
+    state.max_body_bytes = max_body_bytes;
     let routes = Router::new()
         .route("/v2", get(server_metadata))
         .route("/v2/health/live", get(live))
         .route("/v2/health/ready", get(ready))
+        .route("/v2/models/stats", get(all_statistics))
+        .route("/v2/repository/index", post(repository_index))
         .route("/v2/models/{name}", get(model_metadata))
         .route("/v2/models/{name}/ready", get(model_ready))
+        .route("/v2/models/{name}/config", get(config))
+        .route("/v2/models/{name}/stats", get(statistics))
         .route("/v2/models/{name}/infer", post(infer))
         .route("/v2/models/{name}/versions/{version}", get(model_metadata))
         .route(
             "/v2/models/{name}/versions/{version}/ready",
             get(model_ready),
+        )
+        .route("/v2/models/{name}/versions/{version}/config", get(config))
+        .route(
+            "/v2/models/{name}/versions/{version}/stats",
+            get(statistics),
         )
         .route("/v2/models/{name}/versions/{version}/infer", post(infer))
         .route("/metrics", get(metrics))
@@ -112,25 +141,72 @@ async fn server_metadata() -> Response {
     axum::Json(json!({
         "name": "batch-serving",
         "version": env!("CARGO_PKG_VERSION"),
-        "extensions": ["binary_tensor_data"],
+        "extensions": EXTENSIONS,
     }))
     .into_response()
 }
 
-async fn live() -> StatusCode {
-    StatusCode::OK
+async fn live() -> Response {
+    axum::Json(json!({ "live": true })).into_response()
+}
+
+/// Whether every model takes calls.
+pub fn is_ready(repository: &Repository) -> bool {
+    !repository.is_empty() && repository.iter().all(|(_, m)| !m.serving().is_closed())
 }
 
 async fn ready(State(state): State<OipState>) -> Response {
-    let closed = state
+    let ready = is_ready(&state.repository);
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(json!({ "ready": ready }))).into_response()
+}
+
+async fn config(State(state): State<OipState>, Path(path): Path<ModelPath>) -> Response {
+    match find(&state, &path.name, path.version.as_deref()) {
+        Ok(model) => axum::Json(model_config(&path.name, model).to_json()).into_response(),
+        Err(message) => error(StatusCode::BAD_REQUEST, message),
+    }
+}
+
+async fn statistics(State(state): State<OipState>, Path(path): Path<ModelPath>) -> Response {
+    match find(&state, &path.name, path.version.as_deref()) {
+        Ok(model) => axum::Json(json!({
+            "model_stats": [model_statistics(&path.name, model).to_json()],
+        }))
+        .into_response(),
+        Err(message) => error(StatusCode::BAD_REQUEST, message),
+    }
+}
+
+async fn all_statistics(State(state): State<OipState>) -> Response {
+    let stats: Vec<_> = state
         .repository
         .iter()
-        .any(|(_, m)| m.serving().is_closed());
-    if closed || state.repository.is_empty() {
-        error(StatusCode::SERVICE_UNAVAILABLE, "not ready".to_owned())
-    } else {
-        StatusCode::OK.into_response()
-    }
+        .map(|(name, model)| model_statistics(name, model).to_json())
+        .collect();
+    axum::Json(json!({ "model_stats": stats })).into_response()
+}
+
+/// Every model, as Triton's repository index lists it (the body's `ready`
+/// filter is moot: every model served is ready until shutdown).
+async fn repository_index(State(state): State<OipState>) -> Response {
+    let models: Vec<_> = state
+        .repository
+        .iter()
+        .map(|(name, model)| {
+            let state = if model.serving().is_closed() {
+                "UNAVAILABLE"
+            } else {
+                "READY"
+            };
+            json!({ "name": name, "version": VERSION, "state": state, "reason": "" })
+        })
+        .collect();
+    axum::Json(models).into_response()
 }
 
 async fn metrics() -> Response {
@@ -198,11 +274,16 @@ async fn model_ready(State(state): State<OipState>, Path(path): Path<ModelPath>)
 
 fn readiness(state: &OipState, name: &str, version: Option<&str>) -> Response {
     match find(state, name, version) {
-        Ok(model) if model.serving().is_closed() => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("model `{name}` is shutting down"),
-        ),
-        Ok(_) => StatusCode::OK.into_response(),
+        Ok(model) => {
+            let ready = !model.serving().is_closed();
+            let status = if ready {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            let body = json!({ "name": name, "version": VERSION, "ready": ready });
+            (status, axum::Json(body)).into_response()
+        }
         Err(message) => error(StatusCode::BAD_REQUEST, message),
     }
 }
@@ -216,13 +297,21 @@ async fn infer(
     run(state, path.name, path.version, headers, body).await
 }
 
+/// An output to answer, as the request asked for it.
+struct Wanted {
+    name: String,
+    binary: bool,
+    /// The classification extension: its top N classes, not the tensor.
+    classes: Option<u64>,
+}
+
 /// A request cut into items, with what the answer needs.
 struct Prepared {
     id: Option<String>,
     items: Vec<ModelInputs>,
-    /// The outputs to answer, each with whether it goes as binary.
-    outputs: Vec<(String, bool)>,
+    outputs: Vec<Wanted>,
     timeout: Option<Duration>,
+    priority: batch_serving::Priority,
 }
 
 async fn run(
@@ -241,14 +330,16 @@ async fn run(
         return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down".to_owned());
     };
     let parsing = model.clone();
+    let limit = state.max_body_bytes;
     let prepared = tokio::task::spawn_blocking(move || {
         let _slot = slot;
-        prepare(&parsing, &headers, &body)
+        let body = compression::inflate(&headers, &body, limit)?;
+        prepare(&parsing, &headers, &body).map_err(|message| (StatusCode::BAD_REQUEST, message))
     })
     .await;
     let prepared = match prepared {
         Ok(Ok(prepared)) => prepared,
-        Ok(Err(message)) => return error(StatusCode::BAD_REQUEST, message),
+        Ok(Err((status, message))) => return error(status, message),
         Err(_) => {
             return error(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -266,12 +357,13 @@ async fn run(
             ),
         );
     }
-    let mut options = CallOptions::new().fail_fast();
+    let mut options = CallOptions::new().fail_fast().priority(prepared.priority);
     if let Some(timeout) = prepared.timeout {
         options = options.timeout(timeout);
     }
+    let labels = state.repository.labels(&name);
     match model.dispatch_many_with(prepared.items, options).await {
-        Ok(results) => answer(&name, prepared.id, &prepared.outputs, &results),
+        Ok(results) => answer(&name, prepared.id, &prepared.outputs, &results, labels),
         Err(e) => {
             let status = status_of(&e);
             refused(status, e.to_string())
@@ -300,11 +392,6 @@ pub fn status_of(error: &Error<OrtError>) -> StatusCode {
 ///
 /// A message for the client (sent with 400).
 fn prepare(model: &ModelServing, headers: &HeaderMap, body: &[u8]) -> Result<Prepared, String> {
-    if let Some(encoding) = headers.get(header::CONTENT_ENCODING)
-        && !encoding.as_bytes().eq_ignore_ascii_case(b"identity")
-    {
-        return Err("compressed request bodies are not accepted; send it uncompressed".to_owned());
-    }
     let json_length = match headers.get(HEADER_LENGTH) {
         Some(value) => value
             .to_str()
@@ -324,12 +411,30 @@ fn prepare(model: &ModelServing, headers: &HeaderMap, body: &[u8]) -> Result<Pre
         .map_err(|e| format!("invalid inference request JSON: {e}"))?;
     let signature = model.signature();
     let all_binary = request.parameters.binary_data_output == Some(true);
+    let priority = priority_of(request.parameters.priority.unwrap_or(0))?;
     let outputs = match request.outputs {
         Some(wanted) => wanted
             .into_iter()
             .map(|o| {
-                if signature.outputs.iter().any(|s| s.name == o.name) {
-                    Ok((o.name, all_binary || o.parameters.binary_data == Some(true)))
+                if let Some(spec) = signature.outputs.iter().find(|s| s.name == o.name) {
+                    if o.parameters.classification == Some(0) {
+                        return Err(format!(
+                            "output `{}`: classification asks for 0 classes; ask for 1 or more",
+                            o.name
+                        ));
+                    }
+                    if o.parameters.classification.is_some() && spec.dtype != Dtype::F32 {
+                        return Err(format!(
+                            "output `{}` is {}, not FP32: it cannot be classified",
+                            o.name,
+                            datatype_name(spec.dtype)
+                        ));
+                    }
+                    Ok(Wanted {
+                        binary: all_binary || o.parameters.binary_data == Some(true),
+                        classes: o.parameters.classification,
+                        name: o.name,
+                    })
                 } else {
                     let names: Vec<&str> =
                         signature.outputs.iter().map(|s| s.name.as_str()).collect();
@@ -344,7 +449,11 @@ fn prepare(model: &ModelServing, headers: &HeaderMap, body: &[u8]) -> Result<Pre
         None => signature
             .outputs
             .iter()
-            .map(|s| (s.name.clone(), all_binary))
+            .map(|s| Wanted {
+                name: s.name.clone(),
+                binary: all_binary,
+                classes: None,
+            })
             .collect(),
     };
     let mut tensors: Vec<BatchTensor> = Vec::with_capacity(request.inputs.len());
@@ -431,6 +540,7 @@ fn prepare(model: &ModelServing, headers: &HeaderMap, body: &[u8]) -> Result<Pre
         items,
         outputs,
         timeout: request.parameters.timeout.map(Duration::from_micros),
+        priority,
     })
 }
 
@@ -439,25 +549,31 @@ fn prepare(model: &ModelServing, headers: &HeaderMap, body: &[u8]) -> Result<Pre
 fn answer(
     name: &str,
     id: Option<String>,
-    wanted: &[(String, bool)],
+    wanted: &[Wanted],
     results: &[ModelOutputs],
+    labels: Option<&[String]>,
 ) -> Response {
     let mut binary = Vec::new();
     let mut outputs = Vec::with_capacity(wanted.len());
-    for (output, as_binary) in wanted {
-        let items: Option<Vec<_>> = results.iter().map(|r| r.get(output)).collect();
+    for output in wanted {
+        let items: Option<Vec<_>> = results.iter().map(|r| r.get(&output.name)).collect();
         let stacked = items
-            .ok_or_else(|| format!("output `{output}` is missing from a result"))
-            .and_then(|items| tensor::stack(output, &items));
-        match stacked {
-            Ok(tensor) => outputs.push(tensor::encode_output(
-                output,
-                &tensor,
-                *as_binary,
-                &mut binary,
-            )),
+            .ok_or_else(|| format!("output `{}` is missing from a result", output.name))
+            .and_then(|items| tensor::stack(&output.name, &items));
+        let tensor = match stacked {
+            Ok(tensor) => tensor,
             Err(message) => return error(StatusCode::INTERNAL_SERVER_ERROR, message),
-        }
+        };
+        let encoded = match output.classes {
+            None => tensor::encode_output(&output.name, &tensor, output.binary, &mut binary),
+            Some(count) => match classification::classify(&output.name, &tensor, count, labels) {
+                Ok(classes) => {
+                    tensor::encode_classes(&output.name, &classes, output.binary, &mut binary)
+                }
+                Err(message) => return error(StatusCode::BAD_REQUEST, message),
+            },
+        };
+        outputs.push(encoded);
     }
     let response = InferResponse {
         model_name: name.to_owned(),

@@ -13,6 +13,9 @@ use crate::setup::ServingConfig;
 #[derive(Debug, Clone, Default)]
 pub struct Repository {
     models: BTreeMap<String, ModelServing>,
+    /// Class labels, for the models that have them (the classification
+    /// extension answers `score:index:label` with them).
+    labels: BTreeMap<String, Vec<String>>,
 }
 
 impl Repository {
@@ -20,7 +23,20 @@ impl Repository {
     pub fn from_servings(models: impl IntoIterator<Item = (String, ModelServing)>) -> Self {
         Self {
             models: models.into_iter().collect(),
+            labels: BTreeMap::new(),
         }
+    }
+
+    /// The same repository, with class labels for `name`.
+    #[must_use]
+    pub fn with_labels(mut self, name: &str, labels: Vec<String>) -> Self {
+        self.labels.insert(name.to_owned(), labels);
+        self
+    }
+
+    /// The class labels of the model called `name`, if it has them.
+    pub fn labels(&self, name: &str) -> Option<&[String]> {
+        self.labels.get(name).map(Vec::as_slice)
     }
 
     /// Starts a serving for each model file, with `settings` for the batch
@@ -37,6 +53,7 @@ impl Repository {
         // The servings register their metrics as they start.
         crate::metrics::exporter();
         let mut models = BTreeMap::new();
+        let mut labels = BTreeMap::new();
         for (name, path) in files {
             let core = settings.core_settings(4 * settings.batch_size);
             let label = name.clone();
@@ -45,9 +62,10 @@ impl Repository {
                 .serving(move |builder| core(builder).name(label.clone()))
                 .start()
                 .map_err(|e| format!("model `{name}` ({}): {e}", path.display()))?;
+            labels.extend(labels_beside(&path).map(|found| (name.clone(), found)));
             models.insert(name, serving);
         }
-        Ok(Self { models })
+        Ok(Self { models, labels })
     }
 
     /// The serving of the model called `name`.
@@ -139,6 +157,22 @@ pub fn models_in(dir: &Path) -> Result<Vec<(String, PathBuf)>, String> {
         ));
     }
     Ok(found)
+}
+
+/// A model's class labels, one per line: `NAME.labels.txt` beside
+/// `NAME.onnx`, or `labels.txt` in its folder, or ImageNet's
+/// `imagenet_classes.txt` there (the models folder's MobileNet).
+fn labels_beside(model: &Path) -> Option<Vec<String>> {
+    let folder = model.parent()?;
+    let own = model.with_extension("labels.txt");
+    [
+        own,
+        folder.join("labels.txt"),
+        folder.join("imagenet_classes.txt"),
+    ]
+    .iter()
+    .find_map(|path| std::fs::read_to_string(path).ok())
+    .map(|text| text.lines().map(str::to_owned).collect())
 }
 
 fn is_url_safe(name: &str) -> bool {

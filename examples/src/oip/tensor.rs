@@ -16,9 +16,10 @@ use ndarray::{ArrayD, IxDyn};
 use serde::de::{SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
-/// An inference request's JSON part.
+/// An inference request's JSON part. Fields it does not know are ignored,
+/// as clients add their own (the KServe SDK sends `model_name` and
+/// `model_version`).
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct InferRequest {
     /// An identifier echoed in the response.
     #[serde(default)]
@@ -51,11 +52,17 @@ pub struct Parameters {
     /// A deadline for the request, in microseconds.
     #[serde(default)]
     pub timeout: Option<u64>,
+    /// The request's priority: 1 is the highest level, 0 the default.
+    #[serde(default)]
+    pub priority: Option<u64>,
+    /// For a requested output: answer its top N classes (the
+    /// classification extension).
+    #[serde(default)]
+    pub classification: Option<u64>,
 }
 
 /// One input tensor of a request.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RequestInput {
     /// The model input's name.
     pub name: String,
@@ -73,7 +80,6 @@ pub struct RequestInput {
 
 /// One output asked for.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RequestOutput {
     /// The model output's name.
     pub name: String,
@@ -404,6 +410,37 @@ pub fn encode_output(
             shape,
             parameters: None,
             data: Some(data),
+        }
+    }
+}
+
+/// An output answered by the classification extension, as a `BYTES`
+/// tensor: JSON strings, or its elements appended to `binary` when
+/// `as_binary`.
+pub fn encode_classes(
+    name: &str,
+    classes: &crate::oip::classification::Classes,
+    as_binary: bool,
+    binary: &mut Vec<u8>,
+) -> ResponseOutput {
+    if as_binary {
+        let bytes = classes.to_bytes();
+        let size = bytes.len();
+        binary.extend_from_slice(&bytes);
+        ResponseOutput {
+            name: name.to_owned(),
+            datatype: "BYTES".to_owned(),
+            shape: classes.shape.clone(),
+            parameters: Some(serde_json::json!({ "binary_data_size": size })),
+            data: None,
+        }
+    } else {
+        ResponseOutput {
+            name: name.to_owned(),
+            datatype: "BYTES".to_owned(),
+            shape: classes.shape.clone(),
+            parameters: None,
+            data: Some(serde_json::json!(classes.elements)),
         }
     }
 }

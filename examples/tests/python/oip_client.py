@@ -2,7 +2,9 @@
 tritonclient[http] classifies cat.jpg with MobileNetV2, with binary and
 JSON tensors, then checks that concurrent requests (which the server
 batches together) and a batch of four give the same outputs as single
-requests, and that bad requests fail with 400.
+requests, that bad requests fail with 400, and that Triton's model
+configuration, statistics, repository index, compressed bodies, priority
+and classification work as tritonclient uses them.
 
     python3 oip_client.py HOST:PORT PATH/TO/cat.jpg
 """
@@ -99,6 +101,31 @@ def main():
     else:
         raise AssertionError("an unknown model was accepted")
     assert int(infer(client, cat)[0].argmax()) == top
+
+    # Triton's additions, as tritonclient and perf_analyzer read them.
+    config = client.get_model_config("mobilenet")
+    assert config["max_batch_size"] == 8, config
+    assert config["input"][0]["dims"] == [3, 224, 224], config
+    assert config["input"][0]["data_type"] == "TYPE_FP32", config
+    stats = client.get_inference_statistics("mobilenet")["model_stats"][0]
+    assert int(stats["inference_count"]) > 0, stats
+    assert int(stats["inference_stats"]["success"]["count"]) > 0, stats
+    index = client.get_model_repository_index()
+    assert [m["name"] for m in index] == ["mobilenet"], index
+    # Compressed bodies, a priority, and the classification extension.
+    for algorithm in ["gzip", "deflate"]:
+        inputs, outputs = request(cat, True)
+        got = client.infer("mobilenet", inputs, outputs=outputs,
+                           request_compression_algorithm=algorithm, priority=1).as_numpy("output")
+        assert np.allclose(got, binary, atol=1e-4), algorithm
+    inputs, _ = request(cat, True)
+    classes = client.infer("mobilenet", inputs, outputs=[
+        httpclient.InferRequestedOutput("output", binary_data=True, class_count=5)]).as_numpy("output")
+    assert classes.shape == (1, 5), classes.shape
+    score, index = classes[0][0].decode().split(":")[:2]
+    assert int(index) == top, classes
+    assert abs(float(score) - binary[0][top]) < 1e-3, classes
+    print(f"classification: {classes[0][0].decode()}")
     client.close()
     print("oip client: ok")
 
