@@ -84,10 +84,11 @@ if nats_server; then
 else
     echo "(no nats-server and none could be fetched; skipping: put nats-server on PATH or set NATS_SERVER)"
 fi
-echo; echo "== 6. the Open Inference Protocol (KServe v2), called by tritonclient =="
+echo; echo "== 6. the Open Inference Protocol (KServe v2) over HTTP and gRPC, called by tritonclient and the KServe SDK =="
 source scripts/oip-client.sh
 oip_port=${DEMO_OIP_PORT:-18000}
-"$bin/oip_server" --addr "127.0.0.1:$oip_port" --batch-timeout-ms 20 --policy timeout &
+grpc_port=${DEMO_GRPC_PORT:-18001}
+"$bin/oip_server" --addr "127.0.0.1:$oip_port" --grpc-addr "127.0.0.1:$grpc_port" --batch-timeout-ms 20 --policy timeout &
 oip=$!
 trap 'kill $oip 2>/dev/null || true' EXIT
 for _ in $(seq 100); do
@@ -96,9 +97,10 @@ for _ in $(seq 100); do
 done
 curl -fsS "http://127.0.0.1:$oip_port/v2/models/mobilenet"; echo
 if oip_python && [[ -f "$BATCH_SERVING_MODELS/cat.jpg" ]]; then
-    python3 examples/tests/python/oip_client.py "127.0.0.1:$oip_port" "$BATCH_SERVING_MODELS/cat.jpg"
+    python3 examples/tests/python/oip_client.py "127.0.0.1:$oip_port" "$BATCH_SERVING_MODELS/cat.jpg" "127.0.0.1:$grpc_port"
+    python3 examples/tests/python/kserve_client.py "127.0.0.1:$oip_port" "127.0.0.1:$grpc_port"
 else
-    echo "(no tritonclient or no cat.jpg; skipping the client)"
+    echo "(no tritonclient and kserve, or no cat.jpg; skipping the clients)"
 fi
 kill -INT $oip
 wait $oip

@@ -26,6 +26,11 @@ impl From<PolicyFlag> for Policy {
     }
 }
 
+/// The most requests in flight that a closed-loop client may hold without
+/// any being refused under the servers' default queue (see
+/// `ServingConfig::queue_capacity`).
+pub const CLOSED_LOOP_CLIENTS: usize = 512;
+
 /// Parses a whole number of milliseconds.
 pub fn millis(text: &str) -> Result<Duration, String> {
     text.parse::<u64>()
@@ -59,12 +64,17 @@ pub struct ServingConfig {
     /// Intra-op threads per session [default: the cores shared among the partitions].
     #[arg(long, env = "BS_THREADS")]
     pub threads: Option<usize>,
-    /// Queue capacity in items [default: four batches].
+    /// Queue capacity in items [default: 512, or four batches if more].
     ///
-    /// Four batches suit latency and memory better than the core's generic
-    /// default: a queued MobileNet item is a decoded 3 x 224 x 224 f32
-    /// tensor (602 KB), so 64 of them hold 38.5 MB, and a full queue is at
-    /// most four batch executions of waiting.
+    /// Deep enough that a closed-loop client with up to 512 requests in
+    /// flight (perf_analyzer at --concurrency-range 512, wrk with 512
+    /// connections) is queued, never refused: it can hold no more than
+    /// that, so it is not overload, and Triton, MLServer and the Python
+    /// servers all queue it. The cost, for MobileNet: a queued item is a
+    /// decoded 3 x 224 x 224 f32 tensor (602 KB), so a full queue holds
+    /// 308 MB and is 32 batch executions of waiting. Real overload (an open
+    /// loop faster than the model) still fills it and gets 503; a
+    /// `--latency-target-ms` refuses calls predicted late long before.
     #[arg(long, env = "BS_QUEUE_CAPACITY")]
     pub queue_capacity: Option<usize>,
     /// How batches start.
@@ -98,9 +108,11 @@ impl ServingConfig {
             .unwrap_or((cores / self.partitions.max(1)).max(1))
     }
 
-    /// Queue capacity in items, given the default for this model.
+    /// Queue capacity in items, given the default for this model (at
+    /// least [`CLOSED_LOOP_CLIENTS`]).
     pub fn queue_capacity_or(&self, default: usize) -> usize {
-        self.queue_capacity.unwrap_or(default)
+        self.queue_capacity
+            .unwrap_or(default.max(CLOSED_LOOP_CLIENTS))
     }
 
     /// The core settings, as the hook every model builder takes, with the
@@ -198,7 +210,10 @@ mod tests {
         assert_eq!(config.policy, PolicyFlag::Timeout);
         assert!(!config.spinning);
         assert_eq!(config.batch_timeout, Duration::from_millis(7));
-        assert_eq!(config.queue_capacity_or(4 * config.batch_size), 32);
+        assert_eq!(
+            config.queue_capacity_or(4 * config.batch_size),
+            CLOSED_LOOP_CLIENTS
+        );
         assert!(Cli::try_parse_from(["app", "--batch-size", "many"]).is_err());
         assert!(Cli::try_parse_from(["app", "--policy", "sometimes"]).is_err());
     }

@@ -21,7 +21,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use batch_serving::Policy;
-use batch_serving_examples::oip::{Repository, oip_router};
+use batch_serving_examples::oip::OipState;
+use batch_serving_examples::oip::Repository;
+use batch_serving_examples::oip::grpc::grpc_service;
 use batch_serving_examples::serve::{HttpLimits, serve};
 use batch_serving_ort::ModelServingBuilder;
 
@@ -76,16 +78,8 @@ async fn tritonclient_classifies_the_cat_and_batched_requests_match_single_ones(
         })
         .start()
         .unwrap();
-    let app = oip_router(Repository::from_servings([(
-        "mobilenet".to_owned(),
-        serving.clone(),
-    )]));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve(listener, app, HttpLimits::default(), async {
-        let _ = stopped.await;
-    }));
+    let servers = Servers::start(&serving).await;
+    let (address, grpc_address) = (servers.http, servers.grpc);
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/oip_client.py");
     let cat = files.model.with_file_name("cat.jpg");
     let output = tokio::task::spawn_blocking(move || {
@@ -93,14 +87,14 @@ async fn tritonclient_classifies_the_cat_and_batched_requests_match_single_ones(
             .arg(script)
             .arg(address.to_string())
             .arg(cat)
+            .arg(grpc_address.to_string())
             .env("PYTHONPATH", python)
             .output()
             .unwrap()
     })
     .await
     .unwrap();
-    let _ = stop.send(());
-    server.await.unwrap().unwrap();
+    servers.stop().await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -108,14 +102,16 @@ async fn tritonclient_classifies_the_cat_and_batched_requests_match_single_ones(
         "tritonclient failed:\n{stdout}\n{stderr}"
     );
     assert!(stdout.contains("oip client: ok"), "{stdout}");
-    // 14 single requests (one batch each at most), one batch of four, and
-    // 16 concurrent requests: at most 14 + 1 + 16 / 2 batches means the
-    // concurrent ones shared batches, two or more to a batch on average.
+    assert!(stdout.contains("grpc client: ok"), "{stdout}");
+    // Over HTTP: 14 single requests (one batch each at most), one batch of
+    // four, and 16 concurrent requests; over gRPC: 2 single requests, a
+    // batch of four and 8 concurrent ones. At most 16 + 2 + 24 / 2 batches
+    // means the concurrent ones shared batches, two or more to a batch.
     let stats = serving.serving().stats();
-    assert_eq!(stats.items, 14 + 4 + 16, "{stats:?}");
-    assert_eq!(stats.answered, 14 + 1 + 16, "{stats:?}");
+    assert_eq!(stats.items, 14 + 4 + 16 + 2 + 4 + 8, "{stats:?}");
+    assert_eq!(stats.answered, 14 + 1 + 16 + 2 + 1 + 8, "{stats:?}");
     assert!(
-        stats.batches <= 14 + 1 + 8,
+        stats.batches <= 16 + 2 + 12,
         "concurrent requests did not batch: {stats:?}"
     );
 }
@@ -132,29 +128,21 @@ async fn the_kserve_sdk_checks_health_and_infers_with_json_and_binary_tensors() 
         .serving(|core| core.batch_size(8).name("kserve-client-test"))
         .start()
         .unwrap();
-    let app = oip_router(Repository::from_servings([(
-        "mobilenet".to_owned(),
-        serving.clone(),
-    )]));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve(listener, app, HttpLimits::default(), async {
-        let _ = stopped.await;
-    }));
+    let servers = Servers::start(&serving).await;
+    let (address, grpc_address) = (servers.http, servers.grpc);
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/kserve_client.py");
     let output = tokio::task::spawn_blocking(move || {
         Command::new("python3")
             .arg(script)
             .arg(address.to_string())
+            .arg(grpc_address.to_string())
             .env("PYTHONPATH", python)
             .output()
             .unwrap()
     })
     .await
     .unwrap();
-    let _ = stop.send(());
-    server.await.unwrap().unwrap();
+    servers.stop().await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -162,7 +150,75 @@ async fn the_kserve_sdk_checks_health_and_infers_with_json_and_binary_tensors() 
         "the KServe SDK failed:\n{stdout}\n{stderr}"
     );
     assert!(stdout.contains("kserve client: ok"), "{stdout}");
-    // Two inferences of one image each were answered.
+    // Two inferences over REST and two over gRPC, of one image each.
     let stats = serving.serving().stats();
-    assert_eq!((stats.items, stats.answered), (2, 2), "{stats:?}");
+    assert_eq!((stats.items, stats.answered), (4, 4), "{stats:?}");
+}
+
+/// The HTTP routes and the gRPC service over one repository of one model,
+/// on two sockets, as `oip_server` runs them.
+struct Servers {
+    http: std::net::SocketAddr,
+    grpc: std::net::SocketAddr,
+    stop: Vec<tokio::sync::oneshot::Sender<()>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Servers {
+    async fn start(serving: &batch_serving_ort::ModelServing) -> Self {
+        let state = OipState::new(Repository::from_servings([(
+            "mobilenet".to_owned(),
+            serving.clone(),
+        )]));
+        let app = batch_serving_examples::oip::oip_router_with(
+            state.clone(),
+            batch_serving_examples::oip::DEFAULT_MAX_BODY_BYTES,
+            HttpLimits::default().request_timeout,
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let grpc_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (http, grpc) = (
+            listener.local_addr().unwrap(),
+            grpc_listener.local_addr().unwrap(),
+        );
+        let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
+        let (stop_grpc, grpc_stopped) = tokio::sync::oneshot::channel::<()>();
+        let tasks = vec![
+            tokio::spawn(async move {
+                serve(listener, app, HttpLimits::default(), async {
+                    let _ = http_stopped.await;
+                })
+                .await
+                .unwrap();
+            }),
+            tokio::spawn(async move {
+                tonic::transport::Server::builder()
+                    .layer(batch_serving_examples::oip::grpc::deadline_layer())
+                    .add_service(grpc_service(state, 64 << 20))
+                    .serve_with_incoming_shutdown(
+                        tokio_stream::wrappers::TcpListenerStream::new(grpc_listener),
+                        async {
+                            let _ = grpc_stopped.await;
+                        },
+                    )
+                    .await
+                    .unwrap();
+            }),
+        ];
+        Servers {
+            http,
+            grpc,
+            stop: vec![stop_http, stop_grpc],
+            tasks,
+        }
+    }
+
+    async fn stop(self) {
+        for stop in self.stop {
+            let _ = stop.send(());
+        }
+        for task in self.tasks {
+            task.await.unwrap();
+        }
+    }
 }

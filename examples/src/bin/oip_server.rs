@@ -1,12 +1,14 @@
 //! An Open Inference Protocol (KServe v2) server for ONNX models, with
-//! batching across clients: MobileNetV2 as `mobilenet` and
+//! batching across clients, over HTTP and gRPC at once (Triton's ports,
+//! 8000 and 8001, by default): MobileNetV2 as `mobilenet` and
 //! all-MiniLM-L6-v2 as `minilm` from the models folder, or every model in
-//! `--model-dir`.
+//! `--model-dir`. Requests over both protocols batch together.
 //!
 //! ```text
-//! cargo run --release -p batch-serving-examples --bin oip_server -- --addr 127.0.0.1:8000
+//! cargo run --release -p batch-serving-examples --bin oip_server
 //! curl http://127.0.0.1:8000/v2/models/mobilenet
 //! python3 -c 'import tritonclient.http as t; print(t.InferenceServerClient("127.0.0.1:8000").is_server_ready())'
+//! python3 -c 'import tritonclient.grpc as t; print(t.InferenceServerClient("127.0.0.1:8001").is_server_ready())'
 //! ```
 //!
 //! `--help` lists the flags; each has a `BS_*` environment variable too.
@@ -15,6 +17,7 @@
 
 use std::path::PathBuf;
 
+use batch_serving_examples::oip::grpc::grpc_service;
 use batch_serving_examples::oip::repository::{models_in, sample_models};
 use batch_serving_examples::oip::{DEFAULT_MAX_BODY_BYTES, OipState, Repository, oip_router_with};
 use batch_serving_examples::serve::{HttpLimits, ctrl_c, drain_left, serve};
@@ -27,6 +30,9 @@ struct Cli {
     /// The address to listen on.
     #[arg(long, env = "BS_ADDR", default_value = "127.0.0.1:8000")]
     addr: String,
+    /// The address the gRPC service listens on (`inference.GRPCInferenceService`).
+    #[arg(long, env = "BS_GRPC_ADDR", default_value = "127.0.0.1:8001")]
+    grpc_addr: String,
     /// Serve every ONNX model in this folder (`NAME.onnx`, or `NAME/` with
     /// one .onnx file) instead of MobileNet and MiniLM from the models folder.
     #[arg(long, env = "BS_MODEL_DIR")]
@@ -52,11 +58,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let repository = Repository::start(files, &cli.serving)?;
     let listener = tokio::net::TcpListener::bind(&cli.addr).await?;
+    let grpc_listener = tokio::net::TcpListener::bind(&cli.grpc_addr).await?;
     let names: Vec<&str> = repository.iter().map(|(name, _)| name).collect();
     println!(
-        "serving {} over the Open Inference Protocol on http://{} ({})",
+        "serving {} over the Open Inference Protocol on http://{} and grpc://{} ({})",
         names.join(", "),
         listener.local_addr()?,
+        grpc_listener.local_addr()?,
         cli.serving.describe()
     );
     let state = OipState::new(repository);
@@ -65,7 +73,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         cli.max_body_bytes,
         cli.limits.request_timeout,
     );
+    // The gRPC service stops when the HTTP server does (at Ctrl-C), and
+    // finishes the calls in progress as it goes.
+    let (stop_grpc, grpc_stopped) = tokio::sync::oneshot::channel::<()>();
+    let grpc = tokio::spawn(
+        tonic::transport::Server::builder()
+            .layer(batch_serving_examples::oip::grpc::deadline_layer())
+            .add_service(grpc_service(state.clone(), cli.max_body_bytes))
+            .serve_with_incoming_shutdown(
+                tokio_stream::wrappers::TcpListenerStream::new(grpc_listener),
+                async {
+                    let _ = grpc_stopped.await;
+                },
+            ),
+    );
     let stopped = serve(listener, app, cli.limits, ctrl_c()).await?;
+    let _ = stop_grpc.send(());
+    let _ = tokio::time::timeout(drain_left(&stopped, &cli.limits), grpc).await;
     if !stopped.drained {
         println!("drain limit reached: closed the connections still open");
     }

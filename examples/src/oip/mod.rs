@@ -23,6 +23,7 @@
 
 pub mod classification;
 pub mod compression;
+pub mod grpc;
 pub mod repository;
 pub mod tensor;
 pub mod triton;
@@ -510,6 +511,27 @@ fn prepare(model: &ModelServing, headers: &HeaderMap, body: &[u8]) -> Result<Pre
             binary.len()
         ));
     }
+    let items = items_of(signature, &tensors)?;
+    Ok(Prepared {
+        id: request.id,
+        items,
+        outputs,
+        timeout: request.parameters.timeout.map(Duration::from_micros),
+        priority,
+    })
+}
+
+/// Cuts a request's input tensors into the items to dispatch: every input
+/// the model has, all with the same batch size, at least 1. Shared by the
+/// HTTP and gRPC services.
+///
+/// # Errors
+///
+/// A message for the client (400, or `INVALID_ARGUMENT`).
+pub fn items_of(
+    signature: &batch_serving_ort::ModelSignature,
+    tensors: &[BatchTensor],
+) -> Result<Vec<ModelInputs>, String> {
     if let Some(missing) = signature
         .inputs
         .iter()
@@ -530,18 +552,12 @@ fn prepare(model: &ModelServing, headers: &HeaderMap, body: &[u8]) -> Result<Pre
         return Err("the batch size (each input's first dimension) is 0".to_owned());
     }
     let mut items = vec![ModelInputs::new(); batch];
-    for t in &tensors {
+    for t in tensors {
         for (item, part) in items.iter_mut().zip(tensor::split(&t.data)) {
             *item = std::mem::take(item).with(t.name.clone(), part);
         }
     }
-    Ok(Prepared {
-        id: request.id,
-        items,
-        outputs,
-        timeout: request.parameters.timeout.map(Duration::from_micros),
-        priority,
-    })
+    Ok(items)
 }
 
 /// The response: the outputs stacked back to the request's batch, as JSON

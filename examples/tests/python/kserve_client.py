@@ -1,15 +1,16 @@
-"""The KServe Python SDK's REST client against our server: health,
-readiness, and MobileNetV2 on a random image as JSON and binary tensors,
-which must agree, and a request for an unknown model that must fail.
+"""The KServe Python SDK's REST and gRPC clients against our server:
+health, readiness, and MobileNetV2 on a random image as JSON and binary
+tensors (raw and typed contents over gRPC), which must all agree, and a
+request for an unknown model that must fail.
 
-    python3 kserve_client.py HOST:PORT
+    python3 kserve_client.py HOST:PORT GRPC_HOST:PORT
 """
 
 import asyncio
 import sys
 
 import numpy as np
-from kserve import InferenceRESTClient, InferInput, InferRequest, RESTConfig
+from kserve import InferenceGRPCClient, InferenceRESTClient, InferInput, InferRequest, RESTConfig
 
 
 async def main():
@@ -37,6 +38,18 @@ async def main():
     else:
         raise AssertionError("an unknown model was accepted")
     await client.close()
+
+    grpc = InferenceGRPCClient(sys.argv[2])
+    assert await grpc.is_server_live()
+    assert await grpc.is_server_ready()
+    assert await grpc.is_model_ready("mobilenet")
+    for binary in (True, False):
+        tensor = InferInput("input", [1, 3, 224, 224], "FP32")
+        tensor.set_data_from_numpy(image, binary_data=binary)
+        response = await grpc.infer(InferRequest(model_name="mobilenet", infer_inputs=[tensor]))
+        got = response.outputs[0].as_numpy()
+        assert np.allclose(got, answers[0], atol=1e-4), f"gRPC (binary={binary}) disagrees with REST"
+    await grpc.close()
     print("kserve client: ok")
 
 
