@@ -1,7 +1,8 @@
 //! A closed-loop load test of MobileNetV2 classification: C callers each send
 //! an image, wait for the answer and send again, for a fixed time per
 //! concurrency level. Runs in process (batched against unbatched, that is
-//! `batch_size` 1) or against the HTTP server with `--url`.
+//! `batch_size` 1, interleaved level by level, each row after a warm-up at
+//! its level) or against the HTTP server with `--url`.
 //!
 //! ```text
 //! cargo run --release -p batch-serving-examples --bin load_test -- --concurrency 1,8,64 --seconds 3
@@ -148,10 +149,14 @@ fn table(rows: &[Row]) -> String {
     let mut out = String::from(
         "| mode | callers | img/s | p50 ms | p99 ms | mean batch | calls | errors | vs unbatched |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
-    for row in rows {
+    for (at, row) in rows.iter().enumerate() {
+        // The unbatched row run beside it (the modes interleave by level).
         let baseline = rows
             .iter()
-            .find(|r| r.mode == "unbatched" && r.concurrency == row.concurrency);
+            .enumerate()
+            .filter(|(_, r)| r.mode == "unbatched" && r.concurrency == row.concurrency)
+            .min_by_key(|(other, _)| other.abs_diff(at))
+            .map(|(_, r)| r);
         let ratio = baseline
             .filter(|b| b.per_second > 0.0)
             .map_or("".to_owned(), |b| {
@@ -176,8 +181,13 @@ fn table(rows: &[Row]) -> String {
 /// Throughput and p99 against callers, a line per mode, on log scales
 /// (callers and latency both span decades).
 fn chart(rows: &[Row], path: &std::path::Path) -> Result<(), String> {
-    let mut modes: Vec<&str> = rows.iter().map(|r| r.mode.as_str()).collect();
-    modes.dedup();
+    // Each mode once, in first-seen order (the rows interleave the modes).
+    let mut modes: Vec<&str> = Vec::new();
+    for row in rows {
+        if !modes.contains(&row.mode.as_str()) {
+            modes.push(&row.mode);
+        }
+    }
     let series = |value: &dyn Fn(&Row) -> f64| -> Vec<Series> {
         modes
             .iter()
@@ -248,7 +258,11 @@ async fn in_process(
             },
         ));
     }
-    let mut rows = Vec::new();
+    // Both servings start first, and the rows interleave: each level runs
+    // batched, then unbatched, each after a warm-up at that level, so that
+    // neither mode carries the session's first runs, or the machine's
+    // drift over the run, alone.
+    let mut servings = Vec::new();
     for (mode, config) in modes {
         let classifier = config.start()?;
         println!("{mode}: {}", config.describe());
@@ -266,10 +280,17 @@ async fn in_process(
                 Box::pin(async move { (stats.batches, stats.items) })
             })
         };
-        call(0).await; // warm-up
-        for &concurrency in levels {
-            rows.push(run_cell(mode, concurrency, seconds, &call, &counters).await);
+        servings.push((mode, classifier, call, counters));
+    }
+    let warm_up = (seconds / 4.0).clamp(0.2, 1.0);
+    let mut rows = Vec::new();
+    for &concurrency in levels {
+        for (mode, _, call, counters) in &servings {
+            let _ = run_cell(mode, concurrency, warm_up, call, counters).await;
+            rows.push(run_cell(mode, concurrency, seconds, call, counters).await);
         }
+    }
+    for (_, classifier, _, _) in servings {
         classifier.serving().shutdown().await;
     }
     Ok(rows)
