@@ -80,27 +80,10 @@ async fn tritonclient_classifies_the_cat_and_batched_requests_match_single_ones(
         .unwrap();
     let servers = Servers::start(&serving).await;
     let (address, grpc_address) = (servers.http, servers.grpc);
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/oip_client.py");
-    let cat = files.model.with_file_name("cat.jpg");
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new("python3")
-            .arg(script)
-            .arg(address.to_string())
-            .arg(cat)
-            .arg(grpc_address.to_string())
-            .env("PYTHONPATH", python)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    let cat = files.model.with_file_name("cat.jpg").display().to_string();
+    let args = [address.to_string(), cat, grpc_address.to_string()];
+    let stdout = run_client("oip_client.py", &args, python).await;
     servers.stop().await;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "tritonclient failed:\n{stdout}\n{stderr}"
-    );
     assert!(stdout.contains("oip client: ok"), "{stdout}");
     assert!(stdout.contains("grpc client: ok"), "{stdout}");
     // Over HTTP: 14 single requests (one batch each at most), one batch of
@@ -130,29 +113,39 @@ async fn the_kserve_sdk_checks_health_and_infers_with_json_and_binary_tensors() 
         .unwrap();
     let servers = Servers::start(&serving).await;
     let (address, grpc_address) = (servers.http, servers.grpc);
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/kserve_client.py");
+    let args = [address.to_string(), grpc_address.to_string()];
+    let stdout = run_client("kserve_client.py", &args, python).await;
+    servers.stop().await;
+    assert!(stdout.contains("kserve client: ok"), "{stdout}");
+    // Two inferences over REST and two over gRPC, of one image each.
+    let stats = serving.serving().stats();
+    assert_eq!((stats.items, stats.answered), (4, 4), "{stats:?}");
+}
+
+/// Runs `tests/python/{script}` with `args` under the Python path
+/// `python`, off the runtime; its standard output, once it succeeded.
+async fn run_client(script: &str, args: &[String], python: String) -> String {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/python")
+        .join(script);
+    let args = args.to_vec();
     let output = tokio::task::spawn_blocking(move || {
         Command::new("python3")
-            .arg(script)
-            .arg(address.to_string())
-            .arg(grpc_address.to_string())
+            .arg(&script)
+            .args(args)
             .env("PYTHONPATH", python)
             .output()
             .unwrap()
     })
     .await
     .unwrap();
-    servers.stop().await;
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success(),
-        "the KServe SDK failed:\n{stdout}\n{stderr}"
+        "the client failed:\n{stdout}\n{stderr}"
     );
-    assert!(stdout.contains("kserve client: ok"), "{stdout}");
-    // Two inferences over REST and two over gRPC, of one image each.
-    let stats = serving.serving().stats();
-    assert_eq!((stats.items, stats.answered), (4, 4), "{stats:?}");
+    stdout
 }
 
 /// The HTTP routes and the gRPC service over one repository of one model,

@@ -459,21 +459,7 @@ fn prepare(model: &ModelServing, headers: &HeaderMap, body: &[u8]) -> Result<Pre
     };
     let mut tensors: Vec<BatchTensor> = Vec::with_capacity(request.inputs.len());
     for input in request.inputs {
-        let spec = signature
-            .inputs
-            .iter()
-            .find(|s| s.name == input.name)
-            .ok_or_else(|| {
-                let names: Vec<&str> = signature.inputs.iter().map(|s| s.name.as_str()).collect();
-                format!(
-                    "the model has no input `{}`; its inputs are: {}",
-                    input.name,
-                    names.join(", ")
-                )
-            })?;
-        if tensors.iter().any(|t| t.name == input.name) {
-            return Err(format!("input `{}` is given twice", input.name));
-        }
+        let spec = input_spec(signature, &input.name, &tensors)?;
         let elements = match (input.parameters.binary_data_size, input.data) {
             (Some(size), None) => {
                 let size = usize::try_from(size).unwrap_or(usize::MAX);
@@ -519,6 +505,35 @@ fn prepare(model: &ModelServing, headers: &HeaderMap, body: &[u8]) -> Result<Pre
         timeout: request.parameters.timeout.map(Duration::from_micros),
         priority,
     })
+}
+
+/// The model's spec of the input a request calls `name`, when it is one of
+/// the model's inputs and not already among `tensors`. Shared by the HTTP
+/// and gRPC services.
+///
+/// # Errors
+///
+/// A message for the client (400, or `INVALID_ARGUMENT`).
+pub fn input_spec<'a>(
+    signature: &'a batch_serving_ort::ModelSignature,
+    name: &str,
+    tensors: &[BatchTensor],
+) -> Result<&'a TensorSpec, String> {
+    let spec = signature
+        .inputs
+        .iter()
+        .find(|s| s.name == name)
+        .ok_or_else(|| {
+            let names: Vec<&str> = signature.inputs.iter().map(|s| s.name.as_str()).collect();
+            format!(
+                "the model has no input `{name}`; its inputs are: {}",
+                names.join(", ")
+            )
+        })?;
+    if tensors.iter().any(|t| t.name == name) {
+        return Err(format!("input `{name}` is given twice"));
+    }
+    Ok(spec)
 }
 
 /// Cuts a request's input tensors into the items to dispatch: every input

@@ -39,7 +39,7 @@ use self::generated::{
 };
 use super::tensor::{self, BatchTensor, Elements, datatype_name};
 use super::triton::{self, PRIORITY_LEVELS, VERSION, priority_of};
-use super::{EXTENSIONS, OipState, classification, find, is_ready, items_of};
+use super::{EXTENSIONS, OipState, classification, find, input_spec, is_ready, items_of};
 
 /// The gRPC service over `state`, accepting messages up to
 /// `max_message_bytes`.
@@ -354,21 +354,7 @@ fn prepare(model: &ModelServing, request: ModelInferRequest) -> Result<Prepared,
     }
     let mut tensors: Vec<BatchTensor> = Vec::with_capacity(request.inputs.len());
     for (i, input) in request.inputs.iter().enumerate() {
-        let spec = signature
-            .inputs
-            .iter()
-            .find(|s| s.name == input.name)
-            .ok_or_else(|| {
-                let names: Vec<&str> = signature.inputs.iter().map(|s| s.name.as_str()).collect();
-                format!(
-                    "the model has no input `{}`; its inputs are: {}",
-                    input.name,
-                    names.join(", ")
-                )
-            })?;
-        if tensors.iter().any(|t| t.name == input.name) {
-            return Err(format!("input `{}` is given twice", input.name));
-        }
+        let spec = input_spec(signature, &input.name, &tensors)?;
         let shape: Vec<u64> = input
             .shape
             .iter()
