@@ -11,13 +11,13 @@ mod common;
 use std::time::Duration;
 
 use batch_serving::Policy;
-use batch_serving_examples::oip::grpc::generated::grpc_inference_service_client::GrpcInferenceServiceClient;
-use batch_serving_examples::oip::grpc::generated::infer_parameter::ParameterChoice;
-use batch_serving_examples::oip::grpc::generated::model_infer_request::InferInputTensor;
-use batch_serving_examples::oip::grpc::generated::{
+use batch_serving_examples::oip::grpc::grpc_service;
+use batch_serving_examples::oip::grpc_proto::grpc_inference_service_client::GrpcInferenceServiceClient;
+use batch_serving_examples::oip::grpc_proto::infer_parameter::ParameterChoice;
+use batch_serving_examples::oip::grpc_proto::model_infer_request::InferInputTensor;
+use batch_serving_examples::oip::grpc_proto::{
     InferParameter, ModelConfigRequest, ModelInferRequest,
 };
-use batch_serving_examples::oip::grpc::grpc_service;
 use batch_serving_examples::oip::{OipState, Repository, oip_router};
 use batch_serving_ort::mobilenet::preprocess;
 use batch_serving_ort::{ModelServing, ModelServingBuilder};
