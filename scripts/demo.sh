@@ -4,15 +4,17 @@
 # BATCH_SERVING_MODELS, or the model zoo download), then
 #   1. classifies the sample photos with the `classify` CLI,
 #   2. runs the in-process load test, batched against unbatched,
-#   3. starts the HTTP server, sends it load over HTTP, and stops it with
-#      Ctrl-C (SIGINT) to show the graceful drain,
+#   3. starts the model server (HTTP and gRPC), sends /v1/classify load
+#      over HTTP, asks /v1/embed, points the ecosystem's own clients at it
+#      unchanged (tritonclient over HTTP and gRPC, the KServe SDK over REST
+#      and gRPC, perf_analyzer over HTTP and gRPC) where they can be
+#      fetched, and stops it with Ctrl-C (SIGINT) to show the graceful
+#      drain,
 #   4. where the MiniLM files are there too, indexes the paragraphs of the
 #      repository's docs with sentence embeddings and answers a question
 #      from them,
 #   5. where a NATS server is found or fetched, serves MobileNet on three
-#      node processes through NATS under load, and kills one midway,
-#   6. serves the models over the Open Inference Protocol (KServe v2) and,
-#      where pip can install it, points NVIDIA's tritonclient at it.
+#      node processes through NATS under load, and kills one midway.
 # DEMO_SECONDS (default 3) sets the time per load-test row.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -52,9 +54,11 @@ fi
 echo; echo "== 2. in-process load: batched against unbatched =="
 "$bin/load_test" --concurrency 1,8,32 --seconds "$seconds"
 
-echo; echo "== 3. the HTTP server under load =="
-port=${DEMO_PORT:-18080}
-"$bin/mobilenet_server" --addr "127.0.0.1:$port" &
+echo; echo "== 3. the model server: /v1/classify under load, /v1/embed, and the ecosystem's clients over HTTP and gRPC =="
+port=${DEMO_PORT:-18000}
+grpc_port=${DEMO_GRPC_PORT:-18001}
+# Default flags: only the addresses are given.
+"$bin/model_server" --addr "127.0.0.1:$port" --grpc-addr "127.0.0.1:$grpc_port" &
 server=$!
 trap 'kill $server 2>/dev/null || true' EXIT
 for _ in $(seq 100); do
@@ -62,7 +66,30 @@ for _ in $(seq 100); do
     sleep 0.2
 done
 "$bin/load_test" --url "127.0.0.1:$port" --concurrency 16 --seconds "$seconds"
-curl -fsS "http://127.0.0.1:$port/metrics" | grep -E '^batch_serving_(batches_total|items_total|batch_starts_total)' || true
+if [[ -f "$BATCH_SERVING_MODELS/minilm/tokenizer.json" ]]; then
+    curl -fsS -H 'content-type: application/json' -d '["A man is eating food."]' "http://127.0.0.1:$port/v1/embed" | head -c 120; echo " ..."
+fi
+curl -fsS "http://127.0.0.1:$port/v2/models/mobilenet"; echo
+source scripts/oip-client.sh
+if oip_python && [[ -f "$BATCH_SERVING_MODELS/cat.jpg" ]]; then
+    python3 examples/tests/python/oip_client.py "127.0.0.1:$port" "$BATCH_SERVING_MODELS/cat.jpg" "127.0.0.1:$grpc_port"
+    python3 examples/tests/python/kserve_client.py "127.0.0.1:$port" "127.0.0.1:$grpc_port"
+else
+    echo "(no tritonclient and kserve, or no cat.jpg; skipping those clients)"
+fi
+source scripts/perf-analyzer.sh
+if perf_analyzer_find; then
+    for target in "http 127.0.0.1:$port" "grpc 127.0.0.1:$grpc_port"; do
+        set -- $target
+        echo "perf_analyzer over $1, 1 and 128 concurrent requests:"
+        "$PERF_ANALYZER" -m mobilenet -i "$1" -u "$2" --concurrency-range 1:128:127 \
+            --measurement-mode count_windows --measurement-request-count 64 --stability-percentage 1000 --max-trials 3 |
+            grep -E '^Concurrency|Successful request count'
+    done
+else
+    echo "(no perf_analyzer; skipping it)"
+fi
+curl -fsS "http://127.0.0.1:$port/metrics" | grep -E '^batch_serving_(batches_total|items_total)' || true
 kill -INT $server
 wait $server
 trap - EXIT
@@ -84,25 +111,4 @@ if nats_server; then
 else
     echo "(no nats-server and none could be fetched; skipping: put nats-server on PATH or set NATS_SERVER)"
 fi
-echo; echo "== 6. the Open Inference Protocol (KServe v2) over HTTP and gRPC, called by tritonclient and the KServe SDK =="
-source scripts/oip-client.sh
-oip_port=${DEMO_OIP_PORT:-18000}
-grpc_port=${DEMO_GRPC_PORT:-18001}
-"$bin/oip_server" --addr "127.0.0.1:$oip_port" --grpc-addr "127.0.0.1:$grpc_port" --batch-timeout-ms 20 --policy timeout &
-oip=$!
-trap 'kill $oip 2>/dev/null || true' EXIT
-for _ in $(seq 100); do
-    if curl -fsS "http://127.0.0.1:$oip_port/v2/health/ready" >/dev/null 2>&1; then break; fi
-    sleep 0.2
-done
-curl -fsS "http://127.0.0.1:$oip_port/v2/models/mobilenet"; echo
-if oip_python && [[ -f "$BATCH_SERVING_MODELS/cat.jpg" ]]; then
-    python3 examples/tests/python/oip_client.py "127.0.0.1:$oip_port" "$BATCH_SERVING_MODELS/cat.jpg" "127.0.0.1:$grpc_port"
-    python3 examples/tests/python/kserve_client.py "127.0.0.1:$oip_port" "127.0.0.1:$grpc_port"
-else
-    echo "(no tritonclient and kserve, or no cat.jpg; skipping the clients)"
-fi
-kill -INT $oip
-wait $oip
-trap - EXIT
 echo; echo "demo finished"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The MobileNet server under overload and bad input, end to end: builds the
+# The model server's MobileNet route (/v1/classify) under overload and bad input, end to end: builds the
 # server and examples/src/bin/overload_test.rs, which starts the server with
 # a queue of 8, measures good answers/s unloaded and under 200 clients, sends
 # the bad-input barrage, stops it with SIGINT while a half-sent request is
@@ -13,5 +13,5 @@ if ! ort_runtime; then
     exit 1
 fi
 bin=$(bash scripts/build-binaries.sh)
-"$bin/overload_test" --server "$bin/mobilenet_server" \
+"$bin/overload_test" --server "$bin/model_server" \
     --seconds "${OVERLOAD_SECONDS:-5}" --write "${OVERLOAD_WRITE:-docs/reliability.md}" "$@"

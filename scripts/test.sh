@@ -36,6 +36,10 @@ nats_python || echo "warning: no nats-py/msgpack; the Python client test will sk
 # loudly, unless BATCH_SERVING_REQUIRE_OIP_CLIENT=1 (CI).
 source scripts/oip-client.sh
 oip_python || echo "warning: no tritonclient or kserve; the Open Inference Protocol client tests will skip" >&2
+# And with Triton's perf_analyzer 2.60, fetched into .tools/perf-analyzer
+# with Debian 13's loader and libraries (it needs glibc 2.38).
+source scripts/perf-analyzer.sh
+perf_analyzer_find || echo "warning: no perf_analyzer; its test will skip" >&2
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 cargo test --workspace --all-features 2>&1 | tee "$log"

@@ -75,6 +75,11 @@ impl EmbedState {
         }
     }
 
+    /// The embedder.
+    pub fn embedder(&self) -> &Embedder {
+        &self.embedder
+    }
+
     /// The tokenizing slots (tests hold them to see the bound act).
     pub fn tokenizing(&self) -> &Arc<Semaphore> {
         &self.tokenizing
@@ -92,13 +97,21 @@ pub fn embed_router(embedder: Embedder) -> Router {
 /// Builds the router over `state`, answering 408 to requests that take
 /// longer than `request_timeout` and JSON errors everywhere.
 pub fn embed_router_with(state: EmbedState, request_timeout: Duration) -> Router {
-    let routes = Router::new()
-        .route("/v1/embed", post(embed))
+    let own = Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics))
+        .with_state(state.clone());
+    harden(embed_routes(state).merge(own), request_timeout)
+}
+
+/// `POST /v1/embed` alone, with its body limit and without the request
+/// timeout or error shape, for a server that serves it beside other routes
+/// (the model server) and hardens them all at once.
+pub fn embed_routes(state: EmbedState) -> Router {
+    Router::new()
+        .route("/v1/embed", post(embed))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(state);
-    harden(routes, request_timeout)
+        .with_state(state)
 }
 
 async fn embed(State(state): State<EmbedState>, body: Bytes) -> Response {

@@ -26,6 +26,15 @@ pub struct EmbedConfig {
     /// Models folder, batch size, timeout, partitions, threads, queue, policy.
     #[command(flatten)]
     pub serving: ServingConfig,
+    /// Token limit and length buckets.
+    #[command(flatten)]
+    pub text: TextConfig,
+}
+
+/// The sentence encoder's own settings, beside the serving flags every
+/// application takes (the model server flattens the two apart).
+#[derive(Debug, Clone, clap::Args)]
+pub struct TextConfig {
     /// Token limit per sentence, special tokens included.
     #[arg(long, env = "BS_MAX_TOKENS", default_value_t = DEFAULT_MAX_TOKENS)]
     pub max_tokens: usize,
@@ -34,7 +43,7 @@ pub struct EmbedConfig {
     pub buckets: Option<LengthBuckets>,
 }
 
-impl EmbedConfig {
+impl TextConfig {
     /// The length buckets chosen.
     pub fn buckets(&self) -> LengthBuckets {
         self.buckets
@@ -45,35 +54,48 @@ impl EmbedConfig {
     /// Queue capacity: by default room for four requests of the most texts
     /// one may carry (each queued item is at most max_tokens ids, 1 KB at
     /// 128, so 1024 hold about 1 MB).
-    pub fn queue_capacity(&self) -> usize {
-        self.serving
-            .queue_capacity_or(4 * crate::embed_http::MAX_TEXTS)
+    pub fn queue_capacity(serving: &ServingConfig) -> usize {
+        serving.queue_capacity_or(4 * crate::embed_http::MAX_TEXTS)
     }
 
+    /// Locates the files and starts the embedder with `serving`'s settings.
+    ///
+    /// # Errors
+    ///
+    /// When the runtime or the model cannot be found or loaded.
+    pub fn start(&self, serving: &ServingConfig) -> Result<Embedder, OrtError> {
+        crate::metrics::exporter();
+        let files = MiniLmFiles::locate(serving.models.as_deref())?;
+        Embedder::builder(files)
+            .session_options(serving.session_options())
+            .max_tokens(self.max_tokens)
+            .buckets(self.buckets())
+            .serving(serving.core_settings(Self::queue_capacity(serving)))
+            .start()
+    }
+
+    /// One line describing these settings.
+    pub fn describe(&self) -> String {
+        format!(
+            "buckets {:?}, max {} tokens",
+            self.buckets().edges(),
+            self.max_tokens
+        )
+    }
+}
+
+impl EmbedConfig {
     /// Locates the files and starts the embedder.
     ///
     /// # Errors
     ///
     /// When the runtime or the model cannot be found or loaded.
     pub fn start(&self) -> Result<Embedder, OrtError> {
-        crate::metrics::exporter();
-        let config = &self.serving;
-        let files = MiniLmFiles::locate(config.models.as_deref())?;
-        Embedder::builder(files)
-            .session_options(config.session_options())
-            .max_tokens(self.max_tokens)
-            .buckets(self.buckets())
-            .serving(config.core_settings(self.queue_capacity()))
-            .start()
+        self.text.start(&self.serving)
     }
 
     /// One line describing the settings.
     pub fn describe(&self) -> String {
-        format!(
-            "{}, buckets {:?}, max {} tokens",
-            self.serving.describe(),
-            self.buckets().edges(),
-            self.max_tokens
-        )
+        format!("{}, {}", self.serving.describe(), self.text.describe())
     }
 }

@@ -92,13 +92,21 @@ pub fn router(classifier: MobileNet) -> Router {
 /// Builds the router over `state`, answering 408 to requests that take
 /// longer than `request_timeout` and JSON errors everywhere.
 pub fn router_with(state: ClassifyState, request_timeout: Duration) -> Router {
-    let routes = Router::new()
-        .route("/v1/classify", post(classify))
+    let own = Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics))
+        .with_state(state.clone());
+    harden(classify_routes(state).merge(own), request_timeout)
+}
+
+/// `POST /v1/classify` alone, with its body limit and without the
+/// request timeout or error shape, for a server that serves it beside other
+/// routes (the model server) and hardens them all at once.
+pub fn classify_routes(state: ClassifyState) -> Router {
+    Router::new()
+        .route("/v1/classify", post(classify))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(state);
-    harden(routes, request_timeout)
+        .with_state(state)
 }
 
 async fn classify(State(state): State<ClassifyState>, request: Request) -> Response {

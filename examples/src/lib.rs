@@ -7,6 +7,7 @@ pub mod chart;
 pub mod client;
 pub mod embed_http;
 pub mod embed_setup;
+pub mod front_door;
 pub mod http;
 pub mod json_errors;
 pub mod metrics;

@@ -1,7 +1,7 @@
 //! ImageNet pre-processing: resize the short side to 256, centre-crop 224,
 //! scale to 0..1, normalise with the ImageNet mean and std, lay out NCHW.
 
-use image::imageops::FilterType;
+use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
 use image::{DynamicImage, RgbImage};
 use ndarray::Array3;
 
@@ -78,7 +78,21 @@ fn resize_short_side(image: &RgbImage, short: u32) -> RgbImage {
     if (new_width, new_height) == (width, height) {
         return image.clone();
     }
-    image::imageops::resize(image, new_width, new_height, FilterType::Triangle)
+    let mut resized = RgbImage::new(new_width, new_height);
+    // Bilinear, as before (image's `Triangle`) and as PIL and torchvision
+    // resize for ImageNet, with SIMD: a tenth of image's own time.
+    let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
+    match Resizer::new().resize(image, &mut resized, &options) {
+        Ok(()) => resized,
+        // Both are RGB8 images of sizes above zero, which it always takes;
+        // should a later version refuse one, image's own resize still serves.
+        Err(_) => image::imageops::resize(
+            image,
+            new_width,
+            new_height,
+            image::imageops::FilterType::Triangle,
+        ),
+    }
 }
 
 #[cfg(test)]

@@ -42,6 +42,11 @@ struct Cli {
     /// Test a running server at this address instead of in process.
     #[arg(long, env = "BS_URL")]
     url: Option<String>,
+    /// With `--url`: a second running server (the same model with
+    /// `--batch-size 1`, say), measured as the `unbatched` rows, the two
+    /// interleaving level by level.
+    #[arg(long, env = "BS_COMPARE_URL", requires = "url")]
+    compare_url: Option<String>,
     /// Skip the unbatched comparison in process.
     #[arg(long)]
     no_compare: bool,
@@ -296,15 +301,15 @@ async fn in_process(
     Ok(rows)
 }
 
-async fn over_http(
+/// What calls a running server: each caller on a connection of its own,
+/// and the batch counters from its `/metrics`.
+async fn http_target(
     address: &str,
     image: Arc<Vec<u8>>,
-    levels: &[usize],
-    seconds: f64,
-) -> Result<Vec<Row>, Box<dyn std::error::Error>> {
-    let max = levels.iter().copied().max().unwrap_or(1);
-    let mut connections = Vec::with_capacity(max);
-    for _ in 0..max {
+    callers: usize,
+) -> Result<(Call, Counters), Box<dyn std::error::Error>> {
+    let mut connections = Vec::with_capacity(callers);
+    for _ in 0..callers {
         connections.push(Arc::new(tokio::sync::Mutex::new(
             Connection::open(address).await?,
         )));
@@ -346,12 +351,54 @@ async fn over_http(
             )
         })
     });
-    call(0).await;
+    Ok((call, counters))
+}
+
+/// Load on one running server (`http` rows), or on two (`batched` and
+/// `unbatched` rows, interleaved level by level, each after a warm-up at
+/// its level, as in process).
+async fn over_http(
+    address: &str,
+    compare: Option<&str>,
+    image: Arc<Vec<u8>>,
+    levels: &[usize],
+    seconds: f64,
+) -> Result<Vec<Row>, Box<dyn std::error::Error>> {
+    let max = levels.iter().copied().max().unwrap_or(1);
+    let mut targets = Vec::new();
+    let (call, counters) = http_target(address, Arc::clone(&image), max).await?;
+    targets.push((
+        if compare.is_some() { "batched" } else { "http" },
+        call,
+        counters,
+    ));
+    if let Some(other) = compare {
+        let (call, counters) = http_target(other, Arc::clone(&image), max).await?;
+        targets.push(("unbatched", call, counters));
+    }
+    let warm_up = (seconds / 4.0).clamp(0.2, 1.0);
     let mut rows = Vec::new();
     for &concurrency in levels {
-        rows.push(run_cell("http", concurrency, seconds, &call, &counters).await);
+        for (mode, call, counters) in &targets {
+            let _ = run_cell(mode, concurrency, warm_up, call, counters).await;
+            rows.push(run_cell(mode, concurrency, seconds, call, counters).await);
+        }
     }
     Ok(rows)
+}
+
+/// The median time to decode and pre-process `image` on this thread, as
+/// the classify route does before the model: (median, runs).
+fn decode_time(image: &[u8]) -> Result<(Duration, usize), batch_serving_ort::OrtError> {
+    const RUNS: usize = 41;
+    let mut times = Vec::with_capacity(RUNS);
+    for _ in 0..RUNS {
+        let started = Instant::now();
+        std::hint::black_box(batch_serving_ort::mobilenet::preprocess(image)?);
+        times.push(started.elapsed());
+    }
+    times.sort();
+    Ok((times[RUNS / 2], RUNS))
 }
 
 #[tokio::main]
@@ -361,15 +408,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let levels: Vec<usize> = cli.concurrency.iter().map(|&c| usize::from(c)).collect();
     let seconds = cli.seconds;
     let image = Arc::new(image(&cli)?);
+    let (decode, runs) = decode_time(&image)?;
+    let decoding = format!(
+        "decoding and pre-processing the image ({} KB) took {:.2} ms (median of {runs}, one thread)",
+        image.len() / 1024,
+        decode.as_secs_f64() * 1e3
+    );
+    println!("{decoding}");
     let rows = match &cli.url {
         Some(url) => {
-            over_http(
-                url.trim_start_matches("http://").trim_end_matches('/'),
-                image,
-                &levels,
-                seconds,
-            )
-            .await?
+            let bare = |url: &str| {
+                url.trim_start_matches("http://")
+                    .trim_end_matches('/')
+                    .to_owned()
+            };
+            let compare = cli.compare_url.as_deref().map(bare);
+            over_http(&bare(url), compare.as_deref(), image, &levels, seconds).await?
         }
         None => in_process(config, image, &levels, seconds, !cli.no_compare).await?,
     };
@@ -393,7 +447,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 )
             });
         let text = format!(
-            "<!-- written by: load_test {} -->\n\nMobileNetV2 classification, closed loop, {seconds} s per row, {cores} CPU core(s); {}.\n{figure}\n{table}",
+            "<!-- written by: load_test {} -->\n\nMobileNetV2 classification, closed loop, {seconds} s per row, {cores} CPU core(s); {}; {decoding}.\n{figure}\n{table}",
             std::env::args().skip(1).collect::<Vec<_>>().join(" "),
             config.describe()
         );

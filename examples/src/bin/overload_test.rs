@@ -1,5 +1,5 @@
-//! The MobileNet server under overload and bad input, measured end to end:
-//! starts `mobilenet_server` with a small queue, measures good answers/s
+//! The model server (`/v1/classify`, MobileNet) under overload and bad input, measured end to end:
+//! starts `model_server` with a small queue, measures good answers/s
 //! with as many clients as the queue holds, then with far more clients than
 //! that (good answers/s, and how fast the 503s come), sends a barrage of bad
 //! inputs checking after each that the server lives on, and stops it with
@@ -11,7 +11,7 @@
 //!
 //! ```text
 //! bash scripts/overload.sh            # builds, then runs this
-//! target/release/overload_test --server target/release/mobilenet_server --write docs/reliability.md
+//! target/release/overload_test --server target/release/model_server --write docs/reliability.md
 //! ```
 //!
 //! Flags: `--server PATH`, `--models DIR`, `--port` (18090), `--queue-capacity`
@@ -466,7 +466,10 @@ fn start_server(
     capacity: Option<usize>,
 ) -> std::io::Result<Child> {
     let mut command = Command::new(server);
-    command.args(["--addr", &format!("127.0.0.1:{port}")]);
+    // Its gRPC port is out of the way of the HTTP ports this run uses.
+    command
+        .args(["--addr", &format!("127.0.0.1:{port}")])
+        .args(["--grpc-addr", &format!("127.0.0.1:{}", port + 100)]);
     if let Some(capacity) = capacity {
         command
             .args(["--queue-capacity", &capacity.to_string()])
@@ -516,7 +519,7 @@ fn report(
     let storm_ratio = storm.good_per_second() / unloaded.good_per_second().max(f64::MIN_POSITIVE);
     out.push_str(&format!(
         "Measured by `scripts/overload.sh` on this machine ({} cores): \
-         `mobilenet_server --queue-capacity {capacity}`, each client in a closed \
+         `model_server --queue-capacity {capacity}`, each client in a closed \
          loop posting the 105 KB sample photo with `Expect: 100-continue` (so a \
          request refused from its head never uploads its body); client and \
          server share the machine. \
@@ -633,16 +636,12 @@ fn write_section(path: &Path, section: &str) -> std::io::Result<()> {
     std::fs::write(path, updated)
 }
 
-/// Overloads a MobileNet server and sends it bad input, and writes what it
+/// Overloads the model server's MobileNet route and sends it bad input, and writes what it
 /// saw to docs/reliability.md.
 #[derive(Debug, clap::Parser)]
 struct Cli {
     /// The server binary to start.
-    #[arg(
-        long,
-        env = "BS_SERVER",
-        default_value = "target/release/mobilenet_server"
-    )]
+    #[arg(long, env = "BS_SERVER", default_value = "target/release/model_server")]
     server: PathBuf,
     /// The models folder, passed on to the server.
     #[arg(long, env = "BATCH_SERVING_MODELS")]
@@ -777,7 +776,7 @@ fn defaults_report(phases: &[Phase]) -> String {
         .fold(0.0, f64::max)
         .max(f64::MIN_POSITIVE);
     let mut out = String::from(
-        "\n**With the default flags** (`mobilenet_server` with no flags: a queue of at \
+        "\n**With the default flags** (`model_server` with no flags: a queue of at \
          least 512 items), closed-loop clients posting the photo, each sending its next \
          request when the last is answered, as wrk and perf_analyzer do. They hold at most \
          as many requests as there are clients, which is not overload, so none may be \

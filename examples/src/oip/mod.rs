@@ -94,6 +94,13 @@ impl OipState {
         }
     }
 
+    /// The same state, parsing at most `max_decodes` request bodies at once.
+    #[must_use]
+    pub fn with_max_decodes(mut self, max_decodes: usize) -> Self {
+        self.decodes = Arc::new(Semaphore::new(max_decodes.max(1)));
+        self
+    }
+
     /// The served models.
     pub fn repository(&self) -> &Repository {
         &self.repository
@@ -112,12 +119,21 @@ pub fn oip_router(repository: Repository) -> Router {
 /// The router over `state`, refusing bodies over `max_body_bytes` with 413
 /// and answering 408 after `request_timeout`.
 pub fn oip_router_with(
-    mut state: OipState,
+    state: OipState,
     max_body_bytes: usize,
     request_timeout: Duration,
 ) -> Router {
+    let routes = oip_routes(state, max_body_bytes).route("/metrics", get(metrics));
+    harden(routes, request_timeout)
+}
+
+/// The protocol's routes alone (`/v2/...`), refusing bodies over
+/// `max_body_bytes`, without the request timeout or error shape, for a
+/// server that serves them beside other routes (the model server) and
+/// hardens them all at once.
+pub fn oip_routes(mut state: OipState, max_body_bytes: usize) -> Router {
     state.max_body_bytes = max_body_bytes;
-    let routes = Router::new()
+    Router::new()
         .route("/v2", get(server_metadata))
         .route("/v2/health/live", get(live))
         .route("/v2/health/ready", get(ready))
@@ -139,10 +155,8 @@ pub fn oip_router_with(
             get(statistics),
         )
         .route("/v2/models/{name}/versions/{version}/infer", post(infer))
-        .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(max_body_bytes))
-        .with_state(state);
-    harden(routes, request_timeout)
+        .with_state(state)
 }
 
 async fn server_metadata() -> Response {

@@ -27,6 +27,22 @@ impl Repository {
         }
     }
 
+    /// The same repository, with `serving` (started elsewhere) as `name`,
+    /// and its class labels if it has them.
+    #[must_use]
+    pub fn with_model(
+        mut self,
+        name: &str,
+        serving: ModelServing,
+        labels: Option<Vec<String>>,
+    ) -> Self {
+        self.models.insert(name.to_owned(), serving);
+        if let Some(labels) = labels {
+            self.labels.insert(name.to_owned(), labels);
+        }
+        self
+    }
+
     /// The same repository, with class labels for `name`.
     #[must_use]
     pub fn with_labels(mut self, name: &str, labels: Vec<String>) -> Self {
@@ -162,7 +178,7 @@ pub fn models_in(dir: &Path) -> Result<Vec<(String, PathBuf)>, String> {
 /// A model's class labels, one per line: `NAME.labels.txt` beside
 /// `NAME.onnx`, or `labels.txt` in its folder, or ImageNet's
 /// `imagenet_classes.txt` there (the models folder's MobileNet).
-fn labels_beside(model: &Path) -> Option<Vec<String>> {
+pub fn labels_beside(model: &Path) -> Option<Vec<String>> {
     let folder = model.parent()?;
     let own = model.with_extension("labels.txt");
     [

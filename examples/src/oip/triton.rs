@@ -162,7 +162,9 @@ pub struct ModelStatistics {
     pub fail: Timed,
     /// Items' waits in the queue.
     pub queue: Timed,
-    /// Batches' runs.
+    /// Items' share of their batches' runs: as Triton counts it, one per
+    /// item, each with its whole batch's time (so its mean is what one
+    /// item waited on the model). perf_analyzer reads this per request.
     pub compute_infer: Timed,
     /// Per batch size: batches of that size and their runs.
     pub batches: Vec<(u64, Timed)>,
@@ -172,7 +174,16 @@ pub struct ModelStatistics {
 pub fn model_statistics(name: &str, model: &ModelServing) -> ModelStatistics {
     let stats = model.serving().stats();
     let queue = Timed::new(stats.queue_wait.count, stats.queue_wait.total);
-    let compute = Timed::new(stats.execution.count, stats.execution.total);
+    // Every item of a batch waited the batch's whole run.
+    let item_weighted: Duration = stats
+        .batch_sizes
+        .iter()
+        .map(|b| {
+            b.execution
+                .saturating_mul(u32::try_from(b.size).unwrap_or(u32::MAX))
+        })
+        .sum();
+    let compute = Timed::new(stats.items, item_weighted);
     ModelStatistics {
         name: name.to_owned(),
         last_inference: if stats.batches == 0 {
@@ -203,6 +214,16 @@ pub fn model_statistics(name: &str, model: &ModelServing) -> ModelStatistics {
 }
 
 impl ModelStatistics {
+    /// The input and output copies, which this server does not time apart
+    /// from the run: counted as the runs are (perf_analyzer stops when the
+    /// three counts differ), with no time.
+    pub fn untimed(&self) -> Timed {
+        Timed {
+            count: self.compute_infer.count,
+            ns: 0,
+        }
+    }
+
     /// One model's entry in Triton's statistics JSON.
     pub fn to_json(&self) -> Value {
         let zero = Timed::default().to_json();
@@ -216,9 +237,9 @@ impl ModelStatistics {
                 "success": self.success.to_json(),
                 "fail": self.fail.to_json(),
                 "queue": self.queue.to_json(),
-                "compute_input": zero,
+                "compute_input": self.untimed().to_json(),
                 "compute_infer": self.compute_infer.to_json(),
-                "compute_output": zero,
+                "compute_output": self.untimed().to_json(),
                 "cache_hit": zero,
                 "cache_miss": zero,
             },

@@ -546,7 +546,6 @@ fn statistics_message(stats: &triton::ModelStatistics) -> super::grpc_proto::Mod
             ns: t.ns,
         })
     };
-    let zero = triton::Timed::default();
     super::grpc_proto::ModelStatistics {
         name: stats.name.clone(),
         version: VERSION.to_owned(),
@@ -557,9 +556,9 @@ fn statistics_message(stats: &triton::ModelStatistics) -> super::grpc_proto::Mod
             success: duration(stats.success),
             fail: duration(stats.fail),
             queue: duration(stats.queue),
-            compute_input: duration(zero),
+            compute_input: duration(stats.untimed()),
             compute_infer: duration(stats.compute_infer),
-            compute_output: duration(zero),
+            compute_output: duration(stats.untimed()),
         }),
         batch_stats: stats
             .batches

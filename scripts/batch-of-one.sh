@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Whether a lone call costs what a batch of one costs (issue: "a batch of
+# one"), measured three ways and written to docs/batch-of-one.md:
+#   1. in process: load_test at 1 caller, a batch_size 16 serving against
+#      a batch_size 1 serving on the same threads, interleaved;
+#   2. over HTTP: two model_servers with default flags, one with
+#      --batch-size 1, each at 1 client, interleaved;
+#   3. the image's decode and pre-processing on its own, against PIL
+#      (decode, resize, crop and normalize, as a Python server does) where
+#      python3 has PIL and numpy.
+# BATCH_OF_ONE_SECONDS (default 5) sets the time per row.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/ort-runtime.sh
+if ! ort_runtime; then
+    echo "batch-of-one: ONNX Runtime is not available (see above)" >&2
+    exit 1
+fi
+bin=$(bash scripts/build-binaries.sh)
+seconds=${BATCH_OF_ONE_SECONDS:-5}
+out=${BATCH_OF_ONE_WRITE:-docs/batch-of-one.md}
+work=$(mktemp -d)
+trap 'kill $a $b 2>/dev/null || true; rm -rf "$work"' EXIT
+"$bin/load_test" --concurrency 1,1,1 --seconds "$seconds" --markdown "$work/in-process.md"
+"$bin/model_server" --addr 127.0.0.1:18500 --grpc-addr 127.0.0.1:18501 >/dev/null &
+a=$!
+"$bin/model_server" --addr 127.0.0.1:18502 --grpc-addr 127.0.0.1:18503 --batch-size 1 >/dev/null &
+b=$!
+for port in 18500 18502; do
+    for _ in $(seq 150); do
+        if curl -fs -o /dev/null "http://127.0.0.1:$port/health"; then break; fi
+        sleep 0.2
+    done
+done
+"$bin/load_test" --url 127.0.0.1:18500 --compare-url 127.0.0.1:18502 --concurrency 1,1,1 \
+    --seconds "$seconds" --markdown "$work/http.md"
+kill -INT $a $b
+wait $a $b || true
+source scripts/oip-client.sh
+pil="(python3 with PIL and numpy not found: not measured)"
+if oip_python; then
+    image=$(ls "${BATCH_SERVING_MODELS:-../shared/models}"/dogs.jpg 2>/dev/null || true)
+    if [[ -n "$image" ]]; then
+        pil=$(python3 - "$image" <<'PY'
+import io, statistics, sys, time
+import numpy as np
+from PIL import Image
+data = open(sys.argv[1], "rb").read()
+mean = np.array([0.485, 0.456, 0.406], np.float32)
+std = np.array([0.229, 0.224, 0.225], np.float32)
+def prepare():
+    image = Image.open(io.BytesIO(data)).convert("RGB")
+    w, h = image.size
+    scale = 256 / min(w, h)
+    image = image.resize((round(w * scale), round(h * scale)), Image.BILINEAR)
+    w, h = image.size
+    left, top = (w - 224) // 2, (h - 224) // 2
+    image = image.crop((left, top, left + 224, top + 224))
+    x = (np.asarray(image, np.float32) / 255.0 - mean) / std
+    return np.ascontiguousarray(x.transpose(2, 0, 1))
+times = []
+for _ in range(41):
+    t = time.perf_counter(); prepare(); times.append(time.perf_counter() - t)
+print(f"PIL {Image.__version__} took {statistics.median(times) * 1e3:.2f} ms (median of 41, one thread) for the same image: decode, resize to 256 on the short side (bilinear), centre crop to 224, normalize")
+PY
+)
+    fi
+fi
+{
+    echo "# A batch of one"
+    echo
+    echo "Written by \`bash scripts/batch-of-one.sh\` on this machine ($(nproc) cores). The target: at one caller, a \`batch_size(16)\` serving answers at least 0.97x as many calls per second as a \`batch_size(1)\` serving on the same threads, in process and over HTTP; each row's last column is that ratio against the unbatched row beside it (three interleaved rounds)."
+    echo
+    echo "## In process (load_test)"
+    echo
+    sed -n '3,$p' "$work/in-process.md"
+    echo
+    echo "## Over HTTP: model_server with default flags against model_server --batch-size 1"
+    echo
+    sed -n '3,$p' "$work/http.md"
+    echo
+    echo "## Decoding and pre-processing, apart from the model"
+    echo
+    echo "$pil"
+} > "$out"
+echo "wrote $out"
