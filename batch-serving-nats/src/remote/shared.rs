@@ -1,5 +1,5 @@
 //! What every clone of a remote handle shares, and what each call attempt
-//! reads: a leaf below both the handle (`remote/mod.rs`) and the attempts
+//! reads: a leaf below both the handle (`handle.rs`) and the attempts
 //! (`attempt.rs`), so that neither imports the other to reach it.
 
 use std::sync::atomic::AtomicUsize;

@@ -155,12 +155,13 @@ fn table(rows: &[Row]) -> String {
         "| mode | callers | img/s | p50 ms | p99 ms | mean batch | calls | errors | vs unbatched |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for (at, row) in rows.iter().enumerate() {
-        // The unbatched row run beside it (the modes interleave by level).
+        // The unbatched row of the same round: the modes interleave level
+        // by level, batched first, so the nearest, the later on a tie.
         let baseline = rows
             .iter()
             .enumerate()
             .filter(|(_, r)| r.mode == "unbatched" && r.concurrency == row.concurrency)
-            .min_by_key(|(other, _)| other.abs_diff(at))
+            .min_by_key(|(other, _)| (other.abs_diff(at), *other < at))
             .map(|(_, r)| r);
         let ratio = baseline
             .filter(|b| b.per_second > 0.0)
@@ -179,6 +180,27 @@ fn table(rows: &[Row]) -> String {
             row.errors,
             ratio
         ));
+    }
+    // Over every round of a level, the calls of each mode added up: one
+    // ratio that a noisy row cannot swing alone.
+    let mut levels: Vec<usize> = rows.iter().map(|r| r.concurrency).collect();
+    levels.dedup();
+    levels.sort_unstable();
+    levels.dedup();
+    for level in levels {
+        let total = |mode: &str| -> f64 {
+            rows.iter()
+                .filter(|r| r.mode == mode && r.concurrency == level)
+                .map(|r| r.per_second)
+                .sum()
+        };
+        let (batched, unbatched) = (total("batched"), total("unbatched"));
+        if batched > 0.0 && unbatched > 0.0 {
+            out.push_str(&format!(
+                "\nAt {level} caller(s), over every round: batched {:.2}x unbatched.\n",
+                batched / unbatched
+            ));
+        }
     }
     out
 }
