@@ -5,7 +5,11 @@
 #      a batch_size 1 serving on the same threads, interleaved;
 #   2. over HTTP: two model_servers with default flags, one with
 #      --batch-size 1, each at 1 client, interleaved;
-#   3. the image's decode and pre-processing on its own, against PIL
+#   3. over HTTP: model_server with default flags against a Python server
+#      with no batching at all (benches/python/unbatched_server.py: FastAPI,
+#      PIL, onnxruntime, the same model and threads), each at 1 client,
+#      interleaved, where pip can install onnxruntime for it;
+#   4. the image's decode and pre-processing on its own, against PIL
 #      (decode, resize, crop and normalize, as a Python server does) where
 #      python3 has PIL and numpy.
 # BATCH_OF_ONE_SECONDS (default 3) sets the time per row.
@@ -34,9 +38,31 @@ for port in 18500 18502; do
 done
 "$bin/load_test" --url 127.0.0.1:18500 --compare-url 127.0.0.1:18502 --concurrency 1,1,1,1,1,1 \
     --seconds "$seconds" --markdown "$work/http.md"
-kill -INT $a $b
-wait $a $b || true
+kill -INT $b
+wait $b || true
+# The Python peer: FastAPI, uvicorn, PIL and numpy come with the OIP
+# clients' folder; onnxruntime for this python3 goes beside it.
 source scripts/oip-client.sh
+peer="(no Python peer: pip could not install onnxruntime, or the OIP clients' packages are missing)"
+peers=.tools/python-peers
+if oip_python && { PYTHONPATH="$peers:$PYTHONPATH" python3 -c "import onnxruntime" 2>/dev/null ||
+    python3 -m pip install --quiet --disable-pip-version-check --target "$peers" onnxruntime==1.31.1 >&2; }; then
+    models=${BATCH_SERVING_MODELS:-../shared/models}
+    model=$(ls "$models"/mobilenetv2*.onnx | head -1)
+    PYTHONPATH="$peers:$PYTHONPATH" python3 benches/python/unbatched_server.py "$model" "$models/imagenet_classes.txt" 18504 "$(nproc)" &
+    b=$!
+    for _ in $(seq 150); do
+        if curl -fs -o /dev/null "http://127.0.0.1:18504/health"; then break; fi
+        sleep 0.2
+    done
+    "$bin/load_test" --url 127.0.0.1:18500 --compare-url 127.0.0.1:18504 --concurrency 1,1,1,1,1,1 \
+        --seconds "$seconds" --markdown "$work/peer.md"
+    kill $b
+    wait $b || true
+    peer=$(sed -n '3,$p' "$work/peer.md")
+fi
+kill -INT $a
+wait $a || true
 pil="(python3 with PIL and numpy not found: not measured)"
 if oip_python; then
     image=$(ls "${BATCH_SERVING_MODELS:-../shared/models}"/dogs.jpg 2>/dev/null || true)
@@ -78,6 +104,12 @@ fi
     echo "## Over HTTP: model_server with default flags against model_server --batch-size 1"
     echo
     sed -n '3,$p' "$work/http.md"
+    echo
+    echo "## Over HTTP: model_server with default flags against a Python server with no batching at all"
+    echo
+    echo "The \`unbatched\` rows are benches/python/unbatched_server.py: FastAPI and uvicorn, PIL, onnxruntime's own session with the same threads, one request at a time."
+    echo
+    echo "$peer"
     echo
     echo "## Decoding and pre-processing, apart from the model"
     echo

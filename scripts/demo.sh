@@ -83,7 +83,7 @@ if perf_analyzer_find; then
         set -- $target
         echo "perf_analyzer over $1, 1 and 128 concurrent requests:"
         "$PERF_ANALYZER" -m mobilenet -i "$1" -u "$2" --concurrency-range 1:128:127 \
-            --measurement-mode count_windows --measurement-request-count 64 --stability-percentage 1000 --max-trials 3 |
+            --measurement-mode count_windows --measurement-request-count 32 --stability-percentage 1000 --max-trials 3 |
             grep -E '^Concurrency|Successful request count'
     done
 else
