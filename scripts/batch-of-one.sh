@@ -67,27 +67,15 @@ pil="(python3 with PIL and numpy not found: not measured)"
 if oip_python; then
     image=$(ls "${BATCH_SERVING_MODELS:-../shared/models}"/dogs.jpg 2>/dev/null || true)
     if [[ -n "$image" ]]; then
-        pil=$(python3 - "$image" <<'PY'
-import io, statistics, sys, time
-import numpy as np
-from PIL import Image
+        pil=$(PYTHONPATH="benches/python:$PYTHONPATH" python3 - "$image" <<'PY'
+import statistics, sys, time
+import PIL
+from imagenet_input import prepare
 data = open(sys.argv[1], "rb").read()
-mean = np.array([0.485, 0.456, 0.406], np.float32)
-std = np.array([0.229, 0.224, 0.225], np.float32)
-def prepare():
-    image = Image.open(io.BytesIO(data)).convert("RGB")
-    w, h = image.size
-    scale = 256 / min(w, h)
-    image = image.resize((round(w * scale), round(h * scale)), Image.BILINEAR)
-    w, h = image.size
-    left, top = (w - 224) // 2, (h - 224) // 2
-    image = image.crop((left, top, left + 224, top + 224))
-    x = (np.asarray(image, np.float32) / 255.0 - mean) / std
-    return np.ascontiguousarray(x.transpose(2, 0, 1))
 times = []
 for _ in range(41):
-    t = time.perf_counter(); prepare(); times.append(time.perf_counter() - t)
-print(f"PIL {Image.__version__} took {statistics.median(times) * 1e3:.2f} ms (median of 41, one thread) for the same image: decode, resize to 256 on the short side (bilinear), centre crop to 224, normalize")
+    t = time.perf_counter(); prepare(data); times.append(time.perf_counter() - t)
+print(f"PIL {PIL.__version__} took {statistics.median(times) * 1e3:.2f} ms (median of 41, one thread) for the same image: decode, resize to 256 on the short side (bilinear), centre crop to 224, normalize (benches/python/imagenet_input.py)")
 PY
 )
     fi

@@ -7,7 +7,6 @@ per second as this one.
     python3 unbatched_server.py MODEL LABELS PORT THREADS
 """
 
-import io
 import sys
 
 import numpy as np
@@ -15,7 +14,8 @@ import onnxruntime
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse
-from PIL import Image
+
+from imagenet_input import prepare
 
 model, labels_path, port, threads = sys.argv[1:5]
 options = onnxruntime.SessionOptions()
@@ -23,23 +23,7 @@ options.intra_op_num_threads = int(threads)
 session = onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 input_name = session.get_inputs()[0].name
 labels = open(labels_path).read().splitlines()
-MEAN = np.array([0.485, 0.456, 0.406], np.float32)
-STD = np.array([0.229, 0.224, 0.225], np.float32)
 app = FastAPI()
-
-
-def prepare(data: bytes) -> np.ndarray:
-    """Decode, resize the short side to 256 (bilinear), centre-crop 224,
-    normalize with ImageNet's mean and std, NCHW: what the Rust server does."""
-    image = Image.open(io.BytesIO(data)).convert("RGB")
-    width, height = image.size
-    scale = 256 / min(width, height)
-    image = image.resize((round(width * scale), round(height * scale)), Image.BILINEAR)
-    width, height = image.size
-    left, top = (width - 224) // 2, (height - 224) // 2
-    image = image.crop((left, top, left + 224, top + 224))
-    pixels = (np.asarray(image, np.float32) / 255.0 - MEAN) / STD
-    return np.ascontiguousarray(pixels.transpose(2, 0, 1))[None]
 
 
 @app.post("/v1/classify")

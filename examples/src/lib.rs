@@ -8,6 +8,7 @@ pub mod client;
 pub mod embed_http;
 pub mod embed_setup;
 pub mod front_door;
+pub mod generated;
 pub mod http;
 pub mod json_errors;
 pub mod metrics;

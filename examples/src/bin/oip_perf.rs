@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use batch_serving_examples::generated::write_between;
 use batch_serving_examples::setup::ServingConfig;
 use batch_serving_ort::{MobileNetFiles, ModelInputs, ModelSession};
 use clap::Parser;
@@ -87,7 +88,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let section = report(&cli, &rows, bare_one, bare_batch);
     print!("{section}");
     if let Some(path) = &cli.write {
-        write_section(path, &section)?;
+        write_between(path, BEGIN, END, &section)?;
         println!("wrote {}", path.display());
     }
     Ok(())
@@ -268,16 +269,4 @@ fn report(cli: &Cli, rows: &[Row], bare_one: f64, bare_batch: f64) -> String {
         ));
     }
     out
-}
-
-fn write_section(path: &Path, section: &str) -> std::io::Result<()> {
-    let text = std::fs::read_to_string(path)?;
-    let (Some(begin), Some(end)) = (text.find(BEGIN), text.find(END)) else {
-        return Err(std::io::Error::other(format!(
-            "{} has no oip-perf markers",
-            path.display()
-        )));
-    };
-    let updated = format!("{}{BEGIN}\n{section}{}", &text[..begin], &text[end..]);
-    std::fs::write(path, updated)
 }

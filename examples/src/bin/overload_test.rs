@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use batch_serving_examples::client::Connection;
+use batch_serving_examples::generated::write_between;
 use hdrhistogram::Histogram;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -624,18 +625,6 @@ fn report(
     out
 }
 
-fn write_section(path: &Path, section: &str) -> std::io::Result<()> {
-    let text = std::fs::read_to_string(path)?;
-    let (Some(begin), Some(end)) = (text.find(BEGIN), text.find(END)) else {
-        return Err(std::io::Error::other(format!(
-            "{} has no overload-test markers",
-            path.display()
-        )));
-    };
-    let updated = format!("{}{BEGIN}\n{section}{}", &text[..begin], &text[end..]);
-    std::fs::write(path, updated)
-}
-
 /// Overloads the model server's MobileNet route and sends it bad input, and writes what it
 /// saw to docs/reliability.md.
 #[derive(Debug, clap::Parser)]
@@ -706,7 +695,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut section = report(&unloaded, &polite, &storm, capacity, &bad, exit);
     section.push_str(&defaults_report(&defaults));
     if let Some(path) = &cli.write {
-        write_section(path, &section)?;
+        write_between(path, BEGIN, END, &section)?;
         println!("wrote {}", path.display());
     } else {
         println!("\n{section}");
