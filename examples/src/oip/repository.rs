@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use batch_serving_ort::{MiniLmFiles, MobileNetFiles, ModelServing, ModelServingBuilder};
+use batch_serving_ort::{ModelServing, ModelServingBuilder};
 
 use crate::setup::ServingConfig;
 
@@ -104,27 +104,6 @@ impl Repository {
     /// Whether none is.
     pub fn is_empty(&self) -> bool {
         self.models.is_empty()
-    }
-}
-
-/// The sample models of the models folder: `mobilenet` and, where its
-/// files are there, `minilm`.
-///
-/// # Errors
-///
-/// When neither is found.
-pub fn sample_models(models: Option<&Path>) -> Result<Vec<(String, PathBuf)>, String> {
-    let mut found = Vec::new();
-    let mobilenet = MobileNetFiles::locate(models);
-    if let Ok(files) = &mobilenet {
-        found.push(("mobilenet".to_owned(), files.model.clone()));
-    }
-    if let Ok(files) = MiniLmFiles::locate(models) {
-        found.push(("minilm".to_owned(), files.model));
-    }
-    match (found.is_empty(), mobilenet) {
-        (true, Err(e)) => Err(e.to_string()),
-        _ => Ok(found),
     }
 }
 
