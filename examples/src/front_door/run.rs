@@ -3,7 +3,9 @@
 //! the drain limit.
 
 use std::future::Future;
+use std::time::Duration;
 
+use batch_serving::Serving;
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 
@@ -60,33 +62,33 @@ pub async fn serve_both(
 /// failed).
 pub async fn drain(door: &FrontDoor, stopped: &Stopped, limits: &HttpLimits) -> Vec<String> {
     let mut lines = Vec::new();
-    let summary = |name: &str, items: u64, batches: u64, finished: bool| {
-        format!(
-            "{name}: {items} item(s) in {batches} batch(es){}",
-            if finished {
-                ""
-            } else {
-                "; calls still queued were failed"
-            }
-        )
-    };
     for (name, model) in door.oip().repository().iter() {
-        let finished = model
-            .serving()
-            .shutdown_timeout(drain_left(stopped, limits))
-            .await
-            .is_ok();
-        let stats = model.serving().stats();
-        lines.push(summary(name, stats.items, stats.batches, finished));
+        lines.push(drain_one(name, model.serving(), drain_left(stopped, limits)).await);
     }
     if let Some(embedder) = door.embedder() {
-        let finished = embedder
-            .serving()
-            .shutdown_timeout(drain_left(stopped, limits))
-            .await
-            .is_ok();
-        let stats = embedder.serving().stats();
-        lines.push(summary("/v1/embed", stats.items, stats.batches, finished));
+        let left = drain_left(stopped, limits);
+        lines.push(drain_one("/v1/embed", embedder.serving(), left).await);
     }
     lines
+}
+
+/// Shuts one serving down within `left`; one line of what it served.
+async fn drain_one<I, O, E>(name: &str, serving: &Serving<I, O, E>, left: Duration) -> String
+where
+    I: Send + 'static,
+    O: Send + 'static,
+    E: Send + Sync + 'static,
+{
+    let finished = serving.shutdown_timeout(left).await.is_ok();
+    let stats = serving.stats();
+    format!(
+        "{name}: {} item(s) in {} batch(es){}",
+        stats.items,
+        stats.batches,
+        if finished {
+            ""
+        } else {
+            "; calls still queued were failed"
+        }
+    )
 }
