@@ -67,7 +67,10 @@ for _ in $(seq 100); do
 done
 "$bin/load_test" --url "127.0.0.1:$port" --concurrency 16 --seconds "$seconds"
 if [[ -f "$BATCH_SERVING_MODELS/minilm/tokenizer.json" ]]; then
-    curl -fsS -H 'content-type: application/json' -d '["A man is eating food."]' "http://127.0.0.1:$port/v1/embed" | head -c 120; echo " ..."
+    # Read the whole answer before cutting it short: `curl | head -c` fails
+    # under pipefail whenever head closes the pipe before curl is done.
+    embedding=$(curl -fsS -H 'content-type: application/json' -d '["A man is eating food."]' "http://127.0.0.1:$port/v1/embed")
+    echo "${embedding:0:120} ... (${#embedding} bytes)"
 fi
 curl -fsS "http://127.0.0.1:$port/v2/models/mobilenet"; echo
 source scripts/oip-client.sh
