@@ -48,7 +48,7 @@ pub use dispatch::{Dispatch, Load, LocalCall, LocalServing};
 pub use error::Error;
 pub use node::{DEFAULT_HEARTBEAT, HookEncoder, Node, NodeBuilder, NodeError};
 pub use remote::{
-    DEFAULT_MAX_TRIES, DEFAULT_REFRESH, DEFAULT_SILENCE_LIMIT, RemoteBuilder, RemoteEvent,
-    RemoteServing,
+    DEFAULT_COALESCE_IN_FLIGHT, DEFAULT_COALESCE_LINGER, DEFAULT_COALESCE_MAX, DEFAULT_MAX_TRIES,
+    DEFAULT_REFRESH, DEFAULT_SILENCE_LIMIT, RemoteBuilder, RemoteEvent, RemoteServing,
 };
 pub use report::NodeReport;

@@ -26,11 +26,31 @@ use crate::dispatch::LocalServing;
 use crate::protocol::{self, CallHeader, ErrorKind, Mode, ReplyHeader};
 
 /// A call this node has taken and not answered: how to drop it, and since
-/// when it runs (for heartbeats).
+/// when it runs and where its heartbeats go (`None` for an entry of a
+/// coalesced message, whose message beats for it).
 pub(super) struct Taken {
-    pub(super) abort: AbortHandle,
+    pub(super) abort: Abort,
     pub(super) since: Instant,
-    pub(super) reply: Subject,
+    pub(super) reply: Option<Subject>,
+    /// Callers' calls it stands for: 1, or 0 for a coalesced message,
+    /// whose entries count themselves.
+    pub(super) calls: usize,
+}
+
+/// How a taken call is dropped: a whole request is its own task; an entry
+/// of a coalesced message is one future among its message's.
+pub(super) enum Abort {
+    Task(AbortHandle),
+    Entry(futures::future::AbortHandle),
+}
+
+impl Abort {
+    pub(super) fn abort(&self) {
+        match self {
+            Abort::Task(task) => task.abort(),
+            Abort::Entry(entry) => entry.abort(),
+        }
+    }
 }
 
 /// The calls this node is running, by reply subject (the call's id).
@@ -71,24 +91,28 @@ where
         running: Arc::clone(running),
         id: id.clone(),
     };
+    let coalesced = protocol::header(request.message.headers.as_ref(), protocol::CALL)
+        .is_some_and(|line| line.split_ascii_whitespace().nth(1) == Some(Mode::Coalesced.as_str()));
+    let entries = Arc::clone(running);
     let task = tokio::spawn(async move {
         let _forget = forget;
-        answer(&context, request).await;
+        answer(&context, request, &entries).await;
     });
     table.insert(
         id,
         Taken {
-            abort: task.abort_handle(),
+            abort: Abort::Task(task.abort_handle()),
             since: Instant::now(),
-            reply,
+            reply: Some(reply),
+            calls: usize::from(!coalesced),
         },
     );
 }
 
 /// Removes a finished (or aborted) call from the table.
-struct Forget {
-    running: Running,
-    id: String,
+pub(super) struct Forget {
+    pub(super) running: Running,
+    pub(super) id: String,
 }
 
 impl Drop for Forget {
@@ -107,13 +131,25 @@ struct Parsed<I> {
     options: CallOptions,
 }
 
-async fn answer<I, O, S>(context: &Context<I, O, S>, request: Request)
+async fn answer<I, O, S>(context: &Context<I, O, S>, request: Request, running: &Running)
 where
     I: Send + 'static,
     O: Send + 'static,
     S: LocalServing<I, O>,
 {
-    let parsed = match parse(context, &request) {
+    let call = match read_header(context, &request) {
+        Ok(call) => call,
+        Err(message) => {
+            tracing::debug!(%message, "bad request");
+            respond_error(context, &request, ErrorKind::BadRequest, &message).await;
+            return;
+        }
+    };
+    if call.mode == Mode::Coalesced {
+        super::coalesced::answer(context, request, running).await;
+        return;
+    }
+    let parsed = match parse(context, &request, call) {
         Ok(parsed) => parsed,
         Err(message) => {
             tracing::debug!(%message, "bad request");
@@ -147,6 +183,9 @@ where
             Err(e) => Err(e),
         },
         Mode::Stream => stream(context, &request, parsed.items, parsed.options).await,
+        Mode::Coalesced => Err(Error::BadRequest(
+            "a coalesced call read as a plain one".into(),
+        )),
     };
     match result {
         Ok(payload) if payload.len() > context.max_payload => {
@@ -174,12 +213,12 @@ where
     }
 }
 
-/// Reads the header and payload; any problem is the caller's, as a
-/// message for its `bad_request` reply.
-fn parse<I: 'static, O, S>(
+/// Reads the `BS-Call` header and checks the codec; any problem is the
+/// caller's, as a message for its `bad_request` reply.
+fn read_header<'r, I: 'static, O, S>(
     context: &Context<I, O, S>,
-    request: &Request,
-) -> Result<Parsed<I>, String> {
+    request: &'r Request,
+) -> Result<CallHeader<'r>, String> {
     let line = protocol::header(request.message.headers.as_ref(), protocol::CALL)
         .ok_or("not a batch-serving request (no BS-Call header)")?;
     let call = CallHeader::parse(line)?;
@@ -190,12 +229,30 @@ fn parse<I: 'static, O, S>(
             context.items.name()
         ));
     }
-    // Remote admission is always fail-fast: a full queue answers at once,
-    // and the caller tries another node instead of waiting here.
-    let mut options = CallOptions::new().fail_fast().priority(call.priority);
-    if let Some(timeout) = call.timeout {
-        options = options.timeout(timeout);
+    Ok(call)
+}
+
+/// The options a remote call runs with on this node. Remote admission is
+/// always fail-fast: a full queue answers at once, and the caller tries
+/// another node instead of waiting here.
+pub(super) fn options_of(
+    priority: batch_serving::Priority,
+    timeout: Option<Duration>,
+) -> CallOptions {
+    let options = CallOptions::new().fail_fast().priority(priority);
+    match timeout {
+        Some(timeout) => options.timeout(timeout),
+        None => options,
     }
+}
+
+/// Reads a plain call's payload.
+fn parse<I: 'static, O, S>(
+    context: &Context<I, O, S>,
+    request: &Request,
+    call: CallHeader<'_>,
+) -> Result<Parsed<I>, String> {
+    let options = options_of(call.priority, call.timeout);
     let payload = &request.message.payload;
     let items = match call.mode {
         Mode::One => vec![context.items.decode(payload).map_err(|e| e.to_string())?],
@@ -203,6 +260,7 @@ fn parse<I: 'static, O, S>(
             .items
             .decode_many(payload)
             .map_err(|e| e.to_string())?,
+        Mode::Coalesced => return Err("a coalesced call read as a plain one".into()),
     };
     Ok(Parsed {
         mode: call.mode,
@@ -268,7 +326,7 @@ where
 
 /// A header value is one line of visible ASCII; anything else in a message
 /// (a batch function's error text, a hook's name) is replaced.
-fn visible(text: &str) -> String {
+pub(super) fn visible(text: &str) -> String {
     text.lines()
         .next()
         .unwrap_or("")
@@ -284,7 +342,7 @@ fn visible(text: &str) -> String {
         .collect()
 }
 
-async fn respond_error<I, O, S>(
+pub(super) async fn respond_error<I, O, S>(
     context: &Context<I, O, S>,
     request: &Request,
     kind: ErrorKind,
@@ -306,7 +364,7 @@ async fn respond_error<I, O, S>(
 
 /// The message a caller rebuilds its error from: the inner text where the
 /// kind already says what failed, so it is not prefixed twice.
-fn status_of(error: Error) -> String {
+pub(super) fn status_of(error: Error) -> String {
     match error {
         Error::Batch(message)
         | Error::Panicked(message)
@@ -316,7 +374,7 @@ fn status_of(error: Error) -> String {
     }
 }
 
-fn kind_of(error: &Error) -> ErrorKind {
+pub(super) fn kind_of(error: &Error) -> ErrorKind {
     match error {
         Error::Overloaded { .. } => ErrorKind::Overloaded,
         Error::Closed => ErrorKind::Closed,

@@ -8,6 +8,7 @@
 //! hostile request never holds up another.
 
 mod call;
+mod coalesced;
 mod hook_encoder;
 
 use std::marker::PhantomData;
@@ -151,12 +152,15 @@ impl Node {
         &self.name
     }
 
-    /// Calls this node has taken and not yet answered.
+    /// Callers' calls this node has taken and not yet answered (each
+    /// entry of a coalesced message counts as one).
     pub fn running(&self) -> usize {
         self.running
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .len()
+            .values()
+            .map(|taken| taken.calls)
+            .sum()
     }
 
     /// Leaves the cluster: stops the service so no new call arrives here.
@@ -347,7 +351,8 @@ async fn listen<I, O, S>(
             }
             cancel = cancels.next() => {
                 let Some(cancel) = cancel else { break };
-                // The payload is the call's reply subject; anything else
+                // The payload is the call's reply subject, or for one
+                // entry of a coalesced message `SUBJECT ID`; anything else
                 // matches no call and is ignored.
                 let Ok(id) = std::str::from_utf8(&cancel.payload) else { continue };
                 let taken = running.lock().unwrap_or_else(PoisonError::into_inner).remove(id);
@@ -387,7 +392,7 @@ async fn beat(
             table
                 .iter()
                 .filter(|(_, taken)| now.saturating_duration_since(taken.since) >= heartbeat)
-                .map(|(_, taken)| taken.reply.clone())
+                .filter_map(|(_, taken)| taken.reply.clone())
                 .collect()
         };
         for reply in owed {

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use super::inbox::Mailbox;
 use super::route::Pick;
-use super::shared::Shared;
+use super::wire::Wire;
 use crate::Error;
 use crate::protocol::{self, CallHeader, ErrorKind, Mode, ReplyHeader};
 
@@ -26,12 +26,14 @@ pub(crate) enum Reply {
         item: Option<usize>,
         payload: Bytes,
     },
+    /// Some of a coalesced call's answers, more to come.
+    Part(Bytes),
     /// The last message of a successful call.
     Done(Bytes),
 }
 
-pub(crate) struct Attempt<I, O> {
-    shared: Arc<Shared<I, O>>,
+pub(crate) struct Attempt {
+    wire: Arc<Wire>,
     mailbox: Mailbox,
     deadline: Option<Instant>,
     last_heard: Instant,
@@ -45,16 +47,30 @@ pub(crate) struct Attempt<I, O> {
     _pick: Option<Pick>,
 }
 
-impl<I: 'static, O> Attempt<I, O> {
+impl Attempt {
     /// Sends the request to `pick`'s own subject, or to the shared subject
     /// when there is no pick.
     pub(crate) async fn send(
-        shared: &Arc<Shared<I, O>>,
+        wire: &Arc<Wire>,
         pick: Option<Pick>,
         mode: Mode,
         payload: Bytes,
         options: &CallOptions,
-    ) -> Result<Attempt<I, O>, Error> {
+    ) -> Result<Attempt, Error> {
+        let node = pick.as_ref().map(|pick| pick.node.clone());
+        let mut attempt = Self::send_to(wire, node, mode, payload, options).await?;
+        attempt._pick = pick;
+        Ok(attempt)
+    }
+
+    /// Sends the request to `node`'s own subject, or to the shared subject.
+    pub(crate) async fn send_to(
+        wire: &Arc<Wire>,
+        node: Option<String>,
+        mode: Mode,
+        payload: Bytes,
+        options: &CallOptions,
+    ) -> Result<Attempt, Error> {
         let now = Instant::now();
         let timeout = match options.deadline {
             Some(deadline) => {
@@ -68,33 +84,37 @@ impl<I: 'static, O> Attempt<I, O> {
         };
         let call = CallHeader {
             mode,
-            codec: shared.items.name(),
+            codec: wire.codec,
             priority: options.priority,
             timeout,
         };
         let mut headers = HeaderMap::new();
         headers.insert(protocol::CALL, call.write());
-        let subject = match &pick {
-            Some(pick) => protocol::node_subject(&shared.name, &pick.node),
-            None => shared.shared_subject.clone(),
+        let subject = match &node {
+            Some(node) => protocol::node_subject(&wire.name, node),
+            None => wire.shared_subject.clone(),
         };
-        let mailbox = shared.inbox.mailbox();
-        shared
-            .client
+        let mailbox = wire.inbox.mailbox();
+        wire.client
             .publish_with_reply_and_headers(subject, mailbox.subject.clone(), headers, payload)
             .await
             .map_err(|e| Error::Nats(e.to_string()))?;
         Ok(Attempt {
-            shared: Arc::clone(shared),
+            wire: Arc::clone(wire),
             mailbox,
             deadline: options.deadline,
             last_heard: now,
             heard: false,
-            node: pick.as_ref().map(|pick| pick.node.clone()),
+            node,
             finished: false,
             pending: None,
-            _pick: pick,
+            _pick: None,
         })
+    }
+
+    /// The subject its replies come to, which is the call's id.
+    pub(crate) fn subject(&self) -> &str {
+        &self.mailbox.subject
     }
 
     /// Reads the first reply and returns it when it is a refusal that
@@ -118,7 +138,10 @@ impl<I: 'static, O> Attempt<I, O> {
             return pending;
         }
         let result = self.read().await;
-        if !matches!(result, Ok(Reply::Output { .. } | Reply::Hook { .. })) {
+        if !matches!(
+            result,
+            Ok(Reply::Output { .. } | Reply::Hook { .. } | Reply::Part(_))
+        ) {
             // The call is over. A deadline, a silence or a broken
             // connection still leaves it on the node, so those are not
             // "finished" and Drop sends the cancel.
@@ -135,7 +158,7 @@ impl<I: 'static, O> Attempt<I, O> {
 
     async fn read(&mut self) -> Result<Reply, Error> {
         loop {
-            let silent_at = self.last_heard + self.shared.silence_limit;
+            let silent_at = self.last_heard + self.wire.silence_limit;
             let wake = match self.deadline {
                 Some(deadline) if deadline < silent_at => deadline,
                 _ => silent_at,
@@ -185,6 +208,7 @@ impl<I: 'static, O> Attempt<I, O> {
         match reply {
             ReplyHeader::Alive => Ok(None),
             ReplyHeader::Done => Ok(Some(Reply::Done(message.payload))),
+            ReplyHeader::Part => Ok(Some(Reply::Part(message.payload))),
             ReplyHeader::Output(offset) => Ok(Some(Reply::Output {
                 offset,
                 payload: message.payload,
@@ -205,7 +229,7 @@ impl<I: 'static, O> Attempt<I, O> {
 }
 
 /// The caller's error for a node's error reply.
-fn error_of(kind: ErrorKind, status: String) -> Error {
+pub(super) fn error_of(kind: ErrorKind, status: String) -> Error {
     match kind {
         ErrorKind::BadRequest => Error::BadRequest(status),
         ErrorKind::Overloaded => Error::Overloaded { tries: 1 },
@@ -217,7 +241,7 @@ fn error_of(kind: ErrorKind, status: String) -> Error {
     }
 }
 
-impl<I, O> Drop for Attempt<I, O> {
+impl Drop for Attempt {
     fn drop(&mut self) {
         if self.finished {
             return;
@@ -225,8 +249,8 @@ impl<I, O> Drop for Attempt<I, O> {
         // Dropped mid-call (the caller gave up, or its deadline passed):
         // every node hears the cancel and the one running it drops it, as
         // a dropped local call drops its queued items.
-        let client = self.shared.client.clone();
-        let subject = self.shared.cancel_subject.clone();
+        let client = self.wire.client.clone();
+        let subject = self.wire.cancel_subject.clone();
         let call = Bytes::from(self.mailbox.subject.clone());
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {

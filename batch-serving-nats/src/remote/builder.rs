@@ -3,6 +3,12 @@
 
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
+
+use super::coalesce::{
+    Coalescers, Coalescing, DEFAULT_COALESCE_IN_FLIGHT, DEFAULT_COALESCE_LINGER,
+    DEFAULT_COALESCE_MAX,
+};
+use super::wire::Wire;
 use std::time::Duration;
 
 use async_nats::Client;
@@ -31,6 +37,12 @@ pub const DEFAULT_SILENCE_LIMIT: Duration = Duration::from_secs(1);
 /// [`RemoteBuilder::refresh`].
 pub const DEFAULT_REFRESH: Duration = Duration::from_millis(250);
 
+const DEFAULT_COALESCING: Coalescing = Coalescing {
+    max: DEFAULT_COALESCE_MAX,
+    in_flight: DEFAULT_COALESCE_IN_FLIGHT,
+    linger: DEFAULT_COALESCE_LINGER,
+};
+
 /// Settings for a [`RemoteServing`].
 #[must_use = "a remote builder does nothing until connect() is called"]
 pub struct RemoteBuilder<I, O> {
@@ -44,6 +56,7 @@ pub struct RemoteBuilder<I, O> {
     refresh: Duration,
     idempotent: bool,
     route_by_load: bool,
+    coalesce: Option<Coalescing>,
 }
 
 impl<I, O> std::fmt::Debug for RemoteBuilder<I, O> {
@@ -54,6 +67,7 @@ impl<I, O> std::fmt::Debug for RemoteBuilder<I, O> {
             .field("silence_limit", &self.silence_limit)
             .field("refresh", &self.refresh)
             .field("idempotent", &self.idempotent)
+            .field("coalesce", &self.coalesce)
             .finish_non_exhaustive()
     }
 }
@@ -99,6 +113,7 @@ where
             refresh: DEFAULT_REFRESH,
             idempotent: false,
             route_by_load: true,
+            coalesce: Some(DEFAULT_COALESCING),
         }
     }
 }
@@ -158,6 +173,50 @@ where
         self
     }
 
+    /// Whether calls bound for the same node travel together (default
+    /// `true`): the calls that arrive while a message to a node is in
+    /// flight go out as one message, and the node feeds them to its
+    /// serving as separate calls, each with its own deadline, priority and
+    /// answer. A call with nothing ahead of it leaves at once. Streams
+    /// always travel alone. With `false`, every call is its own request, as
+    /// protocol clients in other languages send them.
+    pub fn coalesce(mut self, coalesce: bool) -> Self {
+        self.coalesce = coalesce.then_some(self.coalesce.unwrap_or(DEFAULT_COALESCING));
+        self
+    }
+
+    /// How long a coalesced message in flight holds back the next message
+    /// to its node ([`DEFAULT_COALESCE_LINGER`]); after it, the message's
+    /// reply is awaited in the background and the calls gathered meanwhile
+    /// leave. This bounds what coalescing can add to a call's latency, and
+    /// lets a node that batches by time receive the calls it waits for.
+    pub fn coalesce_linger(mut self, linger: Duration) -> Self {
+        if let Some(coalesce) = &mut self.coalesce {
+            coalesce.linger = linger;
+        }
+        self
+    }
+
+    /// Most calls in one coalesced message (at least 1;
+    /// [`DEFAULT_COALESCE_MAX`]). A message that would pass the server's
+    /// `max_payload` is split whatever this says.
+    pub fn coalesce_max(mut self, calls: usize) -> Self {
+        if let Some(coalesce) = &mut self.coalesce {
+            coalesce.max = calls.max(1);
+        }
+        self
+    }
+
+    /// Coalesced messages that hold their place at one node at once (at least 1;
+    /// [`DEFAULT_COALESCE_IN_FLIGHT`]): more keeps a node busy while a
+    /// reply travels, fewer makes bigger messages.
+    pub fn coalesce_in_flight(mut self, messages: usize) -> Self {
+        if let Some(coalesce) = &mut self.coalesce {
+            coalesce.in_flight = messages.max(1);
+        }
+        self
+    }
+
     /// Subscribes for replies and starts reading the nodes' load.
     ///
     /// # Errors
@@ -184,20 +243,28 @@ where
             self.refresh,
             self.route_by_load,
         ));
+        let wire = Arc::new(Wire {
+            client: self.client,
+            shared_subject: protocol::shared_subject(&self.name),
+            cancel_subject: protocol::cancel_subject(&self.name),
+            max_payload,
+            name: self.name,
+            codec: self.items.name(),
+            inbox,
+            silence_limit: self.silence_limit,
+        });
+        let coalescers = self
+            .coalesce
+            .map(|settings| Coalescers::new(Arc::clone(&wire), settings));
         Ok(RemoteServing {
             shared: Arc::new(Shared {
-                client: self.client,
-                shared_subject: protocol::shared_subject(&self.name),
-                cancel_subject: protocol::cancel_subject(&self.name),
-                max_payload,
-                name: self.name,
+                wire,
                 items: self.items,
                 outputs: self.outputs,
-                inbox,
                 routes,
                 local: self.local,
+                coalescers,
                 max_tries: self.max_tries,
-                silence_limit: self.silence_limit,
                 idempotent: self.idempotent,
                 route_by_load: self.route_by_load,
                 rng: Mutex::new(fastrand::Rng::new()),

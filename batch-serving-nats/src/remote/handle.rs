@@ -27,7 +27,7 @@ impl<I, O> Clone for RemoteServing<I, O> {
 impl<I, O> std::fmt::Debug for RemoteServing<I, O> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RemoteServing")
-            .field("name", &self.shared.name)
+            .field("name", &self.shared.wire.name)
             .field("nodes", &self.shared.routes.len())
             .finish_non_exhaustive()
     }
@@ -40,7 +40,7 @@ where
 {
     /// The serving's name.
     pub fn name(&self) -> &str {
-        &self.shared.name
+        &self.shared.wire.name
     }
 
     /// The nodes this handle knows of now, with their last reports.

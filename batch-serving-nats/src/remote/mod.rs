@@ -11,12 +11,15 @@
 
 //!
 //! The data path: `builder` starts a `handle`; its `verbs` send each call
-//! through `retry` (where to, and when again), which makes an `attempt`
-//! (the messages of one try) over the `inbox`; `discovery` keeps the
-//! nodes' load in `route`'s table.
+//! through `retry` (where to, and when again), which either makes an
+//! `attempt` (the messages of one try) itself, or hands the call to the
+//! node's coalescer (`coalesce`), whose batch function makes one attempt
+//! for many calls. Attempts speak over the `wire` and hear through the
+//! `inbox`; `discovery` keeps the nodes' load in `route`'s table.
 
 mod attempt;
 mod builder;
+mod coalesce;
 mod discovery;
 mod event;
 mod handle;
@@ -25,7 +28,9 @@ mod retry;
 mod route;
 mod shared;
 mod verbs;
+mod wire;
 
 pub use builder::{DEFAULT_MAX_TRIES, DEFAULT_REFRESH, DEFAULT_SILENCE_LIMIT, RemoteBuilder};
+pub use coalesce::{DEFAULT_COALESCE_IN_FLIGHT, DEFAULT_COALESCE_LINGER, DEFAULT_COALESCE_MAX};
 pub use event::RemoteEvent;
 pub use handle::RemoteServing;

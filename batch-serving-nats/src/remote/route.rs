@@ -29,15 +29,18 @@ pub(crate) struct Routes {
     nodes: Mutex<Vec<Known>>,
 }
 
-/// A chosen node, holding one in-flight count there until dropped.
+/// A chosen node, holding the call's items in its in-flight count until
+/// dropped: items, not calls, so that a node with one message of 200
+/// items out is as loaded as one with 200 calls out.
 pub(crate) struct Pick {
     pub(crate) node: String,
+    items: usize,
     in_flight: Arc<AtomicUsize>,
 }
 
 impl Drop for Pick {
     fn drop(&mut self) {
-        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.in_flight.fetch_sub(self.items, Ordering::Relaxed);
     }
 }
 
@@ -125,9 +128,10 @@ impl Routes {
                 }
             }
         };
-        chosen.in_flight.fetch_add(1, Ordering::Relaxed);
+        chosen.in_flight.fetch_add(items, Ordering::Relaxed);
         Some(Pick {
             node: chosen.report.node.clone(),
+            items,
             in_flight: Arc::clone(&chosen.in_flight),
         })
     }
@@ -150,7 +154,7 @@ fn weighted<'a>(open: &[&'a Known], rng: &mut fastrand::Rng) -> &'a Known {
 }
 
 /// Expected wait at a node for `items` more items, in seconds per unit of
-/// capacity: its queue, plus this handle's calls in flight there, plus the
+/// capacity: its queue, plus this handle's items in flight there, plus the
 /// call itself, over what it finishes per second.
 fn wait(known: &Known, items: usize) -> f64 {
     let ahead = known.report.queued + known.in_flight.load(Ordering::Relaxed) + items;
@@ -219,6 +223,26 @@ mod tests {
         assert!(share(&routes, "b", 200) > 0.9);
         drop(held);
         assert!(share(&routes, "b", 4000) < 0.6);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn items_in_flight_count_not_calls() {
+        let routes = Routes::default();
+        let now = Instant::now();
+        routes.update(
+            vec![report("a", 0.002, 0), report("b", 0.002, 40)],
+            now,
+            Duration::from_secs(1),
+        );
+        assert!(share(&routes, "a", 500) > 0.99, "a's queue is shorter");
+        // Items out at "a" (200 coalesced calls, or one call of 200) weigh
+        // as 200, not as one call, so new calls go to "b".
+        let mut rng = fastrand::Rng::with_seed(5);
+        let big = routes.pick(200, &["b".to_string()], &mut rng).unwrap();
+        assert_eq!(big.node, "a");
+        assert!(share(&routes, "b", 500) > 0.99);
+        drop(big);
+        assert!(share(&routes, "a", 500) > 0.99);
     }
 
     #[tokio::test(start_paused = true)]

@@ -1,17 +1,15 @@
-//! What every clone of a remote handle shares, and what each call attempt
-//! reads: a leaf below both the handle (`handle.rs`) and the attempts
-//! (`attempt.rs`), so that neither imports the other to reach it.
+//! What every clone of a remote handle shares: a leaf below the handle
+//! (`handle.rs`) and its verbs, so that neither imports the other to reach
+//! it.
 
-use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use async_nats::Client;
 use batch_serving::CallOptions;
 use tokio::task::JoinHandle;
 
-use super::inbox::Inbox;
+use super::coalesce::Coalescers;
 use super::route::Routes;
+use super::wire::Wire;
 use crate::codec::Codec;
 use crate::dispatch::LocalCall;
 
@@ -27,21 +25,14 @@ pub(super) type TryMany<I, O> =
     dyn Fn(Vec<I>, CallOptions) -> Result<LocalCall<Vec<O>>, Vec<I>> + Send + Sync;
 
 pub(crate) struct Shared<I, O> {
-    pub(super) client: Client,
-    pub(super) name: String,
-    pub(super) shared_subject: String,
-    pub(super) cancel_subject: String,
-    /// The server's `max_payload`, refreshed with the load reports (a
-    /// reconnect may land on a server with another limit); read per call
-    /// without cloning the client's whole server info.
-    pub(super) max_payload: Arc<AtomicUsize>,
+    pub(super) wire: Arc<Wire>,
     pub(super) items: Arc<dyn Codec<I>>,
     pub(super) outputs: Arc<dyn Codec<O>>,
-    pub(super) inbox: Inbox,
     pub(super) routes: Arc<Routes>,
     pub(super) local: Option<Local<I, O>>,
+    /// One coalescing serving per node, when the handle coalesces.
+    pub(super) coalescers: Option<Coalescers>,
     pub(super) max_tries: usize,
-    pub(super) silence_limit: Duration,
     pub(super) idempotent: bool,
     pub(super) route_by_load: bool,
     pub(super) rng: Mutex<fastrand::Rng>,

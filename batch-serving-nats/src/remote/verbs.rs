@@ -171,6 +171,10 @@ where
                             }),
                             Some((this, attempt)),
                         )),
+                        Ok(Reply::Part(_)) => Some((
+                            Err(Error::BadRequest("a coalesced reply to a stream".into())),
+                            None,
+                        )),
                         Err(e) => Some((Err(e), None)),
                     }
                 })

@@ -5,6 +5,10 @@
 
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
+mod harness;
+#[allow(unused_imports)]
+pub use harness::*;
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;

@@ -16,6 +16,15 @@
 //! one is `done`, or an error (which also carries the service API's
 //! `Nats-Service-Error` headers). A cancel is a message on the cancel
 //! subject whose payload is the call's reply subject.
+//!
+//! A handle that coalesces sends many callers' calls to one node as one
+//! request of mode `coalesced`, whose envelope ([`coalesced`]) carries each
+//! call's own priority, deadline and items; the node feeds them to its
+//! serving as separate calls and answers them in one `done` reply (with
+//! `part` replies before it when one would pass `max_payload`). A cancel
+//! of one of them names it: `REPLY_SUBJECT ID`.
+
+pub mod coalesced;
 
 use std::time::Duration;
 
@@ -69,7 +78,8 @@ pub fn valid_name(name: &str) -> bool {
 /// node's clocks need not agree. The call's id is its reply subject.
 pub const CALL: &str = "BS-Call";
 /// Reply header: `KIND NODE [ARGS]`: `alive NODE`, `done NODE`,
-/// `output NODE OFFSET`, `hook NODE ITEM|- NAME`, `error NODE ERROR_KIND`.
+/// `output NODE OFFSET`, `hook NODE ITEM|- NAME`, `error NODE ERROR_KIND`,
+/// and for a coalesced call `part NODE` before its `done NODE`.
 pub const REPLY: &str = "BS-Reply";
 
 /// The node queued the call and is working on it; sent when it is not
@@ -84,6 +94,10 @@ pub const KIND_HOOK: &str = "hook";
 pub const KIND_DONE: &str = "done";
 /// The last message of a failed call.
 pub const KIND_ERROR: &str = "error";
+/// Some of a coalesced call's answers, when all of them in one message
+/// would pass the server's `max_payload`; the rest follow, the last in
+/// `done`.
+pub const KIND_PART: &str = "part";
 
 /// A request's [`CALL`] header, read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,6 +186,8 @@ pub enum ReplyHeader<'a> {
     },
     /// The last message of a failed call.
     Error(ErrorKind),
+    /// Some of a coalesced call's answers, more to come.
+    Part,
 }
 
 impl ReplyHeader<'_> {
@@ -186,6 +202,7 @@ impl ReplyHeader<'_> {
                 None => format!("{KIND_HOOK} {node} - {name}"),
             },
             ReplyHeader::Error(kind) => format!("{KIND_ERROR} {node} {}", kind.as_str()),
+            ReplyHeader::Part => format!("{KIND_PART} {node}"),
         }
     }
 
@@ -211,6 +228,7 @@ impl ReplyHeader<'_> {
                 }
             }
             KIND_ERROR => ReplyHeader::Error(ErrorKind::parse(fields.next()?)),
+            KIND_PART => ReplyHeader::Part,
             _ => return None,
         };
         Some((reply, node))
@@ -226,6 +244,9 @@ pub enum Mode {
     Many,
     /// Many items in; outputs and hook events as they happen, then `done`.
     Stream,
+    /// Many callers' calls in one envelope ([`coalesced`]), their answers
+    /// back in one.
+    Coalesced,
 }
 
 impl Mode {
@@ -235,6 +256,7 @@ impl Mode {
             Mode::One => "one",
             Mode::Many => "many",
             Mode::Stream => "stream",
+            Mode::Coalesced => "coalesced",
         }
     }
 
@@ -244,6 +266,7 @@ impl Mode {
             "one" => Some(Mode::One),
             "many" => Some(Mode::Many),
             "stream" => Some(Mode::Stream),
+            "coalesced" => Some(Mode::Coalesced),
             _ => None,
         }
     }
@@ -354,7 +377,7 @@ mod tests {
 
     #[test]
     fn header_values_round_trip() {
-        for mode in [Mode::One, Mode::Many, Mode::Stream] {
+        for mode in [Mode::One, Mode::Many, Mode::Stream, Mode::Coalesced] {
             assert_eq!(Mode::parse(mode.as_str()), Some(mode));
         }
         for p in [Priority::Low, Priority::Normal, Priority::High] {
@@ -420,6 +443,7 @@ mod tests {
                 name: "batch size",
             },
             ReplyHeader::Error(ErrorKind::Overloaded),
+            ReplyHeader::Part,
         ] {
             let line = reply.write("n1");
             assert_eq!(ReplyHeader::parse(&line), Some((reply.clone(), "n1")));
