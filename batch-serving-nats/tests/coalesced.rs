@@ -4,9 +4,10 @@
 //! second run, one bad item failing alone, no message past `max_payload`).
 //!
 //! A "plug" holds a message in flight where a test needs calls to gather:
-//! a handle with one message in flight at a time and a long linger sends
-//! the plug, whose node holds it; calls made meanwhile wait here and leave
-//! together when the linger ends.
+//! on a handle with one message in flight at a time and a long linger, a
+//! first call goes alone (nothing else is out), a second goes in a message
+//! of its own, and its node holds both; calls made meanwhile wait here and
+//! leave together when the linger ends.
 
 #![allow(clippy::unwrap_used)]
 
@@ -25,7 +26,7 @@ use tokio::sync::watch;
 /// Every coalesced message any node of `sq` receives: its entries and its
 /// payload size, seen by a plain subscriber beside the nodes.
 #[derive(Clone, Default)]
-struct Spy(Arc<Mutex<Vec<(usize, usize)>>>);
+struct Spy(Arc<Mutex<Vec<(usize, usize)>>>, Arc<Mutex<usize>>);
 
 impl Spy {
     async fn on(server: &NatsServer, name: &str) -> Spy {
@@ -34,6 +35,7 @@ impl Spy {
         let mut messages = client.subscribe(format!("bsv1.{name}.>")).await.unwrap();
         client.flush().await.unwrap();
         let seen = Arc::clone(&spy.0);
+        let plain = Arc::clone(&spy.1);
         tokio::spawn(async move {
             let _client = client;
             while let Some(message) = messages.next().await {
@@ -43,6 +45,8 @@ impl Spy {
                         .map(|entries| entries.len())
                         .unwrap_or(0);
                     seen.lock().unwrap().push((entries, message.payload.len()));
+                } else if line.is_some() {
+                    *plain.lock().unwrap() += 1;
                 }
             }
         });
@@ -51,6 +55,11 @@ impl Spy {
 
     fn messages(&self) -> Vec<(usize, usize)> {
         self.0.lock().unwrap().clone()
+    }
+
+    /// Calls sent alone, as plain requests.
+    fn plain(&self) -> usize {
+        *self.1.lock().unwrap()
     }
 }
 
@@ -101,7 +110,11 @@ async fn calls_to_one_node_travel_together_and_each_gets_its_own_answer() {
     }
     let messages = spy.messages();
     let entries: usize = messages.iter().map(|(entries, _)| entries).sum();
-    assert_eq!(entries, 60, "every call travelled once: {messages:?}");
+    assert_eq!(
+        (spy.plain(), entries),
+        (1, 59),
+        "the first call went alone (nothing else was out), the rest coalesced: {messages:?}"
+    );
     assert!(
         messages.len() < 60 / 2,
         "60 calls held at the node went in {} messages",
@@ -122,12 +135,18 @@ async fn each_entry_keeps_its_own_deadline_and_a_dropped_caller_drops_only_its_e
         .unwrap();
     let caller = plugged(&server, Duration::from_secs(2)).await;
     assert_eq!(caller.wait_for_nodes(1, Duration::from_secs(5)).await, 1);
-    // The plug runs on the node's only partition and holds it.
+    // The plug: one call runs on the node's only partition and holds it;
+    // the second waits there, and its message holds the handle's place.
     let plug = tokio::spawn({
         let caller = caller.clone();
         async move { caller.dispatch(1).await }
     });
     eventually("the plug runs", || !held.ran.lock().unwrap().is_empty()).await;
+    let holder = tokio::spawn({
+        let caller = caller.clone();
+        async move { caller.dispatch(6).await }
+    });
+    eventually("the holder is on the node", || node.running() == 2).await;
     // These gather behind the plug's message and leave together when its
     // linger ends: one with a deadline that passes while it is on the
     // node, one whose caller leaves while it is there, two that wait.
@@ -139,25 +158,26 @@ async fn each_entry_keeps_its_own_deadline_and_a_dropped_caller_drops_only_its_e
     let patient = spawn(3, CallOptions::new());
     let leaving = spawn(4, CallOptions::new());
     let waiting = spawn(5, CallOptions::new().priority(Priority::High));
-    eventually("the four reach the node together", || node.running() == 5).await;
+    eventually("the four reach the node together", || node.running() == 6).await;
     assert_eq!(spy.messages().last().map(|(entries, _)| *entries), Some(4));
     leaving.abort();
     eventually("the node drops the left caller's entry", || {
-        node.running() == 4
+        node.running() == 5
     })
     .await;
     let error = bounded("late", late).await.unwrap().unwrap_err();
     assert_eq!(error, Error::DeadlineExceeded);
-    eventually("the node expires the late entry", || node.running() == 3).await;
+    eventually("the node expires the late entry", || node.running() == 4).await;
     held.gate.send(true).unwrap();
     assert_eq!(bounded("plug", plug).await.unwrap().unwrap(), 1);
+    assert_eq!(bounded("holder", holder).await.unwrap().unwrap(), 36);
     assert_eq!(bounded("patient", patient).await.unwrap().unwrap(), 9);
     assert_eq!(bounded("waiting", waiting).await.unwrap().unwrap(), 25);
     let mut ran = held.ran.lock().unwrap().clone();
     ran.sort_unstable();
     assert_eq!(
         ran,
-        [1, 3, 5],
+        [1, 3, 5, 6],
         "the expired and the dropped entries never ran"
     );
     let stats = held.serving.stats();
@@ -192,13 +212,18 @@ async fn node_lost_mid_message(idempotent: bool) {
         async move { caller.dispatch(10).await }
     });
     eventually("the plug runs", || !doomed.ran.lock().unwrap().is_empty()).await;
+    let holder = tokio::spawn({
+        let caller = caller.clone();
+        async move { caller.dispatch(15).await }
+    });
+    eventually("the holder is on the node", || doomed_node.running() == 2).await;
     let calls: Vec<_> = (11..15u32)
         .map(|i| {
             let caller = caller.clone();
             tokio::spawn(async move { caller.dispatch(i).await })
         })
         .collect();
-    eventually("the message is on the node", || doomed_node.running() == 5).await;
+    eventually("the message is on the node", || doomed_node.running() == 6).await;
     assert_eq!(spy.messages().last().map(|(entries, _)| *entries), Some(4));
     past_a_heartbeat().await;
     let spare = gated(8, 16, true);
@@ -208,15 +233,19 @@ async fn node_lost_mid_message(idempotent: bool) {
         .unwrap();
     doomed_client.drain().await.unwrap();
     let mut results = vec![bounded("plug", plug).await.unwrap()];
-    for call in calls {
+    for call in calls.into_iter().chain([holder]) {
         results.push(bounded("call", call).await.unwrap());
     }
     let mut spare_ran = spare.ran.lock().unwrap().clone();
     spare_ran.sort_unstable();
     if idempotent {
         let answers: Vec<u32> = results.into_iter().map(Result::unwrap).collect();
-        assert_eq!(answers, [100, 121, 144, 169, 196]);
-        assert_eq!(spare_ran, [10, 11, 12, 13, 14], "each ran once more, once");
+        assert_eq!(answers, [100, 121, 144, 169, 196, 225]);
+        assert_eq!(
+            spare_ran,
+            [10, 11, 12, 13, 14, 15],
+            "each ran once more, once"
+        );
     } else {
         for result in results {
             let error = result.unwrap_err();
@@ -292,6 +321,11 @@ async fn calls_that_together_pass_max_payload_are_split_and_all_answered() {
         async move { caller.dispatch(vec![1]).await }
     });
     eventually("the plug is on the node", || node.running() == 1).await;
+    let holder = tokio::spawn({
+        let caller = caller.clone();
+        async move { caller.dispatch(vec![2, 2]).await }
+    });
+    eventually("the holder is on the node", || node.running() == 2).await;
     // Twelve calls of 1000 bytes: one message would be 12 kB.
     let calls: Vec<_> = (0..12usize)
         .map(|i| {
@@ -299,11 +333,15 @@ async fn calls_that_together_pass_max_payload_are_split_and_all_answered() {
             tokio::spawn(async move { caller.dispatch(vec![0u8; 1000 + i]).await })
         })
         .collect();
-    eventually("all calls are on the node", || node.running() == 13).await;
+    eventually("all calls are on the node", || node.running() == 14).await;
     gate.send(true).unwrap();
     assert_eq!(
         bounded("plug", plug).await.unwrap().unwrap(),
         1usize.to_be_bytes()
+    );
+    assert_eq!(
+        bounded("holder", holder).await.unwrap().unwrap(),
+        2usize.to_be_bytes()
     );
     for (i, call) in calls.into_iter().enumerate() {
         let reply = bounded("call", call).await.unwrap().unwrap();
@@ -321,6 +359,7 @@ async fn calls_that_together_pass_max_payload_are_split_and_all_answered() {
         messages.iter().map(|(entries, _)| entries).sum::<usize>(),
         13
     );
+    assert_eq!(spy.plain(), 1, "the plug went alone");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -435,5 +474,6 @@ async fn a_handle_that_does_not_coalesce_sends_each_call_alone() {
         assert_eq!(answer.unwrap(), (i * i) as u32);
     }
     assert!(spy.messages().is_empty(), "{:?}", spy.messages());
+    assert_eq!(spy.plain(), 20);
     assert_eq!(held.ran.lock().unwrap().len(), 20);
 }

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::marker::PhantomData;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -25,30 +26,44 @@ use crate::codec::Codec;
 use crate::dispatch::LocalServing;
 use crate::protocol::{self, CallHeader, ErrorKind, Mode, ReplyHeader};
 
-/// A call this node has taken and not answered: how to drop it, and since
-/// when it runs and where its heartbeats go (`None` for an entry of a
-/// coalesced message, whose message beats for it).
+/// A request this node has taken and not answered: how to drop it, since
+/// when it runs and where its heartbeats go, and for a coalesced message
+/// its entries.
 pub(super) struct Taken {
-    pub(super) abort: Abort,
+    pub(super) abort: AbortHandle,
     pub(super) since: Instant,
-    pub(super) reply: Option<Subject>,
-    /// Callers' calls it stands for: 1, or 0 for a coalesced message,
-    /// whose entries count themselves.
-    pub(super) calls: usize,
+    pub(super) reply: Subject,
+    pub(super) entries: Option<Arc<Entries>>,
 }
 
-/// How a taken call is dropped: a whole request is its own task; an entry
-/// of a coalesced message is one future among its message's.
-pub(super) enum Abort {
-    Task(AbortHandle),
-    Entry(futures::future::AbortHandle),
+impl Taken {
+    /// Callers' calls it stands for.
+    pub(super) fn calls(&self) -> usize {
+        self.entries
+            .as_ref()
+            .map_or(1, |entries| entries.left.load(Ordering::Relaxed))
+    }
 }
 
-impl Abort {
-    pub(super) fn abort(&self) {
-        match self {
-            Abort::Task(task) => task.abort(),
-            Abort::Entry(entry) => entry.abort(),
+/// The entries of a coalesced message still running, each droppable on
+/// its own: one row per message in the node's table, not one per entry, so
+/// that an entry costs no table lock or key of its own.
+#[derive(Default)]
+pub(super) struct Entries {
+    pub(super) aborts: Mutex<Vec<(u32, futures::future::AbortHandle)>>,
+    pub(super) left: AtomicUsize,
+}
+
+impl Entries {
+    /// Drops the entry `id`, if it is still running.
+    pub(super) fn cancel(&self, id: u32) -> bool {
+        let aborts = self.aborts.lock().unwrap_or_else(PoisonError::into_inner);
+        match aborts.iter().find(|(entry, _)| *entry == id) {
+            Some((_, abort)) => {
+                abort.abort();
+                true
+            }
+            None => false,
         }
     }
 }
@@ -93,26 +108,27 @@ where
     };
     let coalesced = protocol::header(request.message.headers.as_ref(), protocol::CALL)
         .is_some_and(|line| line.split_ascii_whitespace().nth(1) == Some(Mode::Coalesced.as_str()));
-    let entries = Arc::clone(running);
+    let entries = coalesced.then(Arc::<Entries>::default);
+    let for_task = entries.clone();
     let task = tokio::spawn(async move {
         let _forget = forget;
-        answer(&context, request, &entries).await;
+        answer(&context, request, for_task).await;
     });
     table.insert(
         id,
         Taken {
-            abort: Abort::Task(task.abort_handle()),
+            abort: task.abort_handle(),
             since: Instant::now(),
-            reply: Some(reply),
-            calls: usize::from(!coalesced),
+            reply,
+            entries,
         },
     );
 }
 
 /// Removes a finished (or aborted) call from the table.
-pub(super) struct Forget {
-    pub(super) running: Running,
-    pub(super) id: String,
+struct Forget {
+    running: Running,
+    id: String,
 }
 
 impl Drop for Forget {
@@ -131,8 +147,11 @@ struct Parsed<I> {
     options: CallOptions,
 }
 
-async fn answer<I, O, S>(context: &Context<I, O, S>, request: Request, running: &Running)
-where
+async fn answer<I, O, S>(
+    context: &Context<I, O, S>,
+    request: Request,
+    entries: Option<Arc<Entries>>,
+) where
     I: Send + 'static,
     O: Send + 'static,
     S: LocalServing<I, O>,
@@ -145,8 +164,8 @@ where
             return;
         }
     };
-    if call.mode == Mode::Coalesced {
-        super::coalesced::answer(context, request, running).await;
+    if let (Mode::Coalesced, Some(entries)) = (call.mode, entries) {
+        super::coalesced::answer(context, request, &entries).await;
         return;
     }
     let parsed = match parse(context, &request, call) {

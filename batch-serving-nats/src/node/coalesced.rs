@@ -4,33 +4,31 @@
 //! would. The answers go back together: in one `done` reply, with `part`
 //! replies before it when one would pass the server's `max_payload`.
 //!
-//! Each entry is in the node's table of running calls under
-//! `REPLY_SUBJECT ID`, so a cancel that names it drops that entry alone
-//! (its items leave the queue, as a dropped local call's do); the message
-//! keeps its heartbeat for all of them.
+//! The message has one row in the node's table of running calls, with a
+//! list of its entries' abort handles, so a cancel that names
+//! `REPLY_SUBJECT ID` drops that entry alone (its items leave the queue, as
+//! a dropped local call's do); the message keeps its heartbeat for all of
+//! them.
 
-use std::sync::{Arc, PoisonError};
+use std::sync::PoisonError;
+use std::sync::atomic::Ordering;
 
+use super::call::{Context, Entries, kind_of, options_of, respond_error, status_of};
+use crate::Error;
+use crate::dispatch::LocalServing;
+use crate::protocol::coalesced::{self, ANSWER_OVERHEAD, Answer, Entry, HEAD, ReplyWriter};
+use crate::protocol::{self, ErrorKind, Mode, ReplyHeader};
 use async_nats::HeaderMap;
 use async_nats::service::Request;
 use bytes::Bytes;
 use futures::future::{AbortHandle, Abortable, BoxFuture};
 use futures::stream::{FuturesUnordered, StreamExt};
-use tokio::time::Instant;
-
-use super::call::{
-    Abort, Context, Forget, Running, Taken, kind_of, options_of, respond_error, status_of,
-};
-use crate::Error;
-use crate::dispatch::LocalServing;
-use crate::protocol::coalesced::{self, ANSWER_OVERHEAD, Answer, Entry, HEAD, ReplyWriter};
-use crate::protocol::{self, ErrorKind, Mode, ReplyHeader};
 
 /// Room kept in every reply for its headers: `max_payload` bounds headers
 /// and payload together.
 const HEADER_ROOM: usize = 512;
 
-pub(super) async fn answer<I, O, S>(context: &Context<I, O, S>, request: Request, running: &Running)
+pub(super) async fn answer<I, O, S>(context: &Context<I, O, S>, request: Request, running: &Entries)
 where
     I: Send + 'static,
     O: Send + 'static,
@@ -51,27 +49,18 @@ where
     };
     let mut pending = FuturesUnordered::new();
     {
-        let mut table = running.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut aborts = running
+            .aborts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        aborts.reserve(entries.len());
+        running.left.store(entries.len(), Ordering::Relaxed);
         for entry in &entries {
-            let key = format!("{} {}", reply.as_str(), entry.id);
             let (abort, registration) = AbortHandle::new_pair();
-            table.insert(
-                key.clone(),
-                Taken {
-                    abort: Abort::Entry(abort),
-                    since: Instant::now(),
-                    reply: None,
-                    calls: 1,
-                },
-            );
-            let forget = Forget {
-                running: Arc::clone(running),
-                id: key,
-            };
+            aborts.push((entry.id, abort));
             let id = entry.id;
             let call = Abortable::new(run(context, entry), registration);
             pending.push(async move {
-                let _forget = forget;
                 let result = call
                     .await
                     .unwrap_or_else(|_| Err(Error::Failed("cancelled by its caller".into())));
@@ -84,6 +73,7 @@ where
     let budget = context.max_payload.saturating_sub(HEADER_ROOM);
     let mut writer = ReplyWriter::default();
     while let Some((id, result)) = pending.next().await {
+        running.left.fetch_sub(1, Ordering::Relaxed);
         let error;
         let mut result = match &result {
             Ok(body) => Ok(body.as_slice()),

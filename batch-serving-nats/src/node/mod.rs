@@ -159,7 +159,7 @@ impl Node {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .values()
-            .map(|taken| taken.calls)
+            .map(call::Taken::calls)
             .sum()
     }
 
@@ -355,12 +355,27 @@ async fn listen<I, O, S>(
                 // entry of a coalesced message `SUBJECT ID`; anything else
                 // matches no call and is ignored.
                 let Ok(id) = std::str::from_utf8(&cancel.payload) else { continue };
-                let taken = running.lock().unwrap_or_else(PoisonError::into_inner).remove(id);
-                if let Some(taken) = taken {
-                    // Dropping the call's task drops its local call, which
-                    // removes its items still queued, as a local drop does.
-                    taken.abort.abort();
-                    tracing::debug!(call = id, "cancelled by its caller");
+                let mut table = running.lock().unwrap_or_else(PoisonError::into_inner);
+                match id.split_once(' ') {
+                    Some((message, entry)) => {
+                        let Ok(entry) = entry.parse::<u32>() else { continue };
+                        let Some(entries) = table.get(message).and_then(|taken| taken.entries.clone()) else { continue };
+                        drop(table);
+                        // Dropping the entry's future drops its local call,
+                        // which removes its items still queued.
+                        if entries.cancel(entry) {
+                            tracing::debug!(call = message, entry, "entry cancelled by its caller");
+                        }
+                    }
+                    None => {
+                        if let Some(taken) = table.remove(id) {
+                            // Dropping the call's task drops its local call,
+                            // which removes its items still queued, as a
+                            // local drop does.
+                            taken.abort.abort();
+                            tracing::debug!(call = id, "cancelled by its caller");
+                        }
+                    }
                 }
             }
         }
@@ -392,7 +407,7 @@ async fn beat(
             table
                 .iter()
                 .filter(|(_, taken)| now.saturating_duration_since(taken.since) >= heartbeat)
-                .filter_map(|(_, taken)| taken.reply.clone())
+                .map(|(_, taken)| taken.reply.clone())
                 .collect()
         };
         for reply in owed {

@@ -8,6 +8,10 @@
 //! on its own, so every promise stays per call; this side maps the answers
 //! back to their callers by entry number.
 //!
+//! A call that finds nothing else out to its node (nothing waiting here,
+//! no message in flight) goes alone as a plain request, with no hand-off
+//! to the coalescing serving: coalescing costs a lone caller nothing.
+//!
 //! A message holds its place for at most the linger: a node that batches
 //! by time may be waiting for the very calls gathered here, so after the
 //! linger the message's reply is read in the background and the next
@@ -20,7 +24,7 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -60,6 +64,40 @@ type Answer = Result<Bytes, Error>;
 /// does, which may be after the batch function has let the next message go.
 type Pending = oneshot::Receiver<Answer>;
 type Sender = Serving<Outgoing, Pending, Infallible>;
+
+/// One node's coalescer, and how many of the handle's calls are out to
+/// the node now, alone or coalesced.
+#[derive(Clone)]
+struct Target {
+    sender: Sender,
+    out: Arc<AtomicUsize>,
+}
+
+/// A call counted as out to its node until dropped.
+pub(super) struct Out {
+    target: Target,
+    /// Nothing else was out to the node when the call came: it goes alone.
+    pub(super) alone: bool,
+}
+
+impl Drop for Out {
+    fn drop(&mut self) {
+        self.target.out.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Out {
+    /// Sends the call in the next message to its node, and returns its
+    /// answer.
+    pub(super) async fn coalesced(&self, call: Outgoing, options: CallOptions) -> Answer {
+        match self.target.sender.dispatch_with(call, options).await {
+            Ok(pending) => pending
+                .await
+                .unwrap_or_else(|_| Err(Error::Failed("the coalesced message was dropped".into()))),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
 
 /// One caller's call, waiting to go out in the next message to its node.
 pub(super) struct Outgoing {
@@ -137,7 +175,7 @@ pub(super) struct Coalescing {
 pub(crate) struct Coalescers {
     wire: Arc<Wire>,
     settings: Coalescing,
-    senders: Mutex<HashMap<Option<String>, Sender>>,
+    targets: Mutex<HashMap<Option<String>, Target>>,
 }
 
 impl Coalescers {
@@ -145,32 +183,22 @@ impl Coalescers {
         Coalescers {
             wire,
             settings,
-            senders: Mutex::default(),
+            targets: Mutex::default(),
         }
     }
 
-    /// Sends one call to `node` (the shared subject for `None`) in the next
-    /// message there, and returns its answer.
-    pub(super) async fn send(
-        &self,
-        node: Option<&str>,
-        call: Outgoing,
-        options: CallOptions,
-    ) -> Answer {
-        let sender = self.sender(node)?;
-        match sender.dispatch_with(call, options).await {
-            Ok(pending) => pending
-                .await
-                .unwrap_or_else(|_| Err(Error::Failed("the coalesced message was dropped".into()))),
-            Err(e) => Err(e.into()),
-        }
+    /// Counts a call as out to `node` (the shared subject for `None`).
+    pub(super) fn enter(&self, node: Option<&str>) -> Result<Out, Error> {
+        let target = self.target(node)?;
+        let alone = target.out.fetch_add(1, Ordering::Relaxed) == 0;
+        Ok(Out { target, alone })
     }
 
-    fn sender(&self, node: Option<&str>) -> Result<Sender, Error> {
-        let mut senders = self.senders.lock().unwrap_or_else(PoisonError::into_inner);
+    fn target(&self, node: Option<&str>) -> Result<Target, Error> {
+        let mut targets = self.targets.lock().unwrap_or_else(PoisonError::into_inner);
         let key = node.map(str::to_string);
-        if let Some(sender) = senders.get(&key) {
-            return Ok(sender.clone());
+        if let Some(target) = targets.get(&key) {
+            return Ok(target.clone());
         }
         let wire = Arc::clone(&self.wire);
         let target = key.clone();
@@ -202,21 +230,25 @@ impl Coalescers {
         .name("batch-serving-nats coalescer")
         .start()
         .map_err(|e| Error::Failed(format!("coalescer: {e}")))?;
-        senders.insert(key, sender.clone());
-        Ok(sender)
+        let target = Target {
+            sender,
+            out: Arc::default(),
+        };
+        targets.insert(key, target.clone());
+        Ok(target)
     }
 
     /// A node that left: its calls still waiting here are answered
     /// `Closed` (they never ran) and go elsewhere; messages in flight end
     /// as they would have.
     pub(super) fn forget(&self, node: &str) {
-        let sender = self
-            .senders
+        let target = self
+            .targets
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&Some(node.to_string()));
-        if let (Some(sender), Ok(runtime)) = (sender, tokio::runtime::Handle::try_current()) {
-            runtime.spawn(async move { sender.shutdown().await });
+        if let (Some(target), Ok(runtime)) = (target, tokio::runtime::Handle::try_current()) {
+            runtime.spawn(async move { target.sender.shutdown().await });
         }
     }
 }

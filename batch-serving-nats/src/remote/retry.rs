@@ -112,7 +112,15 @@ where
                 deadline: options.deadline,
                 sent,
             };
-            let answer = coalescers.send(node.as_deref(), call, *options).await;
+            let out = coalescers.enter(node.as_deref())?;
+            let answer = match out.alone {
+                true => {
+                    self.alone(node.clone(), mode, payload.clone(), options)
+                        .await
+                }
+                false => out.coalesced(call, *options).await,
+            };
+            drop(out);
             cancel.disarm();
             drop(pick);
             let error = match answer {
@@ -135,6 +143,22 @@ where
                 Next::TryAgain => continue,
                 Next::GiveUp(e) => return Err(e),
             }
+        }
+    }
+
+    /// One try of a call sent as its own request, for a call with nothing
+    /// else out to its node.
+    async fn alone(
+        &self,
+        node: Option<String>,
+        mode: Mode,
+        payload: Bytes,
+        options: &CallOptions,
+    ) -> Result<Bytes, Error> {
+        let mut attempt = Attempt::send_to(&self.shared.wire, node, mode, payload, options).await?;
+        match attempt.next().await? {
+            Reply::Done(reply) => Ok(reply),
+            _ => Err(Error::BadRequest("stream reply to a plain call".into())),
         }
     }
 
