@@ -253,7 +253,8 @@ fn nats_soak(args: &[String]) {
     let doc = format!(
         "# NATS soak\n\n<!-- Written by `cargo run --release -p batch-serving-benches --bin soak -- --nats --seconds {seconds}`. Do not edit by hand. -->\n\n\
          {:.0} s through a real nats-server on loopback: three nodes (async stand-in, 1 ms + 10 µs per item, batches of 32, eager), \
-         three calling clients with 64 callers each (one call in four carries 2–5 items; deadline 2 s, silence limit 0.8 s). \
+         three calling clients with 64 callers each (one call in four carries 2–5 items; deadline 2 s, silence limit 0.8 s), \
+         each coalescing its calls to a node into one message (the default), so that cuts and restarts land mid-message. \
          Every 4 s one node's connection is closed mid-call and a fresh node joins; every 11 s the server is killed and restarted. \
          An error is explained when it is of a kind a lost node or connection gives and it ends within 5 s after a fault.\n\n{}\n\
          Violations: {}.\n",
