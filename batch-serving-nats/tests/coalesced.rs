@@ -477,3 +477,45 @@ async fn a_handle_that_does_not_coalesce_sends_each_call_alone() {
     assert_eq!(spy.plain(), 20);
     assert_eq!(held.ran.lock().unwrap().len(), 20);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_coalesced_error_keeps_its_kind_and_its_whole_text() {
+    let Some(server) = NatsServer::start() else {
+        return;
+    };
+    let spy = Spy::on(&server, "sq").await;
+    let failing =
+        Serving::new(|_: Batch<u32>| Err::<Vec<u32>, _>("thirteen\nis ünlucky".to_string()))
+            .start()
+            .unwrap();
+    let _node = Node::builder(connect(&server).await, "sq", failing)
+        .start()
+        .await
+        .unwrap();
+    let caller = RemoteServing::<u32, u32>::builder(connect(&server).await, "sq")
+        .connect()
+        .await
+        .unwrap();
+    assert_eq!(caller.wait_for_nodes(1, Duration::from_secs(5)).await, 1);
+    // Polled together: the first finds nothing out and goes alone, the
+    // rest go coalesced.
+    let errors = bounded(
+        "failing calls",
+        futures::future::join_all((0..20u32).map(|i| caller.dispatch(i))),
+    )
+    .await;
+    let whole = "thirteen\nis ünlucky";
+    let mut kept = 0;
+    for error in errors {
+        match error.unwrap_err() {
+            Error::Batch(text) if text == whole => kept += 1,
+            // A plain reply carries the text in a header: its first line,
+            // in visible ASCII.
+            Error::Batch(text) => assert_eq!(text, "thirteen"),
+            other => panic!("the kind is lost: {other:?}"),
+        }
+    }
+    let coalesced: usize = spy.messages().iter().map(|(entries, _)| entries).sum();
+    assert_eq!((spy.plain(), coalesced), (1, 19));
+    assert_eq!(kept, 19, "every coalesced error keeps its whole text");
+}

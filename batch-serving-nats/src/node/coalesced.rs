@@ -13,7 +13,7 @@
 use std::sync::PoisonError;
 use std::sync::atomic::Ordering;
 
-use super::call::{Context, Entries, kind_of, options_of, respond_error, status_of};
+use super::context::{Context, Entries, kind_of, options_of, respond_error, status_of};
 use crate::Error;
 use crate::dispatch::LocalServing;
 use crate::protocol::coalesced::{self, ANSWER_OVERHEAD, Answer, Entry, HEAD, ReplyWriter};

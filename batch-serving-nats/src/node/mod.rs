@@ -9,6 +9,7 @@
 
 mod call;
 mod coalesced;
+mod context;
 mod hook_encoder;
 
 use std::marker::PhantomData;
@@ -24,7 +25,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::task::JoinHandle;
 
-use self::call::Running;
+use self::context::Running;
 pub use self::hook_encoder::HookEncoder;
 
 use crate::codec::{Codec, MsgPack};
@@ -159,7 +160,7 @@ impl Node {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .values()
-            .map(call::Taken::calls)
+            .map(context::Taken::calls)
             .sum()
     }
 
@@ -299,7 +300,7 @@ where
             .map_err(|e| NodeError::Nats(e.to_string()))?;
 
         let running: Running = Arc::default();
-        let context = Arc::new(call::Context {
+        let context = Arc::new(context::Context {
             client: client.clone(),
             node: id.clone(),
             serving,
@@ -332,7 +333,7 @@ where
 
 /// Takes requests from both endpoints and cancels until the node stops.
 async fn listen<I, O, S>(
-    context: Arc<call::Context<I, O, S>>,
+    context: Arc<context::Context<I, O, S>>,
     shared: async_nats::service::endpoint::Endpoint,
     own: async_nats::service::endpoint::Endpoint,
     mut cancels: async_nats::Subscriber,

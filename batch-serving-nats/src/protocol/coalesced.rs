@@ -2,7 +2,7 @@
 //! their answers in one reply (or a few, when one would pass the server's
 //! `max_payload`).
 //!
-//! A request of mode [`Mode::Coalesced`](super::Mode::Coalesced) carries no
+//! A request of mode [`Mode::Coalesced`] carries no
 //! priority or deadline of its own in its `BS-Call` header: each entry
 //! carries its caller's. The payload, every integer big-endian as in the
 //! codecs' frames:

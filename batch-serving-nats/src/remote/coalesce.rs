@@ -73,6 +73,14 @@ struct Target {
     out: Arc<AtomicUsize>,
 }
 
+/// The coalescers by node, and the one for the shared subject: looked up
+/// by `&str` on every call, without making a key.
+#[derive(Default)]
+struct Targets {
+    shared: Option<Target>,
+    nodes: HashMap<String, Target>,
+}
+
 /// A call counted as out to its node until dropped.
 pub(super) struct Out {
     target: Target,
@@ -111,7 +119,7 @@ pub(super) struct Outgoing {
 /// Where an entry went once it went, for the cancel of a caller that
 /// leaves while it is on the wire.
 #[derive(Default)]
-pub(super) struct Sent(Mutex<Option<(String, u32)>>);
+pub(super) struct Sent(Mutex<Option<(Arc<str>, u32)>>);
 
 /// Held by a caller while its call is out: dropped before the answer, it
 /// tells the node to drop the entry.
@@ -175,7 +183,7 @@ pub(super) struct Coalescing {
 pub(crate) struct Coalescers {
     wire: Arc<Wire>,
     settings: Coalescing,
-    targets: Mutex<HashMap<Option<String>, Target>>,
+    targets: Mutex<Targets>,
 }
 
 impl Coalescers {
@@ -196,12 +204,15 @@ impl Coalescers {
 
     fn target(&self, node: Option<&str>) -> Result<Target, Error> {
         let mut targets = self.targets.lock().unwrap_or_else(PoisonError::into_inner);
-        let key = node.map(str::to_string);
-        if let Some(target) = targets.get(&key) {
+        let found = match node {
+            Some(node) => targets.nodes.get(node),
+            None => targets.shared.as_ref(),
+        };
+        if let Some(target) = found {
             return Ok(target.clone());
         }
         let wire = Arc::clone(&self.wire);
-        let target = key.clone();
+        let target = node.map(str::to_string);
         let linger = self.settings.linger;
         let sender = Serving::new_async(move |batch: Batch<Outgoing>| {
             let wire = Arc::clone(&wire);
@@ -234,7 +245,10 @@ impl Coalescers {
             sender,
             out: Arc::default(),
         };
-        targets.insert(key, target.clone());
+        match node {
+            Some(node) => targets.nodes.insert(node.to_string(), target.clone()),
+            None => targets.shared.replace(target.clone()),
+        };
         Ok(target)
     }
 
@@ -246,7 +260,8 @@ impl Coalescers {
             .targets
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .remove(&Some(node.to_string()));
+            .nodes
+            .remove(node);
         if let (Some(target), Ok(runtime)) = (target, tokio::runtime::Handle::try_current()) {
             runtime.spawn(async move { target.sender.shutdown().await });
         }
@@ -367,13 +382,15 @@ impl Message {
             Ok(attempt) => attempt,
             Err(e) => return entries.iter().map(|&i| (i, Err(e.clone()))).collect(),
         };
+        // One copy of the subject for all the message's callers.
+        let subject: Arc<str> = Arc::from(attempt.subject());
         for &index in &entries {
             *calls[index]
                 .sent
                 .0
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner) =
-                Some((attempt.subject().to_string(), index as u32));
+                Some((Arc::clone(&subject), index as u32));
         }
         loop {
             let (payload, last) = match attempt.next().await {
