@@ -118,6 +118,40 @@ async fn every_verb_works_remotely_as_locally_through_one_trait() {
     assert_eq!(outputs, [1, 4, 9, 16, 25, 36]);
     hooks.sort_unstable();
     assert_eq!(hooks, [2, 4]);
+    // The same stream as the core's events, beside a local stream of the
+    // same items: the same pieces and hook names, so code written for a
+    // local stream reads a remote one.
+    let shape = |events: Vec<batch_serving::Event<u32>>| {
+        let mut shape: Vec<String> = events
+            .into_iter()
+            .map(|event| match event {
+                batch_serving::Event::Output { offset, outputs } => {
+                    format!("{offset}: {outputs:?}")
+                }
+                batch_serving::Event::Hook(hook) => format!("{} {:?}", hook.name, hook.item),
+            })
+            .collect();
+        shape.sort();
+        shape
+    };
+    let remote_events: Vec<batch_serving::Event<u32>> = bounded(
+        "converted stream",
+        remote
+            .dispatch_stream(vec![1, 2, 3, 4, 5, 6])
+            .map(|event| batch_serving::Event::from(event.unwrap()))
+            .collect(),
+    )
+    .await;
+    let local_events: Vec<batch_serving::Event<u32>> = bounded(
+        "local stream",
+        node_serving
+            .serving
+            .dispatch_stream(vec![1, 2, 3, 4, 5, 6])
+            .map(|event| event.unwrap())
+            .collect(),
+    )
+    .await;
+    assert_eq!(shape(remote_events), shape(local_events));
     // The node reports its capacity and load through $SRV.STATS.
     assert_eq!(remote.wait_for_nodes(1, Duration::from_secs(10)).await, 1);
     let report = &remote.nodes()[0];

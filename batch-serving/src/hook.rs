@@ -48,6 +48,23 @@ impl Hook {
         }
     }
 
+    /// A hook that did not come from a batch function of this process: one
+    /// relayed from elsewhere (a remote node's, read off the wire), for
+    /// code that handles local and relayed streams alike.
+    ///
+    /// ```
+    /// use batch_serving::Hook;
+    /// let hook = Hook::relayed("progress", Some(2), 0.5_f32);
+    /// assert_eq!((hook.name, hook.item, hook.payload::<f32>()), ("progress", Some(2), Some(&0.5)));
+    /// ```
+    pub fn relayed<P: Any + Send + Sync>(
+        name: &'static str,
+        item: Option<usize>,
+        payload: P,
+    ) -> Self {
+        Hook::new(name, item, Arc::new(payload))
+    }
+
     /// The payload, if it has type `T`.
     ///
     /// ```
