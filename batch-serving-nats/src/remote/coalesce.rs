@@ -25,7 +25,7 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use batch_serving::{Batch, CallOptions, Policy, Priority, Serving};
@@ -65,40 +65,49 @@ type Answer = Result<Bytes, Error>;
 type Pending = oneshot::Receiver<Answer>;
 type Sender = Serving<Outgoing, Pending, Infallible>;
 
-/// One node's coalescer, and how many of the handle's calls are out to
-/// the node now, alone or coalesced.
-#[derive(Clone)]
+/// One node's coalescer, started on the first call that needs it (a lone
+/// caller never does), and how many of the handle's calls are out to the
+/// node now, alone or coalesced.
 struct Target {
-    sender: Sender,
-    out: Arc<AtomicUsize>,
+    node: Option<String>,
+    sender: OnceLock<Option<Sender>>,
+    out: AtomicUsize,
 }
 
 /// The coalescers by node, and the one for the shared subject: looked up
 /// by `&str` on every call, without making a key.
 #[derive(Default)]
 struct Targets {
-    shared: Option<Target>,
-    nodes: HashMap<String, Target>,
+    shared: Option<Arc<Target>>,
+    nodes: HashMap<String, Arc<Target>>,
 }
 
 /// A call counted as out to its node until dropped.
-pub(super) struct Out {
-    target: Target,
+pub(super) struct Out<'c> {
+    coalescers: &'c Coalescers,
+    target: Arc<Target>,
     /// Nothing else was out to the node when the call came: it goes alone.
     pub(super) alone: bool,
 }
 
-impl Drop for Out {
+impl Drop for Out<'_> {
     fn drop(&mut self) {
         self.target.out.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
-impl Out {
+impl Out<'_> {
     /// Sends the call in the next message to its node, and returns its
     /// answer.
     pub(super) async fn coalesced(&self, call: Outgoing, options: CallOptions) -> Answer {
-        match self.target.sender.dispatch_with(call, options).await {
+        let sender = self
+            .target
+            .sender
+            .get_or_init(|| self.coalescers.start(self.target.node.clone()));
+        let Some(sender) = sender else {
+            return Err(Error::Failed("the coalescer could not start".into()));
+        };
+        match sender.dispatch_with(call, options).await {
             Ok(pending) => pending
                 .await
                 .unwrap_or_else(|_| Err(Error::Failed("the coalesced message was dropped".into()))),
@@ -196,27 +205,45 @@ impl Coalescers {
     }
 
     /// Counts a call as out to `node` (the shared subject for `None`).
-    pub(super) fn enter(&self, node: Option<&str>) -> Result<Out, Error> {
-        let target = self.target(node)?;
+    pub(super) fn enter(&self, node: Option<&str>) -> Out<'_> {
+        let target = self.target(node);
         let alone = target.out.fetch_add(1, Ordering::Relaxed) == 0;
-        Ok(Out { target, alone })
+        Out {
+            coalescers: self,
+            target,
+            alone,
+        }
     }
 
-    fn target(&self, node: Option<&str>) -> Result<Target, Error> {
+    fn target(&self, node: Option<&str>) -> Arc<Target> {
         let mut targets = self.targets.lock().unwrap_or_else(PoisonError::into_inner);
         let found = match node {
             Some(node) => targets.nodes.get(node),
             None => targets.shared.as_ref(),
         };
         if let Some(target) = found {
-            return Ok(target.clone());
+            return Arc::clone(target);
         }
+        let target = Arc::new(Target {
+            node: node.map(str::to_string),
+            sender: OnceLock::new(),
+            out: AtomicUsize::new(0),
+        });
+        match node {
+            Some(node) => targets.nodes.insert(node.to_string(), Arc::clone(&target)),
+            None => targets.shared.replace(Arc::clone(&target)),
+        };
+        target
+    }
+
+    /// The coalescing serving for `node`; `None` only if the engine refused
+    /// the settings, which the builder keeps valid.
+    fn start(&self, node: Option<String>) -> Option<Sender> {
         let wire = Arc::clone(&self.wire);
-        let target = node.map(str::to_string);
         let linger = self.settings.linger;
-        let sender = Serving::new_async(move |batch: Batch<Outgoing>| {
+        Serving::new_async(move |batch: Batch<Outgoing>| {
             let wire = Arc::clone(&wire);
-            let target = target.clone();
+            let target = node.clone();
             async move {
                 let calls = batch.into_items();
                 let (senders, pending): (Vec<_>, Vec<_>) =
@@ -240,16 +267,7 @@ impl Coalescers {
         .queue_capacity(QUEUE)
         .name("batch-serving-nats coalescer")
         .start()
-        .map_err(|e| Error::Failed(format!("coalescer: {e}")))?;
-        let target = Target {
-            sender,
-            out: Arc::default(),
-        };
-        match node {
-            Some(node) => targets.nodes.insert(node.to_string(), target.clone()),
-            None => targets.shared.replace(target.clone()),
-        };
-        Ok(target)
+        .ok()
     }
 
     /// A node that left: its calls still waiting here are answered
@@ -262,8 +280,9 @@ impl Coalescers {
             .unwrap_or_else(PoisonError::into_inner)
             .nodes
             .remove(node);
-        if let (Some(target), Ok(runtime)) = (target, tokio::runtime::Handle::try_current()) {
-            runtime.spawn(async move { target.sender.shutdown().await });
+        let sender = target.and_then(|target| target.sender.get().cloned().flatten());
+        if let (Some(sender), Ok(runtime)) = (sender, tokio::runtime::Handle::try_current()) {
+            runtime.spawn(async move { sender.shutdown().await });
         }
     }
 }

@@ -112,7 +112,7 @@ where
                 deadline: options.deadline,
                 sent,
             };
-            let out = coalescers.enter(node.as_deref())?;
+            let out = coalescers.enter(node.as_deref());
             let answer = match out.alone {
                 true => {
                     self.alone(node.clone(), mode, payload.clone(), options)

@@ -270,6 +270,9 @@ const ROWS: [Row; 9] = [
 const CALLERS: [usize; 4] = [1, 64, 256, 1024];
 /// The caller counts of the scaling rows.
 const SCALING_CALLERS: [usize; 2] = [64, 256];
+/// A pause before each cell, for the last cell's connections and server
+/// buffers to wind down.
+const SETTLE: Duration = Duration::from_millis(200);
 /// Where the protocol targets are read.
 const TARGET_CALLERS: usize = 256;
 /// The rows whose CPU and p50 are shown.
@@ -402,9 +405,11 @@ async fn scenario(
         wanted.is_empty() || wanted.split(',').any(|w| format!("{row:?}").starts_with(w))
     };
     for rep in 0..options.reps {
-        // Odd repetitions run the rows in reverse, so that no row always
-        // runs right after the same other (a warm cache, a server that has
-        // just had a burst) in every repetition.
+        // Callers outside, rows inside: each cell follows a cell at the same
+        // load, not the previous row's heaviest (a server still draining a
+        // burst of 1024 callers cost the next row's lone caller ~10%). Odd
+        // repetitions run the rows in reverse, so that no row always follows
+        // the same other, and every cell starts after a short settle.
         let mut order: Vec<(usize, &Row)> = ROWS
             .iter()
             .enumerate()
@@ -413,11 +418,12 @@ async fn scenario(
         if rep % 2 == 1 {
             order.reverse();
         }
-        for (r, row) in order {
-            for (c, &callers) in CALLERS.iter().enumerate() {
+        for (c, &callers) in CALLERS.iter().enumerate() {
+            for &(r, row) in &order {
                 if !row.measured_at(callers) {
                     continue;
                 }
+                tokio::time::sleep(SETTLE).await;
                 let cell = measure(url, server, *row, callers, warm_up, window).await?;
                 eprintln!(
                     "S6 rep {rep} {} C={callers}: {:.0}/s, p99 {:.2} ms, {} errors",
