@@ -7,8 +7,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
-cargo package --workspace --exclude batch-serving-examples --exclude batch-serving-benches "$@"
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
+# `cargo package --workspace` verifies each crate against its siblings
+# through a temporary registry under target/package, and cargo keeps the
+# sources it unpacks from a registry in its home, keyed by the registry's
+# path and never unpacked again. A clone at the same path as an earlier one
+# would verify batch-serving-nats against the earlier batch-serving (a CI
+# run failed so, missing a function added since). Those unpacked copies of
+# our own crates are dropped first; those from the public registry stay.
+rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/-*/batch-serving*-"$version"
+cargo package --workspace --exclude batch-serving-examples --exclude batch-serving-benches "$@"
 packaged="$root/target/package/batch-serving-$version"
 [[ -f "$packaged/Cargo.toml" ]] || { echo "no unpacked package at $packaged" >&2; exit 1; }
 for file in README.md LICENSE-MIT LICENSE-APACHE; do
