@@ -63,6 +63,15 @@ impl Spy {
     }
 }
 
+/// One call on its own task, as a caller elsewhere would make it.
+fn spawn_dispatch(
+    caller: &RemoteServing<u32, u32>,
+    item: u32,
+) -> tokio::task::JoinHandle<Result<u32, Error>> {
+    let caller = caller.clone();
+    tokio::spawn(async move { caller.dispatch(item).await })
+}
+
 /// A handle whose calls gather behind one message in flight for up to
 /// `linger`.
 async fn plugged(server: &NatsServer, linger: Duration) -> RemoteServing<u32, u32> {
@@ -137,15 +146,9 @@ async fn each_entry_keeps_its_own_deadline_and_a_dropped_caller_drops_only_its_e
     assert_eq!(caller.wait_for_nodes(1, Duration::from_secs(5)).await, 1);
     // The plug: one call runs on the node's only partition and holds it;
     // the second waits there, and its message holds the handle's place.
-    let plug = tokio::spawn({
-        let caller = caller.clone();
-        async move { caller.dispatch(1).await }
-    });
+    let plug = spawn_dispatch(&caller, 1);
     eventually("the plug runs", || !held.ran.lock().unwrap().is_empty()).await;
-    let holder = tokio::spawn({
-        let caller = caller.clone();
-        async move { caller.dispatch(6).await }
-    });
+    let holder = spawn_dispatch(&caller, 6);
     eventually("the holder is on the node", || node.running() == 2).await;
     // These gather behind the plug's message and leave together when its
     // linger ends: one with a deadline that passes while it is on the
@@ -211,15 +214,9 @@ async fn node_lost_mid_message(idempotent: bool) {
         .await
         .unwrap();
     assert_eq!(caller.wait_for_nodes(1, Duration::from_secs(5)).await, 1);
-    let plug = tokio::spawn({
-        let caller = caller.clone();
-        async move { caller.dispatch(10).await }
-    });
+    let plug = spawn_dispatch(&caller, 10);
     eventually("the plug runs", || !doomed.ran.lock().unwrap().is_empty()).await;
-    let holder = tokio::spawn({
-        let caller = caller.clone();
-        async move { caller.dispatch(15).await }
-    });
+    let holder = spawn_dispatch(&caller, 15);
     eventually("the holder is on the node", || doomed_node.running() == 2).await;
     let calls: Vec<_> = (11..15u32)
         .map(|i| {

@@ -383,15 +383,8 @@ mod tests {
         for p in [Priority::Low, Priority::Normal, Priority::High] {
             assert_eq!(parse_priority(priority_str(p)), Some(p));
         }
-        for kind in [
-            ErrorKind::BadRequest,
-            ErrorKind::Overloaded,
-            ErrorKind::Closed,
-            ErrorKind::DeadlineExceeded,
-            ErrorKind::Batch,
-            ErrorKind::Panicked,
-            ErrorKind::Failed,
-        ] {
+        // The coalesced envelope's list is every kind, in wire order.
+        for kind in coalesced::ERROR_KINDS {
             assert_eq!(ErrorKind::parse(kind.as_str()), kind);
         }
         assert_eq!(ErrorKind::parse("from-the-future"), ErrorKind::Failed);
