@@ -75,34 +75,29 @@ where
     while let Some((id, result)) = pending.next().await {
         running.left.fetch_sub(1, Ordering::Relaxed);
         let error;
-        let mut result = match &result {
-            Ok(body) => Ok(body.as_slice()),
-            Err(e) => {
-                error = status_of(e.clone());
-                Err((kind_of(e), error.as_str()))
-            }
-        };
-        let body_len = match result {
-            Ok(body) => body.len(),
-            Err((_, text)) => text.len(),
+        let mut answer = Answer {
+            id,
+            result: match &result {
+                Ok(body) => Ok(body.as_slice()),
+                Err(e) => {
+                    error = status_of(e.clone());
+                    Err((kind_of(e), error.as_str()))
+                }
+            },
         };
         let too_large;
-        if HEAD + ANSWER_OVERHEAD + body_len > budget {
+        if HEAD + answer.size() > budget {
             too_large = format!(
-                "reply of {body_len} bytes exceeds max_payload {}",
+                "reply of {} bytes exceeds max_payload {}",
+                answer.size() - ANSWER_OVERHEAD,
                 context.max_payload
             );
-            result = Err((ErrorKind::Failed, too_large.as_str()));
+            answer.result = Err((ErrorKind::Failed, too_large.as_str()));
         }
-        let size = ANSWER_OVERHEAD
-            + match result {
-                Ok(body) => body.len(),
-                Err((_, text)) => text.len(),
-            };
-        if !writer.is_empty() && writer.len() + size > budget {
+        if !writer.is_empty() && writer.len() + answer.size() > budget {
             send_part(context, &reply, writer.take()).await;
         }
-        writer.push(&Answer { id, result });
+        writer.push(&answer);
     }
     let mut headers = HeaderMap::new();
     headers.insert(protocol::REPLY, ReplyHeader::Done.write(&context.node));

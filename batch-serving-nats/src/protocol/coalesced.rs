@@ -86,6 +86,17 @@ pub struct Answer<'a> {
     pub result: Result<&'a [u8], (ErrorKind, &'a str)>,
 }
 
+impl Answer<'_> {
+    /// Bytes it takes in a reply.
+    pub fn size(&self) -> usize {
+        ANSWER_OVERHEAD
+            + match self.result {
+                Ok(body) => body.len(),
+                Err((_, text)) => text.len(),
+            }
+    }
+}
+
 /// Writes a request's entries into one payload.
 #[derive(Debug)]
 pub struct RequestWriter {

@@ -97,11 +97,7 @@ where
         let mut refusals = 0;
         let mut lost_tries = 0;
         loop {
-            let pick = self.pick(items, &tried);
-            let known = shared.routes.len();
-            if pick.is_none() && known > 0 && tried.len() >= known {
-                return Err(Error::Overloaded { tries: refusals });
-            }
+            let pick = self.pick(items, &tried, refusals)?;
             let node = pick.as_ref().map(|pick| pick.node.clone());
             let sent = std::sync::Arc::new(Sent::default());
             let cancel = CancelOnDrop::new(&shared.wire, &sent);
@@ -162,15 +158,23 @@ where
         }
     }
 
-    /// A node by load, unless the handle sends everything to the shared
-    /// subject.
-    fn pick(&self, items: usize, tried: &[String]) -> Option<Pick> {
+    /// A node by load not tried yet, or `None` for the shared subject (the
+    /// handle does not route by load, or knows no node yet); `Overloaded`
+    /// once every known node has refused.
+    fn pick(&self, items: usize, tried: &[String], refusals: usize) -> Result<Option<Pick>, Error> {
         let shared = &*self.shared;
         if !shared.route_by_load {
-            return None;
+            return Ok(None);
         }
-        let mut rng = shared.rng.lock().unwrap_or_else(PoisonError::into_inner);
-        shared.routes.pick(items, tried, &mut rng)
+        let pick = {
+            let mut rng = shared.rng.lock().unwrap_or_else(PoisonError::into_inner);
+            shared.routes.pick(items, tried, &mut rng)
+        };
+        let known = shared.routes.len();
+        if pick.is_none() && known > 0 && tried.len() >= known {
+            return Err(Error::Overloaded { tries: refusals });
+        }
+        Ok(pick)
     }
 
     /// After a failure that may have run the call: a node that went silent
@@ -262,12 +266,7 @@ where
         let mut tried: Vec<String> = Vec::new();
         let mut refusals = 0;
         loop {
-            let pick = self.pick(items, &tried);
-            let known = shared.routes.len();
-            if pick.is_none() && known > 0 && tried.len() >= known {
-                // Every known node refused.
-                return Err(Error::Overloaded { tries: refusals });
-            }
+            let pick = self.pick(items, &tried, refusals)?;
             let mut attempt =
                 Attempt::send(&shared.wire, pick, mode, payload.clone(), options).await?;
             match attempt.peek_refusal().await {
